@@ -1,0 +1,65 @@
+"""Connectors that store BGE-M3's three outputs in the native fields of Milvus, Qdrant and
+Elasticsearch and query them through each database's own API.
+
+``import connectors`` imports no database client: each connector module imports its client
+when first used and, if it is missing, says which ``pip install 'm3vdb[...]'`` to run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from connectors import registry
+from connectors.base import Connector, FilterLike, Fusion, HybridOptions, SearchMode, UpsertItem
+from encoder.data import Document, Hit, M3Embedding
+from schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from encoder import M3Encoder
+
+
+def connect(
+    target: Any,
+    *,
+    collection: str,
+    encoder: M3Encoder | None = None,
+    spec: IndexSpec | None = None,
+) -> Connector:
+    """Opens (creating it if needed) a collection in the database ``target`` names.
+
+    Args:
+        target: a native client (``pymilvus.MilvusClient``, ``qdrant_client.QdrantClient``,
+            ``elasticsearch.Elasticsearch``) or a URL; see ``connectors.registry.URL_FORMS``.
+        collection: the collection (index) name.
+        encoder: encodes texts on upsert and search; without one, only precomputed
+            embeddings can be written and searched.
+        spec: what to store; defaults to all three outputs at the encoder's dimensions. An
+            existing collection is validated against it (dimensions, metric, fields).
+
+    Raises:
+        InputError: the target is not understood.
+        MissingDependencyError: the database's client is not installed.
+        SchemaMismatchError: the existing collection does not match ``spec``.
+    """
+    if spec is None:
+        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    module = registry.load(target)
+    connector: Connector = module.open_connector(
+        target, collection=collection, encoder=encoder, spec=spec
+    )
+    return connector
+
+
+__all__ = [
+    "Connector",
+    "Document",
+    "FilterLike",
+    "Fusion",
+    "Hit",
+    "HybridOptions",
+    "IndexSpec",
+    "M3Embedding",
+    "SearchMode",
+    "UpsertItem",
+    "connect",
+]

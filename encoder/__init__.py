@@ -1,0 +1,27 @@
+"""The one shared BGE-M3 encoder: dense, sparse and ColBERT outputs from one forward pass,
+equal to FlagEmbedding's ``BGEM3FlagModel`` on the same checkpoint."""
+
+from encoder.data import Document, Hit, M3Embedding, WindowEmbedding
+from encoder.errors import (
+    BackendError,
+    CheckpointError,
+    InputError,
+    M3VDBError,
+    MissingDependencyError,
+    SchemaMismatchError,
+    UnsupportedCapabilityError,
+)
+
+__all__ = [
+    "BackendError",
+    "CheckpointError",
+    "Document",
+    "Hit",
+    "InputError",
+    "M3Embedding",
+    "M3VDBError",
+    "MissingDependencyError",
+    "SchemaMismatchError",
+    "UnsupportedCapabilityError",
+    "WindowEmbedding",
+]

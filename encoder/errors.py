@@ -1,0 +1,55 @@
+"""The one error hierarchy of m3vdb.
+
+Every error says what was found, what was expected and what to do. ``caller_fault`` tells
+whether the caller's input or configuration caused it; ``retriable`` whether the same call
+may succeed later. Native errors of the databases are translated into these types so that
+embedded and server backends raise the same exceptions for the same failure.
+"""
+
+from __future__ import annotations
+
+
+class M3VDBError(Exception):
+    """Base class of every m3vdb error."""
+
+    caller_fault: bool = True
+    retriable: bool = False
+
+
+class MissingDependencyError(M3VDBError, ImportError):
+    """An optional dependency is not installed; the message gives the ``pip install``."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed. "
+            f"Run: pip install 'm3vdb[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class CheckpointError(M3VDBError):
+    """The model checkpoint is missing a file or a file has the wrong shape."""
+
+
+class InputError(M3VDBError, ValueError):
+    """The caller passed a value that cannot be used (empty text, NaN, wrong dimension...)."""
+
+
+class SchemaMismatchError(M3VDBError):
+    """An existing collection or index does not match what the connector expects."""
+
+
+class UnsupportedCapabilityError(M3VDBError):
+    """The database (its version, licence or embedded form) cannot do what was asked."""
+
+
+class BackendError(M3VDBError):
+    """The database failed. ``retriable`` is True for transient failures (timeouts,
+    unavailable, rate limits) that a retry with backoff may fix."""
+
+    caller_fault = False
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
