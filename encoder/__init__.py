@@ -11,6 +11,15 @@ from encoder.errors import (
     SchemaMismatchError,
     UnsupportedCapabilityError,
 )
+from encoder.model import M3Encoder
+from encoder.scoring import (
+    colbert_maxsim,
+    colbert_score,
+    combined_score,
+    dense_score,
+    lexical_score,
+    sparse_score,
+)
 
 __all__ = [
     "BackendError",
@@ -19,9 +28,16 @@ __all__ = [
     "Hit",
     "InputError",
     "M3Embedding",
+    "M3Encoder",
     "M3VDBError",
     "MissingDependencyError",
     "SchemaMismatchError",
     "UnsupportedCapabilityError",
     "WindowEmbedding",
+    "colbert_maxsim",
+    "colbert_score",
+    "combined_score",
+    "dense_score",
+    "lexical_score",
+    "sparse_score",
 ]

@@ -1,0 +1,173 @@
+"""Loading a BGE-M3 checkpoint: the XLM-RoBERTa backbone, its tokenizer and the two heads.
+
+A checkpoint is a transformers model directory (or a hub id, downloaded once into the hub
+cache) holding ``tokenizer.json``, ``colbert_linear.pt`` (Linear hidden -> colbert_dim) and
+``sparse_linear.pt`` (Linear hidden -> 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from encoder.errors import CheckpointError
+
+HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
+# XLM-RoBERTa's special tokens, used when the checkpoint has no special_tokens_map.json.
+_XLMR_SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "cls_token": "<s>",
+    "mask_token": "<mask>",
+}
+
+
+@dataclass
+class Checkpoint:
+    """The loaded parts of a BGE-M3 checkpoint, on the CPU in float32."""
+
+    path: Path
+    tokenizer: object  # transformers.PreTrainedTokenizerFast
+    backbone: torch.nn.Module
+    colbert_linear: torch.nn.Linear
+    sparse_linear: torch.nn.Linear
+    max_positions: int  # longest input, special tokens included
+
+
+def resolve_checkpoint_dir(model: str | os.PathLike[str]) -> Path:
+    """A local directory as is; anything else is taken as a hub id and downloaded."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; pass the checkpoint's directory or a hub id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id=str(model),
+                # only what this loader reads: no ONNX export, no other frameworks' weights
+                ignore_patterns=["onnx/*", "*.onnx", "*.msgpack", "*.ot", "*.h5", "imgs/*"],
+            )
+        )
+    except Exception as exc:  # the hub client raises many types; all mean "cannot get it"
+        raise CheckpointError(
+            f"cannot load model {str(model)!r}: it is not a local directory and downloading it "
+            f"from the Hugging Face hub failed ({type(exc).__name__}: {exc}). Pass a local "
+            "checkpoint directory, or check the id and your network / HF_HUB_OFFLINE setting."
+        ) from exc
+
+
+def load_tokenizer(path: Path) -> object:
+    """The fast tokenizer built from the checkpoint's own ``tokenizer.json``.
+
+    ``AutoTokenizer`` under transformers 5 rebuilds an XLM-R tokenizer from its vocabulary and
+    drops the file's normalizer and pre-tokenizer, which changes the ids of whitespace-only
+    text, tabs and newlines; loading the file itself gives the same ids on 4.x and 5.x.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer_file = path / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise CheckpointError(
+            f"{tokenizer_file} is missing: a BGE-M3 checkpoint must ship its fast tokenizer file"
+        )
+    special = dict(_XLMR_SPECIAL_TOKENS)
+    special_map = path / "special_tokens_map.json"
+    if special_map.is_file():
+        for key, value in json.loads(special_map.read_text(encoding="utf-8")).items():
+            if key in special:
+                special[key] = value["content"] if isinstance(value, dict) else value
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), **special)
+    vocab = tokenizer.get_vocab()
+    absent = sorted(token for token in set(special.values()) if token not in vocab)
+    if absent:
+        raise CheckpointError(f"{tokenizer_file} lacks the special tokens {absent}")
+    return tokenizer
+
+
+def _load_head(
+    path: Path, name: str, in_features: int, out_features: int | None
+) -> torch.nn.Linear:
+    file = path / name
+    if not file.is_file():
+        raise CheckpointError(
+            f"{file} is missing: a BGE-M3 checkpoint holds {' and '.join(HEAD_FILES)} beside "
+            "the transformers model files"
+        )
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{file} cannot be read as a torch state dict: {exc}") from exc
+    weight, bias = state.get("weight"), state.get("bias")
+    if not isinstance(weight, torch.Tensor) or not isinstance(bias, torch.Tensor):
+        raise CheckpointError(
+            f"{file} must hold a Linear layer's 'weight' and 'bias', found {sorted(state)}"
+        )
+    expected_out = weight.shape[0] if out_features is None else out_features
+    if weight.shape != (expected_out, in_features) or bias.shape != (expected_out,):
+        raise CheckpointError(
+            f"{file} holds weight {tuple(weight.shape)} and bias {tuple(bias.shape)}; expected "
+            f"({expected_out}, {in_features}) and ({expected_out},) for hidden size {in_features}"
+        )
+    layer = torch.nn.Linear(in_features, expected_out)
+    layer.load_state_dict({"weight": weight.float(), "bias": bias.float()})
+    return layer
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silences transformers' load report and progress bars: the pooler BGE-M3 does not use
+    is skipped on purpose and would be reported as an unexpected key."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
+def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
+    """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (float32, CPU, eval mode)."""
+    from transformers import AutoConfig, AutoModel
+
+    path = resolve_checkpoint_dir(model)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"{path / 'config.json'} is missing: not a transformers model directory"
+        )
+    tokenizer = load_tokenizer(path)
+    config = AutoConfig.from_pretrained(path)
+    try:
+        with _quiet_transformers():
+            # SDPA: the fused attention kernels on every device. The pooler is unused by
+            # BGE-M3 (dense = CLS hidden state): not building it saves work.
+            backbone = AutoModel.from_pretrained(
+                path, config=config, attn_implementation="sdpa", add_pooling_layer=False
+            )
+    except OSError as exc:
+        raise CheckpointError(f"cannot load the model weights in {path}: {exc}") from exc
+    backbone.float().eval()
+    hidden = int(config.hidden_size)
+    colbert_linear = _load_head(path, "colbert_linear.pt", hidden, None)
+    sparse_linear = _load_head(path, "sparse_linear.pt", hidden, 1)
+    # XLM-R numbers positions from padding_idx + 1, so two positions are never used.
+    offset = int(getattr(config, "pad_token_id", 1) or 0) + 1
+    max_positions = int(config.max_position_embeddings) - offset
+    return Checkpoint(
+        path, tokenizer, backbone, colbert_linear.eval(), sparse_linear.eval(), max_positions
+    )

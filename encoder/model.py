@@ -1,0 +1,268 @@
+"""``M3Encoder``: BGE-M3's dense, sparse and ColBERT outputs from one forward pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from encoder.batching import plan_batches
+from encoder.checkpoint import load_checkpoint
+from encoder.data import M3Embedding, WindowEmbedding
+from encoder.errors import InputError
+from encoder.postprocess import colbert_rows, sparse_weights
+
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _check_texts(texts: object) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a list of strings, not a single string: wrap it as [text]")
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is a {type(text).__name__}, not a str")
+    return list(texts)  # type: ignore[arg-type]
+
+
+class M3Encoder:
+    """The BGE-M3 encoder, equal to FlagEmbedding's ``BGEM3FlagModel.encode`` on the same
+    checkpoint (fp32: within 1e-5), faster, and free of FlagEmbedding.
+
+    Example::
+
+        enc = M3Encoder("BAAI/bge-m3")
+        embs = enc.encode(["a text"], dense=True, sparse=True, colbert=True)
+        embs[0].dense, embs[0].sparse, embs[0].colbert
+
+    Args:
+        model: a hub id (downloaded once into the Hugging Face cache) or a local checkpoint
+            directory holding the transformers model, ``tokenizer.json``,
+            ``colbert_linear.pt`` and ``sparse_linear.pt``.
+        device: "cpu", "cuda", "cuda:1", "mps"...; default: CUDA when present, else MPS, else CPU.
+        dtype: "auto" (float16 on CUDA, float32 elsewhere), "float32", "float16", "bfloat16".
+        token_budget: most padded tokens per forward pass (batch size x longest text); bounds
+            memory whatever the input lengths. Default: 16384 on CPU, 65536 on an accelerator.
+        max_batch_size: most texts per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "BAAI/bge-m3",
+        *,
+        device: str | None = None,
+        dtype: DType = "auto",
+        token_budget: int | None = None,
+        max_batch_size: int = 256,
+    ) -> None:
+        self.device = torch.device(device or _default_device())
+        if dtype == "auto":
+            torch_dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        elif dtype in _DTYPES:
+            torch_dtype = _DTYPES[dtype]
+        else:
+            raise InputError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {dtype!r}")
+        checkpoint = load_checkpoint(model)
+        self.model_path = checkpoint.path
+        self.tokenizer = checkpoint.tokenizer
+        self.max_length = checkpoint.max_positions
+        self.dtype = torch_dtype
+        self._backbone = checkpoint.backbone.to(self.device, torch_dtype)
+        self._colbert_linear = checkpoint.colbert_linear.to(self.device, torch_dtype)
+        self._sparse_linear = checkpoint.sparse_linear.to(self.device, torch_dtype)
+        self.dense_dim = int(checkpoint.backbone.config.hidden_size)
+        self.colbert_dim = int(checkpoint.colbert_linear.out_features)
+        self.token_budget = token_budget or (16384 if self.device.type == "cpu" else 65536)
+        self.max_batch_size = max_batch_size
+        tok = self.tokenizer
+        self._pad_id = int(tok.pad_token_id)  # type: ignore[attr-defined]
+        self._cls_id = int(tok.cls_token_id)  # type: ignore[attr-defined]
+        self._eos_id = int(tok.eos_token_id)  # type: ignore[attr-defined]
+        # FlagEmbedding drops these ids from the lexical weights
+        self._unused_ids = np.array(
+            sorted({self._cls_id, self._eos_id, self._pad_id, int(tok.unk_token_id)})  # type: ignore[attr-defined]
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"M3Encoder({str(self.model_path)!r}, device={str(self.device)!r}, dtype={self.dtype})"
+        )
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        dense: bool = True,
+        sparse: bool = True,
+        colbert: bool = True,
+        max_length: int | None = None,
+        show_progress: bool = False,
+    ) -> list[M3Embedding]:
+        """Encodes ``texts``, each truncated to ``max_length`` tokens (special tokens included),
+        as FlagEmbedding does.
+
+        Args:
+            texts: the texts; an empty list gives an empty list.
+            dense / sparse / colbert: which outputs to compute (the others are None).
+            max_length: truncation length; default and maximum: the model's (8192 for BGE-M3).
+            show_progress: a tqdm bar counting tokens.
+
+        Returns:
+            One ``M3Embedding`` per text, in input order.
+
+        Raises:
+            TypeError: ``texts`` is not a list of str (the message names the bad index).
+            InputError: no output requested, or ``max_length`` out of range.
+        """
+        items = _check_texts(texts)
+        self._check_outputs(dense, sparse, colbert)
+        limit = self._check_max_length(max_length)
+        if not items:
+            return []
+        ids = self.tokenizer(  # type: ignore[operator]
+            items,
+            truncation=True,
+            max_length=limit,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        return self._encode_ids(ids, dense, sparse, colbert, show_progress)
+
+    def encode_windows(
+        self,
+        texts: Sequence[str],
+        *,
+        window_tokens: int = 512,
+        overlap_tokens: int = 64,
+        dense: bool = True,
+        sparse: bool = True,
+        colbert: bool = True,
+        show_progress: bool = False,
+    ) -> list[WindowEmbedding]:
+        """Splits each text into overlapping token windows and encodes each window on its own,
+        instead of truncating: the way to index documents longer than a database can hold
+        in one point (Qdrant caps a multivector at 1024 rows of 1024 floats).
+
+        A window is CLS + up to ``window_tokens - 2`` consecutive tokens of the text + EOS;
+        consecutive windows share ``overlap_tokens`` tokens. A text that fits gives one
+        window equal to ``encode([text])``; an empty text gives one window with no tokens.
+
+        Returns:
+            The windows of every text, grouped by text in input order, each linked to its
+            source (``text_index``) and its token and character span.
+        """
+        items = _check_texts(texts)
+        self._check_outputs(dense, sparse, colbert)
+        content = window_tokens - 2
+        if not 3 <= window_tokens <= self.max_length:
+            raise InputError(
+                f"window_tokens={window_tokens} must be in [3, {self.max_length}] (the model's length)"
+            )
+        if not 0 <= overlap_tokens < content:
+            raise InputError(
+                f"overlap_tokens={overlap_tokens} must be >= 0 and < window_tokens - 2 = {content}"
+            )
+        if not items:
+            return []
+        encoded = self.tokenizer(  # type: ignore[operator]
+            items,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        spans: list[tuple[int, int, int, int, int]] = []  # text, token start/end, char start/end
+        window_ids: list[list[int]] = []
+        stride = content - overlap_tokens
+        for index, (ids, offsets) in enumerate(
+            zip(encoded["input_ids"], encoded["offset_mapping"])
+        ):
+            start = 0
+            while True:
+                end = min(start + content, len(ids))
+                chars = (offsets[start][0], offsets[end - 1][1]) if end > start else (0, 0)
+                spans.append((index, start, end, chars[0], chars[1]))
+                window_ids.append([self._cls_id, *ids[start:end], self._eos_id])
+                if end >= len(ids):
+                    break
+                start += stride
+        embeddings = self._encode_ids(window_ids, dense, sparse, colbert, show_progress)
+        return [
+            WindowEmbedding(i, a, b, c0, c1, items[i][c0:c1], emb)
+            for (i, a, b, c0, c1), emb in zip(spans, embeddings)
+        ]
+
+    def _check_outputs(self, dense: bool, sparse: bool, colbert: bool) -> None:
+        if not (dense or sparse or colbert):
+            raise InputError("nothing to compute: set at least one of dense, sparse, colbert")
+
+    def _check_max_length(self, max_length: int | None) -> int:
+        if max_length is None:
+            return self.max_length
+        if not 2 <= max_length <= self.max_length:
+            raise InputError(
+                f"max_length={max_length} is out of range: the model takes 2 to "
+                f"{self.max_length} tokens (special tokens included)"
+            )
+        return max_length
+
+    @torch.inference_mode()
+    def _encode_ids(
+        self, ids: list[list[int]], dense: bool, sparse: bool, colbert: bool, show_progress: bool
+    ) -> list[M3Embedding]:
+        lengths = [len(x) for x in ids]
+        results: list[M3Embedding | None] = [None] * len(ids)
+        batches = plan_batches(
+            lengths, token_budget=self.token_budget, max_batch_size=self.max_batch_size
+        )
+        with tqdm(total=sum(lengths), unit="tok", disable=not show_progress, desc="encode") as bar:
+            for batch in batches:
+                for index, emb in zip(
+                    batch, self._forward([ids[i] for i in batch], dense, sparse, colbert)
+                ):
+                    results[index] = emb
+                bar.update(sum(lengths[i] for i in batch))
+        return results  # type: ignore[return-value]
+
+    def _forward(
+        self, ids: list[list[int]], dense: bool, sparse: bool, colbert: bool
+    ) -> list[M3Embedding]:
+        lengths = np.array([len(x) for x in ids])
+        longest = int(lengths.max())
+        padded = np.full((len(ids), longest), self._pad_id, dtype=np.int64)
+        for row, token_ids in enumerate(ids):
+            padded[row, : len(token_ids)] = token_ids
+        input_ids = torch.from_numpy(padded).to(self.device)
+        lengths_t = torch.from_numpy(lengths).to(self.device)
+        # No mask when nothing is padded lets SDPA pick its fused (flash) kernel.
+        mask = None
+        if int(lengths.min()) < longest:
+            mask = (torch.arange(longest, device=self.device)[None, :] < lengths_t[:, None]).long()
+        hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+        dense_out: list[np.ndarray | None] = [None] * len(ids)
+        sparse_out: list[dict[int, float] | None] = [None] * len(ids)
+        colbert_out: list[np.ndarray | None] = [None] * len(ids)
+        if dense:
+            vectors = torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1)
+            dense_out = list(vectors.cpu().numpy())
+        if sparse:
+            weights = torch.relu(self._sparse_linear(hidden)).squeeze(-1).float().cpu().numpy()
+            sparse_out = list(sparse_weights(weights, padded, lengths, self._unused_ids))
+        if colbert:
+            colbert_out = list(colbert_rows(hidden, lengths_t, self._colbert_linear))
+        return [M3Embedding(d, s, c) for d, s, c in zip(dense_out, sparse_out, colbert_out)]
