@@ -1,0 +1,879 @@
+"""Milvus connector: BGE-M3's dense, sparse and ColBERT outputs in Milvus's native fields,
+queried through pymilvus's ``MilvusClient`` (Milvus Lite files or Milvus servers).
+
+Targets accepted by :func:`open_connector` (and ``connectors.connect``): a
+``pymilvus.MilvusClient``, ``milvus-lite:PATH.db`` or a bare ``PATH.db`` (Milvus Lite),
+``milvus://[USER:PASSWORD@]HOST[:PORT]`` and ``milvus+https://...`` (a server, default port
+19530).
+
+What runs where (see ``schemas.milvus`` for the collection layout):
+
+- ``dense`` / ``sparse``: one ``search`` request with the filter expression.
+- ``hybrid``: one ``hybrid_search`` with a dense and a sparse ``AnnSearchRequest``, each carrying
+  the filter, fused by ``RRFRanker(k)`` or ``WeightedRanker(w_dense, w_sparse)`` in Milvus. With
+  ``rerank`` and ColBERT stored, the fused candidates are reranked by MaxSim: on the ``struct``
+  layout by a second ``search`` on ``colbert[vec]`` (metric ``MAX_SIM_IP``) restricted to the
+  candidates' ids; on the ``companion`` layout by ONE query of the companion collection for the
+  candidates' rows and MaxSim in numpy (exact: the sum over query rows of the best dot product).
+- ``colbert``: on ``struct``, one ``search`` with the query rows as an ``EmbeddingList``; on
+  ``companion``, candidate generation by one multi-vector ``search`` of the companion (every
+  query row finds its nearest token rows, under the filter) followed by exact MaxSim over the
+  candidates' rows. Candidate generation is approximate (like ColBERT's own PLAID), the final
+  scores are exact.
+
+Writes on the companion layout keep every document whole even when a batch fails half-way:
+(1) the batch's new ColBERT rows are written under a fresh ``version``; (2) the main entities are
+upserted pointing at that version; (3) rows of other versions of those documents are deleted.
+Readers only use rows whose version the main entity names, so a failure in (1) or (2) leaves the
+old document intact (the new rows are deleted again, and are invisible if even that fails), and a
+failure in (3) leaves only invisible garbage, removed by the next write of the document.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.filters import parse_filter
+from encoder.data import Document, Hit, M3Embedding
+from encoder.errors import (
+    BackendError,
+    InputError,
+    M3VDBError,
+    MissingDependencyError,
+    SchemaMismatchError,
+)
+from schemas import milvus as ms
+from schemas.milvus import (
+    ColbertLayout,
+    MilvusCapabilities,
+    maxsim,
+    milvus_normalize,
+    milvus_weighted_fusion,
+    rrf_fusion,
+)
+from schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from encoder import M3Encoder
+
+__all__ = [
+    "MilvusCapabilities",
+    "MilvusConnector",
+    "detect_capabilities",
+    "maxsim",
+    "milvus_normalize",
+    "milvus_weighted_fusion",
+    "open_connector",
+    "rrf_fusion",
+]
+
+T = TypeVar("T")
+DEFAULT_PORT = 19530
+# Bytes of ColBERT rows per insert request: stays well under gRPC's message limit.
+_INSERT_BYTES = 16 * 2**20
+
+
+def _import_pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as exc:
+        raise MissingDependencyError("pymilvus", "milvus", "The Milvus connector") from exc
+    return pymilvus
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a pymilvus / gRPC error may pass on retry: the server unavailable or not ready,
+    a deadline exceeded, a rate limit. Invalid parameters, missing collections and schema
+    errors are not."""
+    import grpc
+
+    transient_grpc = {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in transient_grpc  # type: ignore[attr-defined]
+    from pymilvus.exceptions import MilvusException, MilvusUnavailableException
+
+    if isinstance(exc, MilvusUnavailableException):
+        return True
+    if isinstance(exc, MilvusException):
+        code = exc.code
+        if code in transient_grpc:
+            return True
+        # Milvus's own codes: 2 service unavailable, 3 memory limit, 8 rate limit.
+        if code in (2, 3, 8):
+            return True
+        message = str(exc.message).lower()
+        return any(
+            hint in message
+            for hint in ("rate limit", "not ready", "unavailable", "timeout", "retry run out")
+        )
+    return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def translate_error(exc: Exception, what: str) -> M3VDBError:
+    """A pymilvus / gRPC exception as an m3vdb error (the same types for Lite and servers)."""
+    if isinstance(exc, M3VDBError):
+        return exc
+    from pymilvus.exceptions import MilvusException, ParamError
+
+    message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, ParamError) or (isinstance(exc, MilvusException) and exc.code == 1100):
+        return InputError(f"Milvus rejected the {what} as invalid: {message}")
+    if isinstance(exc, MilvusException) and exc.code == 100:
+        return BackendError(
+            f"{what}: the collection does not exist (dropped elsewhere?): {message}. Open the "
+            "connector again to recreate it"
+        )
+    return BackendError(f"{what} failed: {message}", retriable=is_transient(exc))
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _client_from_url(url: str) -> tuple[Any, bool]:
+    """(MilvusClient, is_lite) for a URL; the caller owns (closes) the client."""
+    pymilvus = _import_pymilvus()
+    if url.startswith("milvus-lite:") or (url.endswith(".db") and "://" not in url):
+        path = url[len("milvus-lite:") :] if url.startswith("milvus-lite:") else url
+        path = path[2:] if path.startswith("//") else path
+        if not path.endswith(".db"):
+            raise InputError(f"Milvus Lite needs a file path ending in .db, got {path!r}")
+        if importlib.util.find_spec("milvus_lite") is None:
+            raise MissingDependencyError("milvus-lite", "milvus", "Milvus Lite (a local .db file)")
+        try:
+            return pymilvus.MilvusClient(path), True
+        except Exception as exc:
+            raise translate_error(exc, f"opening Milvus Lite at {path!r}") from exc
+    parts = urlsplit(url)
+    scheme = {"milvus": "http", "milvus+http": "http", "milvus+https": "https"}.get(
+        parts.scheme.lower()
+    )
+    if scheme is None or not parts.hostname:
+        raise InputError(
+            f"not a Milvus URL: {url!r}; use milvus-lite:PATH.db, PATH.db, "
+            "milvus://HOST:19530 or milvus+https://HOST:PORT"
+        )
+    uri = f"{scheme}://{parts.hostname}:{parts.port or DEFAULT_PORT}"
+    token = ""
+    if parts.username:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    try:
+        return pymilvus.MilvusClient(uri=uri, token=token), False
+    except Exception as exc:
+        raise translate_error(exc, f"connecting to Milvus at {uri}") from exc
+
+
+def detect_capabilities(client: Any, *, lite: bool | None = None) -> MilvusCapabilities:
+    """Asks the server its version once. Milvus Lite does not implement GetVersion (gRPC
+    UNIMPLEMENTED), which is how a client object handed to us is recognised as Lite."""
+    if lite:
+        return MilvusCapabilities.for_lite()
+    try:
+        version = client.get_server_version()
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        status = code() if callable(code) else code
+        if "UNIMPLEMENTED" in str(status) or "UNIMPLEMENTED" in str(exc):
+            return MilvusCapabilities.for_lite()
+        raise translate_error(exc, "asking Milvus for its version") from exc
+    return MilvusCapabilities.for_server(str(version))
+
+
+def open_connector(
+    target: Any,
+    *,
+    collection: str,
+    encoder: M3Encoder | None = None,
+    spec: IndexSpec | None = None,
+) -> MilvusConnector:
+    """Opens ``collection`` in the Milvus ``target``, creating it (and its companion collection,
+    indexes, and loading them) when missing, else validating it against ``spec``.
+
+    Args:
+        target: a ``pymilvus.MilvusClient`` (left open by ``close``) or a URL (see the module
+            docstring).
+        collection: the collection name.
+        encoder: encodes texts on upsert and search.
+        spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
+
+    Raises:
+        MissingDependencyError: pymilvus (or milvus-lite for a .db file) is not installed.
+        InputError: the URL is not understood.
+        SchemaMismatchError: the existing collection does not match ``spec``.
+        BackendError: Milvus failed.
+    """
+    if spec is None:
+        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    if isinstance(target, str):
+        client, lite = _client_from_url(target)
+        owns = True
+    else:
+        _import_pymilvus()
+        client, lite, owns = target, None, False
+    try:
+        caps = detect_capabilities(client, lite=lite)
+        return MilvusConnector(
+            client, collection=collection, encoder=encoder, spec=spec, capabilities=caps, owns=owns
+        )
+    except BaseException:
+        if owns:
+            client.close()
+        raise
+
+
+# --------------------------------------------------------------------------- the connector
+
+
+class MilvusConnector:
+    """A Milvus collection holding BGE-M3 representations (implements ``connectors.Connector``).
+
+    Use :func:`open_connector` or ``connectors.connect``; the constructor expects a client and
+    the capabilities already detected.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        collection: str,
+        encoder: M3Encoder | None,
+        spec: IndexSpec,
+        capabilities: MilvusCapabilities,
+        owns: bool = False,
+    ) -> None:
+        if spec.colbert and spec.max_colbert_rows > ms.QUERY_LIMIT:
+            raise InputError(
+                f"max_colbert_rows={spec.max_colbert_rows} exceeds what one Milvus query returns "
+                f"({ms.QUERY_LIMIT}); split long texts into windows"
+            )
+        self._client = client
+        self._collection = collection
+        self._encoder = encoder
+        self._spec = spec
+        self._caps = capabilities
+        self._owns = owns
+        self._companion = ms.companion_name(collection)
+        self._layout: ColbertLayout = self._open_or_create()
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        return self._spec
+
+    @property
+    def capabilities(self) -> MilvusCapabilities:
+        """What the server can do, detected when the connector opened."""
+        return self._caps
+
+    @property
+    def colbert_layout(self) -> ColbertLayout:
+        """``"struct"`` (native Array of Structs), ``"companion"`` (token-row collection) or
+        ``"none"``."""
+        return self._layout
+
+    @property
+    def client(self) -> Any:
+        """The underlying ``pymilvus.MilvusClient``."""
+        return self._client
+
+    def close(self) -> None:
+        """Closes the client if this connector opened it (a client passed in stays open)."""
+        if self._owns:
+            self._client.close()
+
+    def __enter__(self) -> MilvusConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- calls ----------------------------------------------------------------------
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """Runs one pymilvus call with retries of transient errors and error translation."""
+        try:
+            return with_retries(operation, is_transient=is_transient, what=f"Milvus {what}")
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, f"Milvus {what}") from exc
+
+    # -- schema ---------------------------------------------------------------------
+
+    def _open_or_create(self) -> ColbertLayout:
+        c = self._client
+        if not self._call("has_collection", lambda: c.has_collection(self._collection)):
+            layout = self._caps.colbert_layout(self._spec)
+            self._create(layout)
+            return layout
+        description = self._call("describe", lambda: c.describe_collection(self._collection))
+        layout = ms.layout_of(description, self._spec)
+        problems = ms.validate_collection(
+            description,
+            self._index_descriptions(self._collection),
+            ms.main_fields(self._spec, layout),
+            ms.main_indexes(self._spec, layout, self._caps),
+        )
+        if layout == "companion":
+            if not self._call("has_collection", lambda: c.has_collection(self._companion)):
+                problems.append(f"companion collection {self._companion!r} is missing")
+            else:
+                companion = self._call("describe", lambda: c.describe_collection(self._companion))
+                problems += [
+                    f"{self._companion}: {p}"
+                    for p in ms.validate_collection(
+                        companion,
+                        self._index_descriptions(self._companion),
+                        ms.companion_fields(self._spec),
+                        ms.companion_indexes(self._spec, self._caps),
+                    )
+                ]
+        if problems:
+            raise SchemaMismatchError(
+                f"Milvus collection {self._collection!r} does not match the IndexSpec:\n  - "
+                + "\n  - ".join(problems)
+                + "\nOpen it with an IndexSpec that matches (dimensions, metric, field names), "
+                "or use another collection name, or drop it (connector.drop()) to rebuild it"
+            )
+        self._call("load", lambda: c.load_collection(self._collection))
+        if layout == "companion":
+            self._call("load", lambda: c.load_collection(self._companion))
+        return layout
+
+    def _index_descriptions(self, collection: str) -> dict[str, Mapping[str, Any]]:
+        c = self._client
+        out: dict[str, Mapping[str, Any]] = {}
+        for name in self._call("list_indexes", lambda: c.list_indexes(collection)):
+            info = self._call("describe_index", lambda n=name: c.describe_index(collection, n))
+            if info:
+                out[str(info.get("field_name", name))] = info
+        return out
+
+    def _create(self, layout: ColbertLayout) -> None:
+        c = self._client
+        spec, caps = self._spec, self._caps
+        if layout == "companion":
+            # The companion first: a main collection never exists without its rows' home.
+            self._create_one(
+                self._companion,
+                ms.build_schema(ms.companion_fields(spec)),
+                ms.build_index_params(ms.companion_indexes(spec, caps)),
+            )
+        try:
+            self._create_one(
+                self._collection,
+                ms.build_schema(ms.main_fields(spec, layout)),
+                ms.build_index_params(ms.main_indexes(spec, layout, caps)),
+            )
+        except BaseException:
+            if layout == "companion":
+                self._call("drop", lambda: c.drop_collection(self._companion))
+            raise
+
+    def _create_one(self, name: str, schema: Any, index_params: Any) -> None:
+        c = self._client
+        # Strong consistency: a search right after an upsert sees it (what the Connector
+        # contract promises); Milvus servers default to Bounded staleness.
+        self._call(
+            f"create_collection {name!r}",
+            lambda: c.create_collection(
+                name, schema=schema, index_params=index_params, consistency_level="Strong"
+            ),
+        )
+        self._call("load", lambda: c.load_collection(name))
+
+    # -- writes ---------------------------------------------------------------------
+
+    def upsert(
+        self,
+        items: Iterable[UpsertItem],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> int:
+        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
+
+        Each batch is validated completely (embeddings, id and text sizes, JSON metadata)
+        before anything of it is written; a batch that fails leaves no document half-written
+        (see the module docstring). Returns the number of documents written.
+        """
+        progress = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(desc=f"upsert {self._collection}", unit="doc")
+        written = 0
+        try:
+            for batch in batched(items, batch_size):
+                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
+                for doc, _ in pairs:
+                    ms.check_document_limits(doc)
+                self._write(pairs)
+                written += len(pairs)
+                if progress is not None:
+                    progress.update(len(pairs))
+        finally:
+            if progress is not None:
+                progress.close()
+        return written
+
+    def _write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        c, spec = self._client, self._spec
+        if self._layout != "companion":
+            rows = [ms.main_row(d, e, spec, self._layout) for d, e in pairs]
+            self._call("upsert", lambda: c.upsert(self._collection, rows))
+            return
+        version = uuid.uuid4().hex
+        token_rows = [
+            row for i, (d, e) in enumerate(pairs) for row in ms.colbert_rows(d, e, spec, version, i)
+        ]
+        per_request = max(1, _INSERT_BYTES // (4 * spec.colbert_dim))
+        mains = [ms.main_row(d, e, spec, "companion", version) for d, e in pairs]
+        try:
+            for chunk in batched(token_rows, per_request):
+                self._call("upsert of ColBERT rows", lambda ch=chunk: c.upsert(self._companion, ch))
+            self._call("upsert", lambda: c.upsert(self._collection, mains))
+        except BaseException:
+            self._discard_version(version)
+            raise
+        ids = [d.id for d, _ in pairs]
+        stale = ms.and_expressions(
+            ms.ids_expression("doc_id", ids), f"version != {ms.json_string(version)}"
+        )
+        try:
+            self._call(
+                "delete of old ColBERT rows", lambda: c.delete(self._companion, filter=stale)
+            )
+        except M3VDBError as exc:
+            # The documents are written; the old rows are invisible (wrong version) and go
+            # with the next write of these documents.
+            warnings.warn(f"old ColBERT rows were left in {self._companion!r}: {exc}", stacklevel=3)
+
+    def _discard_version(self, version: str) -> None:
+        expr = f"version == {ms.json_string(version)}"
+        try:
+            self._call("cleanup", lambda: self._client.delete(self._companion, filter=expr))
+        except M3VDBError as exc:
+            warnings.warn(
+                f"rows of a failed write were left in {self._companion!r} (invisible: no "
+                f"document points at version {version}): {exc}",
+                stacklevel=4,
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids and their ColBERT rows; unknown ids are ignored."""
+        ids = _check_ids(ids)
+        if not ids:
+            return
+        c = self._client
+        for chunk in batched(ids, 1000):
+            # Main entities first: rows without a main entity are invisible to readers.
+            self._call("delete", lambda ch=chunk: c.delete(self._collection, ids=ch))
+            if self._layout == "companion":
+                expr = ms.ids_expression("doc_id", chunk)
+                self._call(
+                    "delete of ColBERT rows", lambda e=expr: c.delete(self._companion, filter=e)
+                )
+
+    def drop(self) -> None:
+        """Drops the collection and its companion collection."""
+        c = self._client
+        for name in (self._collection, self._companion):
+            if self._call("has_collection", lambda n=name: c.has_collection(n)):
+                self._call("drop", lambda n=name: c.drop_collection(n))
+
+    # -- reads ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        c = self._client
+        rows = self._call(
+            "count", lambda: c.query(self._collection, filter="", output_fields=["count(*)"])
+        )
+        return int(rows[0]["count(*)"])
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids are left out."""
+        ids = _check_ids(ids)
+        found = {row[self._spec.fields.id]: row for row in self._main_rows(ids)}
+        return [ms.document_from_row(found[i], self._spec) for i in ids if i in found]
+
+    def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
+        """The stored embeddings of these ids (for checks and migrations)."""
+        ids = _check_ids(ids)
+        spec, names = self._spec, self._spec.fields
+        extra = [f for f in (names.dense, names.sparse) if f in self._vector_fields()]
+        if self._layout == "struct":
+            extra.append(names.colbert)
+        rows = self._main_rows(ids, extra)
+        token_rows: dict[str, np.ndarray] = {}
+        if self._layout == "companion":
+            versions = {r[names.id]: r[ms.version_field(spec)] for r in rows}
+            token_rows = self._colbert_arrays(versions)
+        out: dict[str, M3Embedding] = {}
+        for row in rows:
+            emb = ms.embedding_from_rows(row, spec)
+            if self._layout == "companion":
+                emb = M3Embedding(
+                    dense=emb.dense, sparse=emb.sparse, colbert=token_rows.get(row[names.id])
+                )
+            out[row[names.id]] = emb
+        return out
+
+    def _vector_fields(self) -> set[str]:
+        names = self._spec.fields
+        return {
+            f
+            for f, on in ((names.dense, self._spec.dense), (names.sparse, self._spec.sparse))
+            if on
+        }
+
+    def _output_fields(self) -> list[str]:
+        names = self._spec.fields
+        fields = [names.text, names.metadata]
+        if self._layout == "companion":
+            fields.append(ms.version_field(self._spec))
+        return fields
+
+    def _main_rows(
+        self, ids: Sequence[str], extra_fields: Sequence[str] = ()
+    ) -> list[Mapping[str, Any]]:
+        c, names = self._client, self._spec.fields
+        fields = [names.id, *self._output_fields(), *extra_fields]
+        rows: list[Mapping[str, Any]] = []
+        for chunk in batched(list(dict.fromkeys(ids)), 1000):
+            expr = ms.ids_expression(names.id, chunk)
+            limit = len(chunk)
+            rows += self._call(
+                "query",
+                lambda e=expr, n=limit: c.query(
+                    self._collection, filter=e, output_fields=fields, limit=n
+                ),
+            )
+        return rows
+
+    def _colbert_arrays(self, versions: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """doc id -> its ColBERT rows of the given version, from the companion collection.
+
+        One query per group of documents whose rows fit Milvus's 16384-entity query limit
+        (one query for typical rerank candidate sets)."""
+        per_query = max(1, ms.QUERY_LIMIT // self._spec.max_colbert_rows)
+        grouped: dict[str, list[Mapping[str, Any]]] = {}
+        for chunk in batched(list(versions), per_query):
+            for row in self._query_rows(chunk, sorted({versions[i] for i in chunk})):
+                if versions.get(row["doc_id"]) == row["version"]:
+                    grouped.setdefault(row["doc_id"], []).append(row)
+        return {doc_id: ms.colbert_from_rows(rows) for doc_id, rows in grouped.items()}
+
+    def _query_rows(self, ids: list[str], versions: list[str]) -> list[Mapping[str, Any]]:
+        c = self._client
+        expr = ms.and_expressions(
+            ms.ids_expression("doc_id", ids), ms.ids_expression("version", versions)
+        )
+        fields = ["doc_id", "version", "row", ms.COLBERT_SUBFIELD]
+        rows = self._call(
+            "query of ColBERT rows",
+            lambda: c.query(
+                self._companion, filter=expr, output_fields=fields, limit=ms.QUERY_LIMIT
+            ),
+        )
+        if len(rows) >= ms.QUERY_LIMIT:
+            # Leftover rows of older versions filled the page: split until each part fits.
+            if len(ids) == 1:
+                raise BackendError(
+                    f"document {ids[0]!r} has more than {ms.QUERY_LIMIT} ColBERT rows stored in "
+                    f"{self._companion!r}; upsert it again to remove rows of old versions"
+                )
+            half = len(ids) // 2
+            return self._query_rows(ids[:half], versions) + self._query_rows(ids[half:], versions)
+        return list(rows)
+
+    # -- search ---------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents for ``query``; see the module docstring for what runs where and
+        ``connectors.base`` for the score scales.
+
+        Raises:
+            InputError: bad ``k``, mode or filter, or a mode needing an output the collection
+                does not store.
+            BackendError: Milvus failed.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive int, got {k!r}")
+        if k > ms.QUERY_LIMIT:
+            raise InputError(f"k={k} exceeds Milvus's limit of {ms.QUERY_LIMIT} results")
+        options = hybrid if hybrid is not None else HybridOptions()
+        expr = ms.compile_filter(parse_filter(filter), self._spec.fields.metadata)
+        spec = self._spec
+        if mode == "dense":
+            self._require(spec.dense, "dense")
+            q = encode_query(query, self._encoder, dense=True, sparse=False, colbert=False)
+            return self._single_search(self._query_dense(q), spec.fields.dense, "dense", k, expr)
+        if mode == "sparse":
+            self._require(spec.sparse, "sparse")
+            q = encode_query(query, self._encoder, dense=False, sparse=True, colbert=False)
+            sparse = self._query_sparse(q)
+            if not sparse:
+                return []  # nothing to match: no token of the query has a weight
+            return self._single_search(sparse, spec.fields.sparse, "sparse", k, expr)
+        if mode == "colbert":
+            self._require(spec.colbert, "colbert")
+            q = encode_query(query, self._encoder, dense=False, sparse=False, colbert=True)
+            return self._colbert_search(self._query_colbert(q), k, expr, options.candidate_count(k))
+        if mode == "hybrid":
+            self._require(spec.dense and spec.sparse, "dense and sparse (hybrid)")
+            rerank = options.rerank and spec.colbert
+            q = encode_query(query, self._encoder, dense=True, sparse=True, colbert=rerank)
+            return self._hybrid_search(q, k, expr, options, rerank)
+        raise InputError(f"unknown search mode {mode!r}; use dense, sparse, colbert or hybrid")
+
+    def _require(self, stored: bool, what: str) -> None:
+        if not stored:
+            raise InputError(
+                f"collection {self._collection!r} stores no {what} vectors (see its IndexSpec); "
+                "search with another mode or index with that output enabled"
+            )
+
+    def _query_dense(self, q: M3Embedding) -> np.ndarray:
+        if q.dense is None or np.shape(q.dense) != (self._spec.dense_dim,):
+            raise InputError(
+                f"the query needs a dense vector of shape ({self._spec.dense_dim},), got "
+                f"{None if q.dense is None else np.shape(q.dense)}"
+            )
+        return np.asarray(q.dense, dtype=np.float32)
+
+    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
+        if q.sparse is None:
+            raise InputError("the query needs sparse weights; encode it with sparse=True")
+        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
+
+    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
+        rows = q.colbert
+        if (
+            rows is None
+            or rows.ndim != 2
+            or rows.shape[1] != self._spec.colbert_dim
+            or not len(rows)
+        ):
+            raise InputError(
+                f"the query needs ColBERT rows of shape (n >= 1, {self._spec.colbert_dim}), got "
+                f"{None if rows is None else rows.shape}"
+            )
+        return np.asarray(rows, dtype=np.float32)
+
+    def _metric(self, field: str) -> str:
+        if field == self._spec.fields.dense:
+            return "IP" if self._spec.dense_metric == "ip" else "COSINE"
+        return "IP"
+
+    def _single_search(self, vector: Any, field: str, signal: str, k: int, expr: str) -> list[Hit]:
+        c = self._client
+        result = self._call(
+            f"{signal} search",
+            lambda: c.search(
+                self._collection,
+                data=[vector],
+                anns_field=field,
+                filter=expr,
+                limit=k,
+                output_fields=self._output_fields(),
+                search_params={"metric_type": self._metric(field)},
+            ),
+        )
+        return [
+            self._hit(h, float(h["distance"]), {signal: float(h["distance"])}) for h in result[0]
+        ]
+
+    def _hit(self, raw: Mapping[str, Any], score: float, signals: Mapping[str, float]) -> Hit:
+        entity = raw.get("entity") or {}
+        names = self._spec.fields
+        return Hit(
+            id=str(raw["id"]),
+            score=score,
+            text=str(entity.get(names.text, "")),
+            metadata=dict(entity.get(names.metadata) or {}),
+            signal_scores=dict(signals),
+        )
+
+    def _hybrid_search(
+        self, q: M3Embedding, k: int, expr: str, options: HybridOptions, rerank: bool
+    ) -> list[Hit]:
+        pymilvus = _import_pymilvus()
+        spec, c = self._spec, self._client
+        candidates = options.candidate_count(k)
+        if candidates > ms.QUERY_LIMIT:
+            raise InputError(f"candidates={candidates} exceeds Milvus's limit of {ms.QUERY_LIMIT}")
+        requests = [
+            pymilvus.AnnSearchRequest(
+                [self._query_dense(q)],
+                spec.fields.dense,
+                {"metric_type": self._metric(spec.fields.dense)},
+                candidates,
+                expr=expr or None,
+            )
+        ]
+        weights = [options.weights[0]]
+        sparse = self._query_sparse(q)
+        if sparse:  # an empty sparse query cannot be sent; it would return nothing anyway
+            requests.append(
+                pymilvus.AnnSearchRequest(
+                    [sparse],
+                    spec.fields.sparse,
+                    {"metric_type": "IP"},
+                    candidates,
+                    expr=expr or None,
+                )
+            )
+            weights.append(options.weights[1])
+        if options.fusion == "rrf":
+            if not 0 < options.rrf_k < ms.QUERY_LIMIT:
+                raise InputError(f"rrf_k must be in (0, 16384) for Milvus, got {options.rrf_k}")
+            ranker = pymilvus.RRFRanker(options.rrf_k)
+        elif options.fusion == "weighted":
+            if any(not 0 <= w <= 1 for w in options.weights):
+                raise InputError(f"Milvus weights must lie in [0, 1], got {options.weights}")
+            ranker = pymilvus.WeightedRanker(*weights, norm_score=True)
+        else:
+            raise InputError(f"unknown fusion {options.fusion!r}; use 'rrf' or 'weighted'")
+        limit = candidates if rerank else k
+        result = self._call(
+            "hybrid search",
+            lambda: c.hybrid_search(
+                self._collection,
+                requests,
+                ranker=ranker,
+                limit=limit,
+                output_fields=self._output_fields(),
+            ),
+        )
+        fused = list(result[0])
+        if not rerank:
+            return [
+                self._hit(h, float(h["distance"]), {"fusion": float(h["distance"])}) for h in fused
+            ]
+        return self._rerank(self._query_colbert(q), fused, k, expr)
+
+    def _rerank(
+        self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str
+    ) -> list[Hit]:
+        if not fused:
+            return []
+        fusion = {str(h["id"]): float(h["distance"]) for h in fused}
+        if self._layout == "struct":
+            ids_expr = ms.ids_expression(self._spec.fields.id, list(fusion))
+            hits = self._struct_colbert_search(q_rows, k, ms.and_expressions(ids_expr, expr))
+            return [
+                Hit(h.id, h.score, h.text, h.metadata, {"fusion": fusion[h.id], **h.signal_scores})
+                for h in hits
+            ]
+        versions = {
+            str(h["id"]): (h.get("entity") or {})[ms.version_field(self._spec)] for h in fused
+        }
+        arrays = self._colbert_arrays(versions)
+        scored = []
+        for h in fused:
+            doc_id = str(h["id"])
+            if doc_id not in arrays:
+                raise BackendError(
+                    f"document {doc_id!r} has no ColBERT rows of its version in "
+                    f"{self._companion!r} (written by another tool?); upsert it again"
+                )
+            score = maxsim(q_rows, arrays[doc_id])
+            scored.append(self._hit(h, score, {"fusion": fusion[doc_id], "colbert": score}))
+        scored.sort(key=lambda hit: (-hit.score, hit.id))
+        return scored[:k]
+
+    def _colbert_search(self, q_rows: np.ndarray, k: int, expr: str, candidates: int) -> list[Hit]:
+        if self._layout == "struct":
+            return self._struct_colbert_search(q_rows, k, expr)
+        c = self._client
+        # Every query row looks for its nearest token rows; their documents are the candidates.
+        per_row = min(ms.QUERY_LIMIT, max(8 * candidates, 256))
+        data = q_rows.astype(np.float16) if self._spec.colbert_precision == "float16" else q_rows
+        result = self._call(
+            "ColBERT candidate search",
+            lambda: c.search(
+                self._companion,
+                data=list(data),
+                anns_field=ms.COLBERT_SUBFIELD,
+                filter=expr,
+                limit=per_row,
+                output_fields=["doc_id"],
+                search_params={"metric_type": "IP"},
+            ),
+        )
+        doc_ids = list(dict.fromkeys(str(h["entity"]["doc_id"]) for hits in result for h in hits))
+        if not doc_ids:
+            return []
+        names = self._spec.fields
+        mains = {str(r[names.id]): r for r in self._main_rows(doc_ids)}  # drops orphaned rows
+        versions = {i: str(r[ms.version_field(self._spec)]) for i, r in mains.items()}
+        arrays = self._colbert_arrays(versions)
+        hits = []
+        for doc_id, row in mains.items():
+            if doc_id in arrays:
+                score = maxsim(q_rows, arrays[doc_id])
+                raw = {"id": doc_id, "entity": row}
+                hits.append(self._hit(raw, score, {"colbert": score}))
+        hits.sort(key=lambda hit: (-hit.score, hit.id))
+        return hits[:k]
+
+    def _struct_colbert_search(self, q_rows: np.ndarray, k: int, expr: str) -> list[Hit]:
+        from pymilvus.client.embedding_list import EmbeddingList
+
+        c = self._client
+        field = f"{self._spec.fields.colbert}[{ms.COLBERT_SUBFIELD}]"
+        result = self._call(
+            "ColBERT search",
+            lambda: c.search(
+                self._collection,
+                data=[EmbeddingList(list(q_rows))],
+                anns_field=field,
+                filter=expr,
+                limit=k,
+                output_fields=self._output_fields(),
+                search_params={"metric_type": "MAX_SIM_IP"},
+            ),
+        )
+        return [
+            self._hit(h, float(h["distance"]), {"colbert": float(h["distance"])}) for h in result[0]
+        ]
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InputError("pass a list of ids, not a single string")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, str):
+            raise InputError(f"ids must be strings, got {i!r}")
+    return out
