@@ -170,7 +170,8 @@ class M3Encoder:
         content = window_tokens - 2
         if not 3 <= window_tokens <= self.max_length:
             raise InputError(
-                f"window_tokens={window_tokens} must be in [3, {self.max_length}] (the model's length)"
+                f"window_tokens={window_tokens} must be in [3, {self.max_length}], the model's "
+                "length"
             )
         if not 0 <= overlap_tokens < content:
             raise InputError(

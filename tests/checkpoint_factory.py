@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the real BGE-M3 architecture (24 layers, hidden 1024, 16 heads, vocab 250002; ~2.3 GB)",
+        help="the real BGE-M3 architecture (24 layers x 1024, 16 heads, vocab 250002; 2.3 GB)",
     )
     args = parser.parse_args()
     if args.full:
