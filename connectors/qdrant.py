@@ -1,0 +1,669 @@
+"""Qdrant: BGE-M3's outputs as named dense, sparse and multivector (MaxSim) vectors of one
+point, queried with ``query_points`` in one round trip.
+
+Targets accepted by :func:`open_connector` (and so by ``connectors.connect``):
+
+- a ``qdrant_client.QdrantClient`` (any mode; use this for API keys and other options),
+- ``qdrant+memory://``: local mode in memory (Qdrant's Python engine, brute force),
+- ``qdrant+local:PATH``: local mode persisted in the folder PATH,
+- ``qdrant://HOST:PORT`` / ``qdrant+http://HOST:PORT``: a server over REST,
+- ``qdrant+https://HOST:PORT``: a server over REST with TLS.
+
+Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector.search`)::
+
+    query_points(
+        prefetch=[Prefetch(                       # only when reranking by ColBERT
+            prefetch=[Prefetch(dense, filter, limit=C), Prefetch(sparse, filter, limit=C)],
+            query=RrfQuery(Rrf(k=rrf_k + 1)) | FormulaQuery(w_d*$score[0] + w_s*$score[1]),
+            filter, limit=C,
+        )],
+        query=colbert_rows, using="colbert",      # MaxSim over the fused candidates
+        query_filter=filter, limit=k,
+    )
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.filters import And, Eq, Filter, In, Or, Range, parse_filter
+from encoder.data import Document, Hit, M3Embedding
+from encoder.errors import (
+    BackendError,
+    InputError,
+    M3VDBError,
+    SchemaMismatchError,
+)
+from schemas import qdrant as qschema
+from schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient, models
+
+    from encoder import M3Encoder
+
+T = TypeVar("T")
+
+_MODES = ("dense", "sparse", "colbert", "hybrid")
+# HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
+
+
+def _client_class() -> type[QdrantClient]:
+    try:
+        from qdrant_client import QdrantClient
+    except ImportError:
+        qschema.qdrant_models()  # raises MissingDependencyError with the pip command
+        raise
+    return QdrantClient
+
+
+def client_from_target(target: Any) -> QdrantClient:
+    """A QdrantClient for a URL form of the module docstring, or ``target`` itself."""
+    client_class = _client_class()
+    if isinstance(target, client_class):
+        return target
+    if not isinstance(target, str):
+        raise InputError(
+            f"cannot open Qdrant from a {type(target).__name__}; pass a QdrantClient or a URL "
+            "(qdrant+memory://, qdrant+local:PATH, qdrant://HOST:PORT, qdrant+https://HOST:PORT)"
+        )
+    scheme, _, rest = target.partition(":")
+    scheme = scheme.lower()
+    rest = rest[2:] if rest.startswith("//") else rest
+    if scheme == "qdrant+memory":
+        return client_class(location=":memory:")
+    if scheme == "qdrant+local":
+        if not rest:
+            raise InputError(f"{target!r} names no folder; use qdrant+local:PATH")
+        return client_class(path=rest)
+    if scheme in ("qdrant", "qdrant+http", "qdrant+https"):
+        if not rest:
+            raise InputError(f"{target!r} names no host; use qdrant://HOST:PORT")
+        protocol = "https" if scheme == "qdrant+https" else "http"
+        return client_class(url=f"{protocol}://{rest}")
+    raise InputError(
+        f"{target!r} is not a Qdrant URL; use qdrant+memory://, qdrant+local:PATH, "
+        "qdrant://HOST:PORT or qdrant+https://HOST:PORT"
+    )
+
+
+def is_local(client: QdrantClient) -> bool:
+    """True for local mode (Qdrant's Python engine), which keeps no payload indexes."""
+    options = client.init_options
+    return options.get("location") == ":memory:" or options.get("path") is not None
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a retry may fix ``exc``: connection failures, timeouts, 408/429/5xx, and the
+    gRPC codes UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED."""
+    if isinstance(exc, M3VDBError):
+        return exc.retriable
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in _TRANSIENT_STATUS
+    if isinstance(exc, ResponseHandlingException):
+        # Raised for transport failures (the httpx error is its source); a parse error of a
+        # response that did arrive is not worth retrying.
+        return _is_transport_error(exc.source)
+    if _is_transport_error(exc):
+        return True
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError
+        try:
+            return getattr(code(), "name", "") in _TRANSIENT_GRPC
+        except Exception:  # a non-grpc object with a code() method
+            return False
+    return False
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    try:
+        import httpx
+    except ImportError:
+        return False
+    return isinstance(exc, httpx.TransportError)
+
+
+def translate_error(exc: Exception, what: str) -> M3VDBError:
+    """The m3vdb error for a native Qdrant error, the same type in local and server mode.
+
+    Rejected input (HTTP 400/422, gRPC INVALID_ARGUMENT, local mode's ValueError) becomes
+    InputError; everything else a BackendError, retriable when :func:`is_transient` says so.
+    """
+    if isinstance(exc, M3VDBError):
+        return exc
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    message = str(exc)
+    if isinstance(exc, UnexpectedResponse):
+        content = exc.content.decode("utf-8", "replace") if exc.content else exc.reason_phrase
+        message = f"HTTP {exc.status_code}: {content}"
+        if exc.status_code in (400, 422):
+            return InputError(f"Qdrant rejected the {what}: {message}")
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            if getattr(code(), "name", "") == "INVALID_ARGUMENT":
+                return InputError(f"Qdrant rejected the {what}: {message}")
+        except Exception:  # not a grpc error after all
+            pass
+    if isinstance(exc, ValueError) and "not found" not in message:
+        return InputError(f"Qdrant rejected the {what}: {message}")
+    return BackendError(f"Qdrant {what} failed: {message}", retriable=is_transient(exc))
+
+
+def compile_filter(flt: Filter | None, spec: IndexSpec) -> models.Filter | None:
+    """The Qdrant Filter of a portable filter (keys are metadata keys: ``metadata.<key>``).
+
+    The result is always ``Filter(must=[...])`` with ``Or`` as a nested ``Filter(should=...)``:
+    the server merges a query's filter into each prefetch's field by field, and ``should``
+    lists merged side by side would turn an AND of two filters into an OR.
+
+    Semantics as in ``connectors.filters.matches`` for scalar metadata; for a list-valued
+    metadata key Qdrant matches when ANY element matches. An ``eq`` on a float compiles to
+    the closed range [v, v] (Qdrant matches only str, int and bool exactly).
+    """
+    if flt is None:
+        return None
+    m = qschema.qdrant_models()
+    return m.Filter(must=[_condition(flt, spec, m)])
+
+
+def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
+    if isinstance(flt, Eq):
+        key = qschema.metadata_key(spec, flt.field)
+        if isinstance(flt.value, float):
+            return m.FieldCondition(key=key, range=m.Range(gte=flt.value, lte=flt.value))
+        return m.FieldCondition(key=key, match=m.MatchValue(value=flt.value))
+    if isinstance(flt, In):
+        values = flt.values
+        all_str = all(isinstance(v, str) for v in values)
+        all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if all_str or all_int:
+            key = qschema.metadata_key(spec, flt.field)
+            return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
+        # MatchAny takes only all-str or all-int lists: mixed values become alternatives.
+        return m.Filter(should=[_condition(Eq(flt.field, v), spec, m) for v in values])
+    if isinstance(flt, Range):
+        return m.FieldCondition(
+            key=qschema.metadata_key(spec, flt.field),
+            range=m.Range(gt=flt.gt, gte=flt.gte, lt=flt.lt, lte=flt.lte),
+        )
+    if isinstance(flt, (And, Or)):
+        if not flt.clauses:
+            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
+        parts = [_condition(c, spec, m) for c in flt.clauses]
+        return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
+    raise InputError(f"not a filter: {flt!r}")
+
+
+class QdrantConnector:
+    """A Qdrant collection holding BGE-M3's outputs in native named vectors.
+
+    Build it with :func:`open_connector` or ``connectors.connect``, which create the
+    collection or validate an existing one. Implements ``connectors.base.Connector``.
+    """
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        *,
+        collection: str,
+        spec: IndexSpec,
+        encoder: M3Encoder | None = None,
+    ) -> None:
+        self._client = client
+        self._collection = collection
+        self._spec = spec
+        self._encoder = encoder
+        # Capabilities, detected once.
+        self._local = is_local(client)
+        models = qschema.qdrant_models()
+        self._rrf_has_k = hasattr(models, "Rrf") and "k" in getattr(models.Rrf, "model_fields", {})
+        self._formula = hasattr(models, "FormulaQuery")
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        return self._spec
+
+    @property
+    def client(self) -> QdrantClient:
+        """The underlying QdrantClient, for what this connector does not wrap."""
+        return self._client
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[], T], what: str) -> T:
+        """Runs one client call with retries of transient errors and error translation."""
+        try:
+            return with_retries(operation, is_transient=is_transient, what=f"Qdrant {what}")
+        except M3VDBError:
+            raise
+        except Exception as exc:  # translated: callers see m3vdb errors only
+            raise translate_error(exc, what) from exc
+
+    def ensure_collection(self) -> None:
+        """Creates the collection, or checks that the existing one matches the spec.
+
+        Raises:
+            SchemaMismatchError: the existing collection differs from the spec.
+        """
+        exists = self._call(lambda: self._client.collection_exists(self._collection),
+                            "collection check")
+        if not exists:
+            try:
+                self._call(
+                    lambda: self._client.create_collection(
+                        self._collection,
+                        vectors_config=qschema.vectors_config(self._spec),
+                        sparse_vectors_config=qschema.sparse_vectors_config(self._spec) or None,
+                    ),
+                    "collection creation",
+                )
+            except M3VDBError:
+                # Another process may have created it in the meantime: validate that one.
+                if not self._client.collection_exists(self._collection):
+                    raise
+                self._validate()
+        else:
+            self._validate()
+        if not self._local:  # local mode has no payload indexes (and warns on each)
+            schema = self._call(
+                lambda: self._client.get_collection(self._collection), "collection info"
+            ).payload_schema or {}
+            for key, kind in qschema.payload_indexes(self._spec):
+                if key not in schema:
+                    self._call(
+                        lambda key=key, kind=kind: self._client.create_payload_index(
+                            self._collection, field_name=key, field_schema=kind, wait=True
+                        ),
+                        "payload index creation",
+                    )
+
+    def _validate(self) -> None:
+        info = self._call(lambda: self._client.get_collection(self._collection), "collection info")
+        problems = qschema.validate_collection(
+            info, self._spec, check_payload_indexes=not self._local
+        )
+        if problems:
+            raise SchemaMismatchError(
+                f"Qdrant collection {self._collection!r} does not match the IndexSpec:\n  - "
+                + "\n  - ".join(problems)
+                + "\nOpen it with an IndexSpec that matches it (dimensions, metric, field names, "
+                "precision), or use another collection name, or drop it to rebuild it."
+            )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        items: Iterable[UpsertItem],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> int:
+        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
+
+        Streams ``items`` in batches; each batch is validated completely (types, shapes,
+        NaN, sparse weights, Qdrant's multivector cap) before any of it is written, then
+        written in one ``upsert(wait=True)``. Transient errors are retried with backoff.
+
+        Returns:
+            The number of documents written.
+        """
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(unit="doc", desc=f"upsert {self._collection}")
+        written = 0
+        try:
+            for batch in batched(items, batch_size):
+                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
+                points = [qschema.to_point(doc, emb, self._spec) for doc, emb in pairs]
+                self._call(
+                    lambda points=points: self._client.upsert(
+                        self._collection, points=points, wait=True
+                    ),
+                    "upsert",
+                )
+                written += len(points)
+                if bar is not None:
+                    bar.update(len(points))
+        finally:
+            if bar is not None:
+                bar.close()
+        return written
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids; unknown ids are ignored."""
+        point_ids = [qschema.point_id(i) for i in _check_ids(ids)]
+        if not point_ids:
+            return
+        m = qschema.qdrant_models()
+        self._call(
+            lambda: self._client.delete(
+                self._collection, points_selector=m.PointIdsList(points=point_ids), wait=True
+            ),
+            "delete",
+        )
+
+    def drop(self) -> None:
+        """Deletes the collection."""
+        self._call(lambda: self._client.delete_collection(self._collection), "collection drop")
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids left out."""
+        ids = _check_ids(ids)
+        if not ids:
+            return []
+        records = self._call(
+            lambda: self._client.retrieve(
+                self._collection,
+                ids=[qschema.point_id(i) for i in ids],
+                with_payload=True,
+                with_vectors=False,
+            ),
+            "retrieve",
+        )
+        found = {}
+        for record in records:
+            doc = qschema.document_from_payload(record.payload, self._spec)
+            found[doc.id] = doc
+        return [found[i] for i in ids if i in found]
+
+    def count(self) -> int:
+        """Number of documents stored (exact count)."""
+        result = self._call(
+            lambda: self._client.count(self._collection, exact=True), "count"
+        )
+        return int(result.count)
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents in ONE ``query_points`` call; ``filter`` applies to every stage.
+
+        Modes and scores:
+
+        - ``dense``: the dense vector; score = dot product (or cosine).
+        - ``sparse``: the sparse vector; score = sum of q_w * p_w over shared token ids. A
+          query without any sparse weight matches nothing (returns ``[]``).
+        - ``colbert``: the multivector, MaxSim; score = SUM over query rows of the best dot
+          (FlagEmbedding's colbert score is this divided by the number of query rows).
+        - ``hybrid``: prefetch dense and sparse candidates (``candidate_count(k)`` each,
+          filtered), fuse them in Qdrant, and, when ``rerank`` is on and ColBERT vectors are
+          stored, rerank the fused top ``candidate_count(k)`` by MaxSim in the same call
+          (nested prefetch); the score is then the MaxSim sum.
+
+          - ``fusion="rrf"``: ``Rrf(k=rrf_k + 1)``. Qdrant's RRF is 1 / (k + position) with a
+            0-based position, so k + 1 gives 1 / (rrf_k + rank) with the 1-based rank, the
+            formula of Milvus and Elasticsearch. Clients without ``Rrf(k=...)`` fall back
+            to ``Fusion.RRF`` and Qdrant's fixed k = 2 (rrf_k = 1), with a warning.
+          - ``fusion="weighted"``: a ``FormulaQuery`` ``w_dense * $score[0] + w_sparse *
+            $score[1]`` with 0 for a candidate missing from one list: the raw weighted sum
+            of BGE-M3's own ``compute_score``. (Qdrant's other score fusion, DBSF, takes no
+            weights, so it is not used.)
+
+        Raises:
+            InputError: bad ``k``/``mode``, a query of the wrong shape, or a mode needing an
+                output the collection does not store.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive int, got {k!r}")
+        if mode not in _MODES:
+            raise InputError(f"mode must be one of {_MODES}, got {mode!r}")
+        options = hybrid if hybrid is not None else HybridOptions()
+        spec = self._spec
+        needs = self._signals(mode, options)
+        emb = encode_query(
+            query,
+            self._encoder,
+            dense="dense" in needs,
+            sparse="sparse" in needs,
+            colbert="colbert" in needs,
+        )
+        self._check_query(emb, needs)
+        qfilter = compile_filter(parse_filter(filter), spec)
+        m = qschema.qdrant_models()
+
+        if mode == "hybrid":
+            request = self._hybrid_request(emb, k, needs, options, qfilter, m)
+            if request is None:
+                return []
+        elif mode == "sparse" and not emb.sparse:
+            return []
+        else:
+            request = {
+                "query": self._native_query(mode, emb),
+                "using": getattr(spec.fields, mode),
+            }
+        signal = mode if mode != "hybrid" else ("colbert" if request.get("using") else None)
+        response = self._call(
+            lambda: self._client.query_points(
+                self._collection,
+                prefetch=request.get("prefetch"),
+                query=request["query"],
+                using=request.get("using"),
+                query_filter=qfilter,
+                limit=k,
+                with_payload=True,
+                with_vectors=False,
+            ),
+            "search",
+        )
+        hits = []
+        for point in response.points:
+            doc = qschema.document_from_payload(point.payload, spec)
+            score = float(point.score)
+            hits.append(
+                Hit(
+                    id=doc.id,
+                    score=score,
+                    text=doc.text,
+                    metadata=doc.metadata,
+                    signal_scores={signal: score} if signal else {},
+                )
+            )
+        return hits
+
+    def _signals(self, mode: SearchMode, options: HybridOptions) -> set[str]:
+        """The query outputs a mode needs; InputError when the collection lacks one."""
+        spec = self._spec
+        stored = {name for name in ("dense", "sparse", "colbert") if getattr(spec, name)}
+        if mode != "hybrid":
+            if mode not in stored:
+                raise InputError(
+                    f"mode={mode!r} needs {mode} vectors, but collection {self._collection!r} "
+                    f"stores only {sorted(stored)} (IndexSpec({mode}=False)); use another mode"
+                )
+            return {mode}
+        needs = stored & {"dense", "sparse"}
+        if (options.rerank or not needs) and spec.colbert:
+            needs.add("colbert")
+        if options.fusion not in ("rrf", "weighted"):
+            raise InputError(f"fusion must be 'rrf' or 'weighted', got {options.fusion!r}")
+        return needs
+
+    def _check_query(self, emb: M3Embedding, needs: set[str]) -> None:
+        spec = self._spec
+        if "dense" in needs:
+            if emb.dense is None or np.shape(emb.dense) != (spec.dense_dim,):
+                raise InputError(
+                    f"the query's dense vector has shape "
+                    f"{None if emb.dense is None else np.shape(emb.dense)}, expected "
+                    f"({spec.dense_dim},)"
+                )
+            if not np.all(np.isfinite(emb.dense)):
+                raise InputError("the query's dense vector contains NaN or infinity")
+        if "sparse" in needs:
+            if emb.sparse is None:
+                raise InputError("the query has no sparse weights; encode it with sparse=True")
+            for token, weight in emb.sparse.items():
+                if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
+                    raise InputError(f"the query's sparse key {token!r} is not a token id")
+                if not np.isfinite(weight):
+                    raise InputError(f"the query's sparse weight for {token} is not finite")
+        if "colbert" in needs:
+            rows = emb.colbert
+            if rows is None or rows.ndim != 2 or rows.shape[0] == 0 or (
+                rows.shape[1] != spec.colbert_dim
+            ):
+                raise InputError(
+                    f"the query's ColBERT array has shape "
+                    f"{None if rows is None else rows.shape}, expected (n >= 1, "
+                    f"{spec.colbert_dim})"
+                )
+            if not np.all(np.isfinite(rows)):
+                raise InputError("the query's ColBERT vectors contain NaN or infinity")
+
+    def _native_query(self, signal: str, emb: M3Embedding) -> Any:
+        if signal == "dense":
+            assert emb.dense is not None  # checked by _check_query
+            return np.asarray(emb.dense, dtype=np.float32).tolist()
+        if signal == "sparse":
+            assert emb.sparse is not None
+            return qschema.sparse_vector(emb.sparse)
+        assert emb.colbert is not None
+        return np.asarray(emb.colbert, dtype=np.float32).tolist()
+
+    def _hybrid_request(
+        self,
+        emb: M3Embedding,
+        k: int,
+        needs: set[str],
+        options: HybridOptions,
+        qfilter: models.Filter | None,
+        m: Any,
+    ) -> dict[str, Any] | None:
+        """prefetch/query/using of the one hybrid query_points call; None: nothing matches."""
+        spec = self._spec
+        limit = options.candidate_count(k)
+        if limit <= 0:
+            raise InputError(f"HybridOptions.candidates must be positive, got {limit}")
+        stages = []
+        weights = []
+        for signal, weight in (("dense", options.weights[0]), ("sparse", options.weights[1])):
+            if signal not in needs or (signal == "sparse" and not emb.sparse):
+                continue
+            stages.append(
+                m.Prefetch(
+                    query=self._native_query(signal, emb),
+                    using=getattr(spec.fields, signal),
+                    filter=qfilter,
+                    limit=limit,
+                )
+            )
+            weights.append(float(weight))
+        rerank = "colbert" in needs
+        if not stages:
+            if not rerank:
+                return None
+            # Nothing to fuse (a colbert-only collection): MaxSim over the filtered collection.
+            return {"query": self._native_query("colbert", emb), "using": spec.fields.colbert}
+        fusion = self._fusion_query(options, weights, m)
+        if not rerank:
+            return {"prefetch": stages, "query": fusion}
+        fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=limit)
+        return {
+            "prefetch": [fused],
+            "query": self._native_query("colbert", emb),
+            "using": spec.fields.colbert,
+        }
+
+    def _fusion_query(self, options: HybridOptions, weights: list[float], m: Any) -> Any:
+        if options.fusion == "weighted":
+            if not self._formula:
+                raise InputError(
+                    "fusion='weighted' needs FormulaQuery (qdrant-client >= 1.14 and server "
+                    ">= 1.14); upgrade or use fusion='rrf'"
+                )
+            terms = [
+                m.MultExpression(mult=[weight, f"$score[{i}]"]) for i, weight in enumerate(weights)
+            ]
+            # A candidate found by one signal only scores 0 for the other, as in a plain sum.
+            return m.FormulaQuery(
+                formula=m.SumExpression(sum=terms),
+                defaults={f"$score[{i}]": 0.0 for i in range(len(weights))},
+            )
+        if self._rrf_has_k:
+            return m.RrfQuery(rrf=m.Rrf(k=options.rrf_k + 1))
+        warnings.warn(
+            f"this qdrant-client has no Rrf(k=...); hybrid search uses Qdrant's fixed RRF "
+            f"k=2 (HybridOptions.rrf_k=1), not rrf_k={options.rrf_k}. Upgrade qdrant-client.",
+            stacklevel=3,
+        )
+        return m.FusionQuery(fusion=m.Fusion.RRF)
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InputError(f"ids must be a list of strings, got the string {ids!r}")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, str) or not i:
+            raise InputError(f"ids must be non-empty strings, got {i!r}")
+    return out
+
+
+def open_connector(
+    target: Any,
+    *,
+    collection: str,
+    encoder: M3Encoder | None = None,
+    spec: IndexSpec | None = None,
+) -> QdrantConnector:
+    """Opens a Qdrant collection, creating it if missing, else validating it against ``spec``.
+
+    Args:
+        target: a ``QdrantClient`` or a URL (see the module docstring).
+        collection: the collection name.
+        encoder: encodes texts on upsert and search (optional with precomputed embeddings).
+        spec: what to store; defaults to all outputs at the encoder's dimensions.
+
+    Raises:
+        MissingDependencyError: qdrant-client is not installed.
+        InputError: the target or the collection name is not usable.
+        SchemaMismatchError: the existing collection does not match ``spec``.
+    """
+    if not isinstance(collection, str) or not collection:
+        raise InputError(f"collection must be a non-empty string, got {collection!r}")
+    if spec is None:
+        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    if encoder is not None:
+        dims = (int(encoder.dense_dim), int(encoder.colbert_dim))
+        if dims != (spec.dense_dim, spec.colbert_dim):
+            raise SchemaMismatchError(
+                f"the encoder produces dense/ColBERT dimensions {dims}, the IndexSpec says "
+                f"{(spec.dense_dim, spec.colbert_dim)}; build the spec with "
+                "IndexSpec.for_encoder(encoder)"
+            )
+    client = client_from_target(target)
+    connector = QdrantConnector(client, collection=collection, spec=spec, encoder=encoder)
+    connector.ensure_collection()
+    return connector

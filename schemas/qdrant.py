@@ -1,0 +1,260 @@
+"""IndexSpec -> Qdrant's native collection config, documents -> points, and back.
+
+Pure functions: nothing here talks to a server. ``qdrant_client`` is imported when a function
+needs its models, so ``import schemas`` works without it.
+
+The Qdrant layout of a collection:
+
+- ``spec.fields.dense``: a named dense vector, ``Distance.DOT`` for ``dense_metric="ip"`` (the
+  BGE-M3 dense score) or ``Distance.COSINE``.
+- ``spec.fields.sparse``: a named sparse vector in ``sparse_vectors_config``, no IDF modifier
+  (the stored weights ARE the lexical score).
+- ``spec.fields.colbert``: a named multivector, ``MultiVectorConfig(comparator=MAX_SIM)``,
+  ``Distance.DOT``; ``hnsw_config.m=0`` (no graph: it only reranks or is scanned) unless
+  ``spec.colbert_index``; ``Datatype.FLOAT16`` when ``spec.colbert_precision="float16"``.
+- Point id: ``uuid5(M3VDB_NAMESPACE, document id)`` (Qdrant ids must be unsigned ints or
+  UUIDs); the payload keeps the original id under ``spec.fields.id``, the text under
+  ``spec.fields.text`` and the metadata dict under ``spec.fields.metadata``, so a metadata
+  key ``lang`` is filtered as the payload path ``metadata.lang``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from encoder.data import Document, M3Embedding
+from encoder.errors import InputError, MissingDependencyError
+from schemas.spec import IndexSpec, MetadataType
+
+if TYPE_CHECKING:
+    from qdrant_client import models
+
+# Qdrant refuses a multivector point above this many floats (rows * dim), whatever the config.
+QDRANT_MAX_MULTIVECTOR_FLOATS = 1_048_576
+# Fixed namespace: the same document id maps to the same point id in every collection, on
+# every machine, forever. Changing it would orphan every stored point.
+M3VDB_NAMESPACE = uuid.UUID("5b0f3c1e-6d2a-5e8f-9a41-3c7d2b9e0f17")
+
+_PAYLOAD_TYPES: dict[MetadataType, str] = {
+    "keyword": "keyword",
+    "int": "integer",
+    "float": "float",
+    "bool": "bool",
+}
+
+
+def qdrant_models() -> Any:
+    """``qdrant_client.models``, or a MissingDependencyError with the pip command."""
+    try:
+        from qdrant_client import models
+    except ImportError as exc:
+        raise MissingDependencyError("qdrant-client", "qdrant", "The Qdrant connector") from exc
+    return models
+
+
+def point_id(doc_id: str) -> str:
+    """The Qdrant point id (a UUID string) of a document id; deterministic."""
+    if not isinstance(doc_id, str) or not doc_id:
+        raise InputError(f"document ids must be non-empty strings, got {doc_id!r}")
+    return str(uuid.uuid5(M3VDB_NAMESPACE, doc_id))
+
+
+def metadata_key(spec: IndexSpec, name: str) -> str:
+    """The payload path of a metadata key (``metadata.lang``)."""
+    return f"{spec.fields.metadata}.{name}"
+
+
+def dense_distance(spec: IndexSpec) -> models.Distance:
+    m = qdrant_models()
+    return m.Distance.DOT if spec.dense_metric == "ip" else m.Distance.COSINE
+
+
+def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
+    """The named dense vectors (dense, colbert multivector) of the collection."""
+    m = qdrant_models()
+    out: dict[str, models.VectorParams] = {}
+    if spec.dense:
+        out[spec.fields.dense] = m.VectorParams(size=spec.dense_dim, distance=dense_distance(spec))
+    if spec.colbert:
+        out[spec.fields.colbert] = m.VectorParams(
+            size=spec.colbert_dim,
+            # DOT on normalised rows is the cosine; MaxSim sums the best dot per query row.
+            distance=m.Distance.DOT,
+            multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            # m=0: no HNSW graph over token rows (they rerank candidates or are scanned); an
+            # index over every token of the corpus is large and rarely worth it.
+            hnsw_config=None if spec.colbert_index else m.HnswConfigDiff(m=0),
+            datatype=m.Datatype.FLOAT16 if spec.colbert_precision == "float16" else None,
+        )
+    return out
+
+
+def sparse_vectors_config(spec: IndexSpec) -> dict[str, models.SparseVectorParams]:
+    """The named sparse vector; no IDF modifier: BGE-M3's weights are the lexical score."""
+    m = qdrant_models()
+    return {spec.fields.sparse: m.SparseVectorParams()} if spec.sparse else {}
+
+
+def payload_indexes(spec: IndexSpec) -> list[tuple[str, models.PayloadSchemaType]]:
+    """(payload path, schema type) of every metadata field to index for filtering."""
+    m = qdrant_models()
+    return [
+        (metadata_key(spec, f.name), m.PayloadSchemaType(_PAYLOAD_TYPES[f.type]))
+        for f in spec.metadata_fields
+    ]
+
+
+def check_multivector_cap(spec: IndexSpec, doc_id: str, rows: int) -> None:
+    """Raises InputError when ``rows`` ColBERT rows exceed Qdrant's per-point hard cap."""
+    floats = rows * spec.colbert_dim
+    if floats > QDRANT_MAX_MULTIVECTOR_FLOATS:
+        max_rows = QDRANT_MAX_MULTIVECTOR_FLOATS // spec.colbert_dim
+        raise InputError(
+            f"document {doc_id!r} has {rows} ColBERT rows of dimension {spec.colbert_dim} "
+            f"({floats:,} floats); Qdrant refuses a multivector above "
+            f"{QDRANT_MAX_MULTIVECTOR_FLOATS:,} floats per point (= {max_rows} rows at this "
+            f"dimension). Split long texts with M3Encoder.encode_windows "
+            f"(window_tokens <= {max_rows + 1}) and index each window as its own document"
+        )
+
+
+def sparse_vector(weights: Mapping[int, float]) -> models.SparseVector:
+    """A Qdrant SparseVector from token id -> weight, indices sorted."""
+    m = qdrant_models()
+    keys = sorted(weights)
+    return m.SparseVector(indices=[int(k) for k in keys], values=[float(weights[k]) for k in keys])
+
+
+def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointStruct:
+    """The Qdrant point of a validated document and embedding (only the outputs spec stores)."""
+    m = qdrant_models()
+    vector: dict[str, Any] = {}
+    if spec.dense and emb.dense is not None:
+        vector[spec.fields.dense] = emb.dense.astype(np.float32).tolist()
+    if spec.sparse and emb.sparse is not None:
+        vector[spec.fields.sparse] = sparse_vector(emb.sparse)
+    if spec.colbert and emb.colbert is not None:
+        check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
+        vector[spec.fields.colbert] = emb.colbert.astype(np.float32).tolist()
+    payload = {
+        spec.fields.id: doc.id,
+        spec.fields.text: doc.text,
+        spec.fields.metadata: dict(doc.metadata),
+    }
+    return m.PointStruct(id=point_id(doc.id), vector=vector, payload=payload)
+
+
+def document_from_payload(payload: Mapping[str, Any] | None, spec: IndexSpec) -> Document:
+    """The Document stored in a point's payload (inverse of :func:`to_point`)."""
+    payload = payload or {}
+    return Document(
+        id=str(payload.get(spec.fields.id, "")),
+        text=str(payload.get(spec.fields.text, "")),
+        metadata=dict(payload.get(spec.fields.metadata) or {}),
+    )
+
+
+def embedding_from_vectors(vectors: Mapping[str, Any] | None, spec: IndexSpec) -> M3Embedding:
+    """The M3Embedding of a point's vectors (inverse of :func:`to_point`)."""
+    vectors = vectors or {}
+    dense = vectors.get(spec.fields.dense)
+    sparse = vectors.get(spec.fields.sparse)
+    colbert = vectors.get(spec.fields.colbert)
+    return M3Embedding(
+        dense=None if dense is None else np.asarray(dense, dtype=np.float32),
+        sparse=None
+        if sparse is None
+        else {int(i): float(v) for i, v in zip(sparse.indices, sparse.values, strict=True)},
+        colbert=None if colbert is None else np.asarray(colbert, dtype=np.float32),
+    )
+
+
+def validate_collection(
+    info: models.CollectionInfo, spec: IndexSpec, *, check_payload_indexes: bool = True
+) -> list[str]:
+    """Differences between an existing collection and what ``spec`` expects.
+
+    Vectors the spec does not use are allowed (a collection may hold more). Missing payload
+    indexes are not a mismatch (the connector creates them); an index of another type is.
+
+    Args:
+        info: ``QdrantClient.get_collection(name)``.
+        spec: what the connector will store.
+        check_payload_indexes: compare payload index types (off for local mode, which keeps
+            no payload indexes).
+
+    Returns:
+        Human-readable mismatches ("dense vector 'dense': size 768, expected 1024"); empty
+        when the collection fits.
+    """
+    m = qdrant_models()
+    params = info.config.params
+    vectors = params.vectors
+    if vectors is None:
+        vectors = {}
+    problems: list[str] = []
+    if not isinstance(vectors, Mapping):
+        problems.append(
+            "the collection has one unnamed vector; m3vdb stores named vectors "
+            f"({', '.join(vectors_config(spec)) or 'none'})"
+        )
+        vectors = {}
+
+    def check_dense_like(name: str, what: str, size: int, distance: Any, multi: bool) -> None:
+        found = vectors.get(name)
+        if found is None:
+            problems.append(f"{what} '{name}': missing (vectors found: {sorted(vectors)})")
+            return
+        if found.size != size:
+            problems.append(f"{what} '{name}': size {found.size}, expected {size}")
+        if found.distance != distance:
+            problems.append(f"{what} '{name}': distance {found.distance}, expected {distance}")
+        config = found.multivector_config
+        if multi and (config is None or config.comparator != m.MultiVectorComparator.MAX_SIM):
+            problems.append(
+                f"{what} '{name}': multivector comparator "
+                f"{None if config is None else config.comparator}, expected max_sim"
+            )
+        if not multi and config is not None:
+            problems.append(f"{what} '{name}': is a multivector, expected a single vector")
+
+    if spec.dense:
+        check_dense_like(spec.fields.dense, "dense vector", spec.dense_dim,
+                         dense_distance(spec), multi=False)
+    if spec.colbert:
+        check_dense_like(spec.fields.colbert, "ColBERT multivector", spec.colbert_dim,
+                         m.Distance.DOT, multi=True)
+        found = vectors.get(spec.fields.colbert)
+        if found is not None:
+            is_f16 = found.datatype == m.Datatype.FLOAT16
+            if is_f16 != (spec.colbert_precision == "float16"):
+                problems.append(
+                    f"ColBERT multivector '{spec.fields.colbert}': datatype "
+                    f"{found.datatype or 'float32'}, expected {spec.colbert_precision}"
+                )
+    if spec.sparse:
+        sparse = params.sparse_vectors or {}
+        found_sparse = sparse.get(spec.fields.sparse)
+        if found_sparse is None:
+            problems.append(
+                f"sparse vector '{spec.fields.sparse}': missing (sparse vectors found: "
+                f"{sorted(sparse)})"
+            )
+        elif found_sparse.modifier not in (None, m.Modifier.NONE):
+            problems.append(
+                f"sparse vector '{spec.fields.sparse}': modifier {found_sparse.modifier}, "
+                "expected none (BGE-M3 weights are the score; IDF would change it)"
+            )
+    if check_payload_indexes:
+        schema = info.payload_schema or {}
+        for key, expected in payload_indexes(spec):
+            index = schema.get(key)
+            if index is not None and index.data_type != expected:
+                problems.append(
+                    f"payload index '{key}': type {index.data_type}, expected {expected}"
+                )
+    return problems

@@ -1,0 +1,69 @@
+"""Qdrant for the contract suite: local mode in memory, or a server (URL or container).
+
+Server: set ``M3VDB_TEST_QDRANT_URL=http://localhost:6333`` to use a running one; otherwise a
+Docker engine runs :data:`IMAGE` through testcontainers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import docker_unavailable_reason
+
+NAME = "qdrant"
+CLIENT_PACKAGE = "qdrant_client"
+# Pinned: a server with Rrf(k=...) (1.16+) and FormulaQuery (1.14+).
+IMAGE = "qdrant/qdrant:v1.17.1"
+URL_ENV = "M3VDB_TEST_QDRANT_URL"
+SCORE_TOLERANCE = 1e-4
+
+
+@contextmanager
+def embedded(tmp_path: Path) -> Iterator[Any]:
+    """Local mode in memory (Qdrant's Python engine: brute force, exact)."""
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(location=":memory:")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def container() -> Iterator[Any]:
+    """A Qdrant server: ``$M3VDB_TEST_QDRANT_URL`` or a container of :data:`IMAGE`."""
+    from qdrant_client import QdrantClient
+
+    url = os.environ.get(URL_ENV)
+    if url:
+        client = QdrantClient(url=url)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    reason = docker_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"qdrant server: {reason}; or set {URL_ENV}=http://HOST:6333")
+    from testcontainers.community.qdrant import QdrantContainer
+
+    with QdrantContainer(IMAGE) as server:
+        client = server.get_client()
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def fuse_weighted(
+    dense: Mapping[str, float], sparse: Mapping[str, float], weights: tuple[float, float]
+) -> dict[str, float]:
+    """The connector's FormulaQuery: w_d * dense + w_s * sparse, 0 for a missing signal."""
+    ids = set(dense) | set(sparse)
+    return {i: weights[0] * dense.get(i, 0.0) + weights[1] * sparse.get(i, 0.0) for i in ids}
