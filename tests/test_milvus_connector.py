@@ -1,0 +1,339 @@
+"""Milvus-specific behaviour of connectors.milvus on Milvus Lite (the portable behaviour is the
+contract suite's): the companion ColBERT layout and its failure atomicity, retries and error
+translation, filter expressions evaluated by Milvus against ``filters.matches``, URL forms.
+
+Troubleshooting: Milvus Lite runs as a subprocess per client; one client serves this module.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from pymilvus import MilvusClient  # noqa: E402
+from pymilvus.exceptions import MilvusException  # noqa: E402
+
+from connectors import milvus as cm  # noqa: E402
+from connectors.filters import matches, parse_filter  # noqa: E402
+from encoder.data import Document, M3Embedding  # noqa: E402
+from encoder.errors import (  # noqa: E402
+    BackendError,
+    InputError,
+    MissingDependencyError,
+    SchemaMismatchError,
+)
+from schemas import milvus as ms  # noqa: E402
+from schemas.spec import IndexSpec  # noqa: E402
+
+DIM = 16
+SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusClient]:
+    client = MilvusClient(str(tmp_path_factory.mktemp("milvus") / "unit.db"))
+    yield client
+    client.close()
+
+
+class FlakyClient:
+    """Delegates to a MilvusClient; ``fail[(method, collection)]`` makes calls raise."""
+
+    def __init__(self, client: MilvusClient) -> None:
+        self._client = client
+        self.fail: dict[tuple[str, str], Callable[[], Exception | None]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            collection = args[0] if args else kwargs.get("collection_name", "")
+            make = self.fail.get((name, collection))
+            error = make() if make is not None else None
+            if error is not None:
+                raise error
+            return target(*args, **kwargs)
+
+        return call
+
+
+def _always(error: Exception) -> Callable[[], Exception]:
+    return lambda: error
+
+
+def _fail_times(n: int, error: Exception) -> Callable[[], Exception | None]:
+    left = [n]
+
+    def make() -> Exception | None:
+        left[0] -= 1
+        return error if left[0] >= 0 else None
+
+    return make
+
+
+def _fail_on_call(n: int, error: Exception) -> Callable[[], Exception | None]:
+    seen = [0]
+
+    def make() -> Exception | None:
+        seen[0] += 1
+        return error if seen[0] == n else None
+
+    return make
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _emb(seed: int, rows: int = 4) -> M3Embedding:
+    rng = np.random.default_rng(seed)
+    return M3Embedding(
+        dense=_unit(rng.normal(size=DIM)),
+        sparse={int(t): float(rng.random() + 0.1) for t in rng.choice(40, 5, replace=False)},
+        colbert=_unit(rng.normal(size=(rows, DIM))),
+    )
+
+
+def _docs(n: int, seed: int = 0) -> list[tuple[Document, M3Embedding]]:
+    return [(Document(f"d{i}", f"text {i}", {"i": i}), _emb(seed * 1000 + i)) for i in range(n)]
+
+
+def _connector(client: Any, name: str, spec: IndexSpec = SPEC) -> cm.MilvusConnector:
+    return cm.MilvusConnector(
+        client,
+        collection=name,
+        encoder=None,
+        spec=spec,
+        capabilities=ms.MilvusCapabilities.for_lite(),
+    )
+
+
+def _row_count(client: MilvusClient, collection: str, expr: str = "") -> int:
+    return int(client.query(collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest, lite: MilvusClient) -> Iterator[str]:
+    collection = "t_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")
+    yield collection[:200]
+    for c in (collection, ms.companion_name(collection)):
+        if lite.has_collection(c):
+            lite.drop_collection(c)
+
+
+def test_lite_is_detected_and_gets_the_companion_layout(lite, name):
+    assert cm.detect_capabilities(lite) == ms.MilvusCapabilities.for_lite()
+    con = cm.open_connector(lite, collection=name, spec=SPEC)
+    assert con.colbert_layout == "companion"
+    assert lite.has_collection(ms.companion_name(name))
+    con.drop()
+    assert not lite.has_collection(name) and not lite.has_collection(ms.companion_name(name))
+
+
+def test_reopen_validates_and_reports_mismatch(lite, name):
+    con = _connector(lite, name)
+    con.upsert(_docs(3))
+    assert _connector(lite, name).count() == 3
+    with pytest.raises(SchemaMismatchError) as info:
+        _connector(lite, name, IndexSpec(dense_dim=DIM + 1, colbert_dim=DIM + 2))
+    message = str(info.value)
+    assert f"field 'dense': dim is {DIM}, expected {DIM + 1}" in message
+    assert f"field 'vec': dim is {DIM}, expected {DIM + 2}" in message
+    assert "drop it" in message
+
+
+def test_upsert_replaces_colbert_rows(lite, name):
+    con = _connector(lite, name)
+    con.upsert(_docs(3))
+    replaced = [(Document("d1", "new", {"i": 9}), _emb(99, rows=2))]
+    con.upsert(replaced)
+    companion = ms.companion_name(name)
+    assert _row_count(lite, companion, 'doc_id == "d1"') == 2
+    assert _row_count(lite, companion) == 2 + 2 * 4
+    stored = con.get_embeddings(["d1"])["d1"]
+    np.testing.assert_allclose(stored.colbert, replaced[0][1].colbert)
+    con.delete(["d1", "unknown"])
+    assert con.count() == 2 and _row_count(lite, companion, 'doc_id == "d1"') == 0
+
+
+def _assert_old_document_intact(con: cm.MilvusConnector, old: M3Embedding) -> None:
+    assert [d.text for d in con.get(["d0"])] == ["text 0"]
+    stored = con.get_embeddings(["d0"])["d0"]
+    np.testing.assert_allclose(stored.colbert, old.colbert)
+    hits = con.search(old, 1, mode="colbert")
+    assert hits[0].id == "d0"
+    assert hits[0].score == pytest.approx(ms.maxsim(old.colbert, old.colbert), abs=1e-4)
+
+
+def test_failed_main_write_leaves_old_document_whole(lite, name):
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    original = _docs(1)
+    con.upsert(original)
+    flaky.fail[("upsert", name)] = _always(MilvusException(code=65535, message="disk full"))
+    with pytest.raises(BackendError, match="disk full"):
+        con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
+    _assert_old_document_intact(con, original[0][1])
+    # the new version's rows were removed again
+    assert _row_count(lite, ms.companion_name(name)) == 4
+
+
+def test_failed_row_write_midway_is_cleaned_up(lite, name, monkeypatch):
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    original = _docs(1)
+    con.upsert(original)
+    monkeypatch.setattr(cm, "_INSERT_BYTES", 4 * DIM * 3)  # 3 rows per request
+    error = MilvusException(code=65535, message="boom")
+    flaky.fail[("upsert", ms.companion_name(name))] = _fail_on_call(2, error)
+    with pytest.raises(BackendError, match="boom"):
+        con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
+    _assert_old_document_intact(con, original[0][1])
+    assert _row_count(lite, ms.companion_name(name)) == 4
+
+
+def test_cleanup_failure_leaves_only_invisible_rows(lite, name):
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    original = _docs(1)
+    con.upsert(original)
+    flaky.fail[("upsert", name)] = _always(MilvusException(code=65535, message="boom"))
+    flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
+    with pytest.warns(UserWarning, match="invisible"), pytest.raises(BackendError):
+        con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
+    assert _row_count(lite, ms.companion_name(name)) == 4 + 7  # orphans are there...
+    _assert_old_document_intact(con, original[0][1])  # ...and ignored
+
+
+def test_stale_row_delete_failure_warns_and_new_version_wins(lite, name):
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    con.upsert(_docs(1))
+    flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
+    new = _emb(5, rows=7)
+    with pytest.warns(UserWarning, match="old ColBERT rows"):
+        con.upsert([(Document("d0", "new text"), new)])
+    np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
+    hits = con.search(new, 1, mode="colbert")
+    assert hits[0].score == pytest.approx(ms.maxsim(new.colbert, new.colbert), abs=1e-4)
+    del flaky.fail[("delete", ms.companion_name(name))]
+    con.upsert([(Document("d0", "again"), new)])  # the next write removes the stale rows
+    assert _row_count(lite, ms.companion_name(name)) == 7
+
+
+def test_transient_errors_are_retried(lite, name, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    flaky.fail[("upsert", name)] = _fail_times(2, MilvusException(code=8, message="rate limit"))
+    assert con.upsert(_docs(2)) == 2
+    assert con.count() == 2
+    flaky.fail[("upsert", name)] = _always(MilvusException(code=8, message="rate limit"))
+    with pytest.raises(BackendError) as info:
+        con.upsert(_docs(2))
+    assert info.value.retriable
+
+
+def test_errors_are_translated(lite, name):
+    flaky = FlakyClient(lite)
+    con = _connector(flaky, name)
+    flaky.fail[("search", name)] = _always(MilvusException(code=1100, message="bad expr"))
+    with pytest.raises(InputError, match="bad expr"):
+        con.search(_emb(1), 3, mode="dense")
+    flaky.fail[("search", name)] = _always(MilvusException(code=100, message="gone"))
+    with pytest.raises(BackendError, match="does not exist") as info:
+        con.search(_emb(1), 3, mode="dense")
+    assert not info.value.retriable
+
+
+def test_batch_is_validated_before_anything_is_written(lite, name):
+    con = _connector(lite, name)
+    batch = _docs(3)
+    batch.append((Document("long", "x" * 70000), _emb(7)))
+    with pytest.raises(InputError, match="65535"):
+        con.upsert(batch, batch_size=10)
+    assert con.count() == 0 and _row_count(lite, ms.companion_name(name)) == 0
+
+
+METADATA = [
+    {"lang": "en", "year": 2020, "q": 'say "hi"', "flag": True},
+    {"lang": "de", "year": 2021.5, "q": "back\\slash", "flag": False},
+    {"lang": "Zoë", "year": "2022", "tags": "a"},
+    {"year": 2019, "q": "it's"},
+]
+FILTERS = [
+    {"lang": "en"},
+    {"q": 'say "hi"'},
+    {"q": "back\\slash"},
+    {"q": "it's"},
+    {"lang": "Zoë"},
+    {"flag": True},
+    {"flag": False},
+    {"lang": {"in": ["de", "Zoë"]}},
+    {"year": {"gte": 2020}},
+    {"year": {"gt": 2020, "lte": 2022}},
+    {"$or": [{"lang": "en"}, {"year": {"lt": 2020}}]},
+    {"lang": "en", "year": {"gte": 2021}},
+    {"missing": 1},
+]
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
+def test_filter_expressions_agree_with_matches(lite, flt):
+    collection = "filters"
+    if not lite.has_collection(collection):
+        con = _connector(lite, collection, IndexSpec(dense_dim=DIM, sparse=False, colbert=False))
+        docs = [(Document(f"m{i}", "t", m), _emb(i)) for i, m in enumerate(METADATA)]
+        con.upsert(docs)
+    parsed = parse_filter(flt)
+    expr = ms.compile_filter(parsed)
+    found = {r["id"] for r in lite.query(collection, filter=expr, output_fields=["id"])}
+    expected = {f"m{i}" for i, m in enumerate(METADATA) if matches(parsed, m)}
+    assert found == expected, expr
+
+
+def test_float16_rows_search_close_to_float32(lite, name):
+    spec = IndexSpec(dense_dim=DIM, colbert_dim=DIM, colbert_precision="float16")
+    con = _connector(lite, name, spec)
+    docs = _docs(6)
+    con.upsert(docs)
+    query = _emb(42)
+    hits = con.search(query, 3, mode="colbert")
+    expected = sorted(((ms.maxsim(query.colbert, e.colbert), d.id) for d, e in docs), reverse=True)
+    assert [h.id for h in hits] == [i for _, i in expected[:3]]
+    assert hits[0].score == pytest.approx(expected[0][0], abs=1e-2)
+
+
+def test_url_forms(tmp_path: Path):
+    with pytest.raises(InputError, match="not a Milvus URL"):
+        cm.open_connector("milvus+ftp://host", collection="c", spec=SPEC)
+    with pytest.raises(InputError, match=r"\.db"):
+        cm.open_connector("milvus-lite:/tmp/file.sqlite", collection="c", spec=SPEC)
+    path = tmp_path / "url.db"
+    with cm.open_connector(f"milvus-lite:{path}", collection="c", spec=SPEC) as con:
+        assert con.capabilities.lite and con.count() == 0
+    with cm.open_connector(str(path), collection="c", spec=SPEC) as con:  # a bare PATH.db
+        assert con.count() == 0
+
+
+def test_missing_pymilvus_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pymilvus", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'm3vdb\[milvus\]'"):
+        cm.open_connector("milvus://localhost:19530", collection="c", spec=SPEC)
+
+
+def test_no_warning_on_clean_writes(lite, name):
+    con = _connector(lite, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        con.upsert(_docs(2))
+        con.upsert(_docs(2, seed=1))
