@@ -330,7 +330,9 @@ def test_rrf_fusion_formula_and_ties():
 
 
 def test_weighted_fusion_formula():
-    fused = dict(ms.milvus_weighted_fusion([{"a": 0.5, "b": 0.0}, {"a": 3.0}], [0.3, 0.7], ["IP"] * 2))
+    fused = dict(
+        ms.milvus_weighted_fusion([{"a": 0.5, "b": 0.0}, {"a": 3.0}], [0.3, 0.7], ["IP"] * 2)
+    )
     expected_a = 0.3 * (0.5 + math.atan(0.5) / math.pi) + 0.7 * (0.5 + math.atan(3.0) / math.pi)
     assert fused["a"] == pytest.approx(expected_a)
     assert fused["b"] == pytest.approx(0.3 * 0.5)  # the sparse list did not return b: adds 0
