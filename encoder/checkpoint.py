@@ -156,9 +156,12 @@ def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
         with _quiet_transformers():
             # SDPA: the fused attention kernels on every device. The pooler is unused by
             # BGE-M3 (dense = CLS hidden state): not building it saves work.
-            backbone = AutoModel.from_pretrained(
-                path, config=config, attn_implementation="sdpa", add_pooling_layer=False
-            )
+            try:
+                backbone = AutoModel.from_pretrained(
+                    path, config=config, attn_implementation="sdpa", add_pooling_layer=False
+                )
+            except ValueError:  # a transformers without SDPA for this architecture
+                backbone = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
     except OSError as exc:
         raise CheckpointError(f"cannot load the model weights in {path}: {exc}") from exc
     backbone.float().eval()
