@@ -32,6 +32,7 @@ failure in (3) leaves only invisible garbage, removed by the next write of the d
 from __future__ import annotations
 
 import importlib.util
+import logging
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -184,6 +185,10 @@ def detect_capabilities(client: Any, *, lite: bool | None = None) -> MilvusCapab
     UNIMPLEMENTED), which is how a client object handed to us is recognised as Lite."""
     if lite:
         return MilvusCapabilities.for_lite()
+    # pymilvus logs every failed call with a traceback; Lite's expected UNIMPLEMENTED is noise.
+    pymilvus_logger = logging.getLogger("pymilvus")
+    level = pymilvus_logger.level
+    pymilvus_logger.setLevel(logging.CRITICAL)
     try:
         version = client.get_server_version()
     except Exception as exc:
@@ -192,6 +197,8 @@ def detect_capabilities(client: Any, *, lite: bool | None = None) -> MilvusCapab
         if "UNIMPLEMENTED" in str(status) or "UNIMPLEMENTED" in str(exc):
             return MilvusCapabilities.for_lite()
         raise translate_error(exc, "asking Milvus for its version") from exc
+    finally:
+        pymilvus_logger.setLevel(level)
     return MilvusCapabilities.for_server(str(version))
 
 
@@ -669,11 +676,16 @@ class MilvusConnector:
                 f"the query needs a dense vector of shape ({self._spec.dense_dim},), got "
                 f"{None if q.dense is None else np.shape(q.dense)}"
             )
-        return np.asarray(q.dense, dtype=np.float32)
+        dense = np.asarray(q.dense, dtype=np.float32)
+        if not np.all(np.isfinite(dense)):
+            raise InputError("the query's dense vector contains NaN or infinity")
+        return dense
 
     def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
         if q.sparse is None:
             raise InputError("the query needs sparse weights; encode it with sparse=True")
+        if not all(np.isfinite(w) for w in q.sparse.values()):
+            raise InputError("the query's sparse weights contain NaN or infinity")
         return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
 
     def _query_colbert(self, q: M3Embedding) -> np.ndarray:
@@ -688,6 +700,8 @@ class MilvusConnector:
                 f"the query needs ColBERT rows of shape (n >= 1, {self._spec.colbert_dim}), got "
                 f"{None if rows is None else rows.shape}"
             )
+        if not np.all(np.isfinite(rows)):
+            raise InputError("the query's ColBERT rows contain NaN or infinity")
         return np.asarray(rows, dtype=np.float32)
 
     def _metric(self, field: str) -> str:
