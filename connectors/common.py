@@ -10,7 +10,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 
@@ -137,11 +137,10 @@ def embed_batch(
             sparse=spec.sparse,
             colbert=spec.colbert,
         )
-        for i, emb in zip(missing, encoded):
-            given[i] = emb
+        for i, new in zip(missing, encoded):
+            given[i] = new
     out: list[tuple[Document, M3Embedding]] = []
-    for doc, emb in zip(docs, given):
-        assert emb is not None  # filled above
+    for doc, emb in zip(docs, cast(list[M3Embedding], given)):  # every gap was filled above
         if spec.sparse and emb.sparse is not None and not emb.sparse:
             raise InputError(
                 f"document {doc.id!r} has no sparse weight > 0 (all its tokens are special or "

@@ -84,7 +84,7 @@ class M3Encoder:
         self._backbone = checkpoint.backbone.to(self.device, torch_dtype)
         self._colbert_linear = checkpoint.colbert_linear.to(self.device, torch_dtype)
         self._sparse_linear = checkpoint.sparse_linear.to(self.device, torch_dtype)
-        self.dense_dim = int(checkpoint.backbone.config.hidden_size)
+        self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size
         self.colbert_dim = int(checkpoint.colbert_linear.out_features)
         self.token_budget = token_budget or (16384 if self.device.type == "cpu" else 65536)
         self.max_batch_size = max_batch_size
