@@ -404,11 +404,20 @@ class MilvusConnector:
         # contract promises); Milvus servers default to Bounded staleness.
         self._call(
             f"create_collection {name!r}",
-            lambda: c.create_collection(
-                name, schema=schema, index_params=index_params, consistency_level="Strong"
-            ),
+            lambda: c.create_collection(name, schema=schema, consistency_level="Strong"),
         )
-        self._call("load", lambda: c.load_collection(name))
+        # sync=False: pymilvus would poll every 0.5 s per index for a build that, on an empty
+        # collection, has nothing to do.
+        try:
+            self._call(
+                f"create_index on {name!r}",
+                lambda: c.create_index(name, index_params, sync=False),
+            )
+            self._call("load", lambda: c.load_collection(name))
+        except BaseException:
+            # An unindexed collection could not be loaded later: leave none behind.
+            self._call("drop", lambda: c.drop_collection(name))
+            raise
 
     # -- writes ---------------------------------------------------------------------
 
