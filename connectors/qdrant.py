@@ -65,6 +65,28 @@ def _client_class() -> type[QdrantClient]:
     return QdrantClient
 
 
+def client_options(target: str) -> dict[str, str]:
+    """The ``QdrantClient`` keyword arguments for a URL form of the module docstring."""
+    scheme, _, rest = target.partition(":")
+    scheme = scheme.lower()
+    rest = rest[2:] if rest.startswith("//") else rest
+    if scheme == "qdrant+memory":
+        return {"location": ":memory:"}
+    if scheme == "qdrant+local":
+        if not rest:
+            raise InputError(f"{target!r} names no folder; use qdrant+local:PATH")
+        return {"path": rest}
+    if scheme in ("qdrant", "qdrant+http", "qdrant+https"):
+        if not rest:
+            raise InputError(f"{target!r} names no host; use qdrant://HOST:PORT")
+        protocol = "https" if scheme == "qdrant+https" else "http"
+        return {"url": f"{protocol}://{rest}"}
+    raise InputError(
+        f"{target!r} is not a Qdrant URL; use qdrant+memory://, qdrant+local:PATH, "
+        "qdrant://HOST:PORT or qdrant+https://HOST:PORT"
+    )
+
+
 def client_from_target(target: Any) -> QdrantClient:
     """A QdrantClient for a URL form of the module docstring, or ``target`` itself."""
     client_class = _client_class()
@@ -75,24 +97,12 @@ def client_from_target(target: Any) -> QdrantClient:
             f"cannot open Qdrant from a {type(target).__name__}; pass a QdrantClient or a URL "
             "(qdrant+memory://, qdrant+local:PATH, qdrant://HOST:PORT, qdrant+https://HOST:PORT)"
         )
-    scheme, _, rest = target.partition(":")
-    scheme = scheme.lower()
-    rest = rest[2:] if rest.startswith("//") else rest
-    if scheme == "qdrant+memory":
-        return client_class(location=":memory:")
-    if scheme == "qdrant+local":
-        if not rest:
-            raise InputError(f"{target!r} names no folder; use qdrant+local:PATH")
-        return client_class(path=rest)
-    if scheme in ("qdrant", "qdrant+http", "qdrant+https"):
-        if not rest:
-            raise InputError(f"{target!r} names no host; use qdrant://HOST:PORT")
-        protocol = "https" if scheme == "qdrant+https" else "http"
-        return client_class(url=f"{protocol}://{rest}")
-    raise InputError(
-        f"{target!r} is not a Qdrant URL; use qdrant+memory://, qdrant+local:PATH, "
-        "qdrant://HOST:PORT or qdrant+https://HOST:PORT"
-    )
+    options = client_options(target)
+    if "location" in options:
+        return client_class(location=options["location"])
+    if "path" in options:
+        return client_class(path=options["path"])
+    return client_class(url=options["url"])
 
 
 def is_local(client: QdrantClient) -> bool:
