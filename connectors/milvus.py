@@ -36,6 +36,7 @@ import logging
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -372,7 +373,7 @@ class MilvusConnector:
         c = self._client
         out: dict[str, Mapping[str, Any]] = {}
         for name in self._call("list_indexes", lambda: c.list_indexes(collection)):
-            info = self._call("describe_index", lambda n=name: c.describe_index(collection, n))
+            info = self._call("describe_index", partial(c.describe_index, collection, name))
             if info:
                 out[str(info.get("field_name", name))] = info
         return out
@@ -468,7 +469,7 @@ class MilvusConnector:
         mains = [ms.main_row(d, e, spec, "companion", version) for d, e in pairs]
         try:
             for chunk in batched(token_rows, per_request):
-                self._call("upsert of ColBERT rows", lambda ch=chunk: c.upsert(self._companion, ch))
+                self._call("upsert of ColBERT rows", partial(c.upsert, self._companion, chunk))
             self._call("upsert", lambda: c.upsert(self._collection, mains))
         except BaseException:
             self._discard_version(version)
@@ -505,19 +506,19 @@ class MilvusConnector:
         c = self._client
         for chunk in batched(ids, 1000):
             # Main entities first: rows without a main entity are invisible to readers.
-            self._call("delete", lambda ch=chunk: c.delete(self._collection, ids=ch))
+            self._call("delete", partial(c.delete, self._collection, ids=chunk))
             if self._layout == "companion":
                 expr = ms.ids_expression("doc_id", chunk)
                 self._call(
-                    "delete of ColBERT rows", lambda e=expr: c.delete(self._companion, filter=e)
+                    "delete of ColBERT rows", partial(c.delete, self._companion, filter=expr)
                 )
 
     def drop(self) -> None:
         """Drops the collection and its companion collection."""
         c = self._client
         for name in (self._collection, self._companion):
-            if self._call("has_collection", lambda n=name: c.has_collection(n)):
-                self._call("drop", lambda n=name: c.drop_collection(n))
+            if self._call("has_collection", partial(c.has_collection, name)):
+                self._call("drop", partial(c.drop_collection, name))
 
     # -- reads ----------------------------------------------------------------------
 
@@ -582,9 +583,7 @@ class MilvusConnector:
             limit = len(chunk)
             rows += self._call(
                 "query",
-                lambda e=expr, n=limit: c.query(
-                    self._collection, filter=e, output_fields=fields, limit=n
-                ),
+                partial(c.query, self._collection, filter=expr, output_fields=fields, limit=limit),
             )
         return rows
 

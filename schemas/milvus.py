@@ -32,11 +32,12 @@ fast at scale; Milvus Lite filters by scan.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -138,7 +139,7 @@ class FieldDef:
 
     name: str
     dtype: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     is_primary: bool = False
     struct_fields: tuple[FieldDef, ...] = ()
 
@@ -150,7 +151,7 @@ class IndexDef:
     field: str
     index_type: str
     metric: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def companion_name(collection: str) -> str:

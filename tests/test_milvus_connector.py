@@ -168,6 +168,7 @@ def test_upsert_replaces_colbert_rows(lite, name):
 def _assert_old_document_intact(con: cm.MilvusConnector, old: M3Embedding) -> None:
     assert [d.text for d in con.get(["d0"])] == ["text 0"]
     stored = con.get_embeddings(["d0"])["d0"]
+    assert stored.colbert is not None and old.colbert is not None
     np.testing.assert_allclose(stored.colbert, old.colbert)
     hits = con.search(old, 1, mode="colbert")
     assert hits[0].id == "d0"
@@ -329,6 +330,12 @@ def test_missing_pymilvus_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'm3vdb\[milvus\]'"):
         cm.open_connector("milvus://localhost:19530", collection="c", spec=SPEC)
+
+
+def test_connector_satisfies_the_protocol(lite, name):
+    from connectors.base import Connector
+
+    assert isinstance(_connector(lite, name), Connector)
 
 
 def test_no_warning_on_clean_writes(lite, name):
