@@ -1,0 +1,34 @@
+"""LangChain ``Embeddings`` over the dense output of ``M3Encoder``."""
+
+from __future__ import annotations
+
+from encoder import M3Encoder
+from m3vdb_langchain._langchain import Embeddings
+
+
+class M3Embeddings(Embeddings):
+    """BGE-M3's dense vector as a LangChain ``Embeddings`` (normalised, ``encoder.dense_dim``).
+
+    ``M3VectorStore`` recognises it and uses the wrapped encoder for all three outputs (dense,
+    sparse, ColBERT); any other LangChain component sees the dense vector only.
+
+    Args:
+        encoder: the encoder; shared, never copied.
+    """
+
+    def __init__(self, encoder: M3Encoder) -> None:
+        if not isinstance(encoder, M3Encoder):
+            raise TypeError(f"M3Embeddings wraps an M3Encoder, got {type(encoder).__name__}")
+        self.encoder = encoder
+
+    def __repr__(self) -> str:
+        return f"M3Embeddings({self.encoder!r})"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Dense vectors of ``texts`` (truncated at the model's length, as ``encode`` does)."""
+        embs = self.encoder.encode(texts, dense=True, sparse=False, colbert=False)
+        return [e.dense.tolist() for e in embs]  # type: ignore[union-attr]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Dense vector of one query (BGE-M3 uses no query instruction)."""
+        return self.embed_documents([text])[0]
