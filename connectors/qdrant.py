@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -300,12 +301,14 @@ class QdrantConnector:
             ).payload_schema or {}
             for key, kind in qschema.payload_indexes(self._spec):
                 if key not in schema:
-                    self._call(
-                        lambda key=key, kind=kind: self._client.create_payload_index(
-                            self._collection, field_name=key, field_schema=kind, wait=True
-                        ),
-                        "payload index creation",
+                    create = partial(
+                        self._client.create_payload_index,
+                        self._collection,
+                        field_name=key,
+                        field_schema=kind,
+                        wait=True,
                     )
+                    self._call(create, "payload index creation")
 
     def _validate(self) -> None:
         info = self._call(lambda: self._client.get_collection(self._collection), "collection info")
@@ -348,12 +351,8 @@ class QdrantConnector:
             for batch in batched(items, batch_size):
                 pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
                 points = [qschema.to_point(doc, emb, self._spec) for doc, emb in pairs]
-                self._call(
-                    lambda points=points: self._client.upsert(
-                        self._collection, points=points, wait=True
-                    ),
-                    "upsert",
-                )
+                write = partial(self._client.upsert, self._collection, points=points, wait=True)
+                self._call(write, "upsert")
                 written += len(points)
                 if bar is not None:
                     bar.update(len(points))
