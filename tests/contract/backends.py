@@ -24,6 +24,10 @@ A backend factory is one module in this folder, ``backend_<database>.py``, liste
 ``SCORE_TOLERANCE: float``
     Absolute tolerance of the database's dense/sparse/MaxSim scores against float64 numpy
     (float32 engines: ~1e-4; a database that rounds stored weights needs more).
+``stored_sparse_weight(w: float) -> float`` (optional)
+    What the database keeps of a stored sparse weight, when it keeps less than float32
+    (Elasticsearch: 9 significant bits); the sparse reference then scores with it, so that
+    rankings compare exactly instead of within a rounding-sized tolerance.
 
 Every backend implements the RRF of ``connectors.base``: sum of 1 / (rrf_k + rank), rank
 1-based, so the suite holds that reference itself.
@@ -37,7 +41,7 @@ from types import ModuleType
 
 import pytest
 
-FACTORY_MODULES: tuple[str, ...] = ("backend_qdrant", "backend_milvus")
+FACTORY_MODULES: tuple[str, ...] = ("backend_qdrant", "backend_milvus", "backend_elasticsearch")
 FORMS: tuple[str, ...] = ("embedded", "container")
 
 

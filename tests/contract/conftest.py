@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import backends
+import contract_data
 import pytest
 from contract_data import DIM, Corpus, SyntheticEncoder, build_corpus
 
@@ -112,7 +113,11 @@ def backend_target(
             target = stack.enter_context(factory.embedded(tmp_path_factory.mktemp(param.id)))
         else:
             target = stack.enter_context(factory.container())
-        yield BackendTarget(param.id, factory, target)
+        contract_data.use_stored_sparse_weight(getattr(factory, "stored_sparse_weight", None))
+        try:
+            yield BackendTarget(param.id, factory, target)
+        finally:
+            contract_data.use_stored_sparse_weight(None)
 
 
 @pytest.fixture

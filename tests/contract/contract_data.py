@@ -12,7 +12,7 @@ References compute every score in float64 from the float32 arrays the database s
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -182,6 +182,22 @@ def dense_scores(q: M3Embedding, embs: Mapping[str, M3Embedding], ids: Iterable[
     return {i: float(np.asarray(embs[i].dense, dtype=np.float64) @ qd) for i in ids}
 
 
+def _float32(weight: float) -> float:
+    return float(np.float32(weight))
+
+
+# What the backend under test keeps of a stored sparse weight: float32, unless its factory
+# defines ``stored_sparse_weight`` (Elasticsearch keeps 9 significant bits). Set per backend
+# by conftest's ``backend_target``.
+_stored_sparse_weight: Callable[[float], float] = _float32
+
+
+def use_stored_sparse_weight(fn: Callable[[float], float] | None) -> None:
+    """Makes :func:`sparse_scores` model the backend's storage (None: float32)."""
+    global _stored_sparse_weight
+    _stored_sparse_weight = fn or _float32
+
+
 def sparse_scores(q: M3Embedding, embs: Mapping[str, M3Embedding], ids: Iterable[str]) -> dict:
     """Only documents sharing a token with the query (databases return no others)."""
     assert q.sparse is not None
@@ -190,8 +206,8 @@ def sparse_scores(q: M3Embedding, embs: Mapping[str, M3Embedding], ids: Iterable
         doc = embs[i].sparse or {}
         shared = set(doc) & set(q.sparse)
         if shared:
-            # weights travel as float32
-            out[i] = float(sum(np.float32(doc[t]) * np.float64(np.float32(q.sparse[t]))
+            # query weights travel as float32; stored ones as the backend keeps them
+            out[i] = float(sum(_stored_sparse_weight(doc[t]) * np.float64(np.float32(q.sparse[t]))
                                for t in shared))
     return out
 

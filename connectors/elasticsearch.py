@@ -1,0 +1,827 @@
+"""Elasticsearch: BGE-M3's outputs in ``dense_vector``, ``sparse_vector`` and ``rank_vectors``
+fields of one document, queried through Elasticsearch's own search API.
+
+Targets accepted by :func:`open_connector` (and ``connectors.connect``): an
+``elasticsearch.Elasticsearch`` client (use this for API keys, TLS and cloud ids),
+``elasticsearch://[USER:PASSWORD@]HOST[:PORT]`` (HTTP, default port 9200) or
+``elasticsearch+https://...``. See ``schemas.elasticsearch`` for the index layout.
+
+What runs where (every mode is ONE request):
+
+- ``dense``: a ``knn`` query (top k, the filter applied inside the graph search).
+- ``sparse``: a ``sparse_vector`` query with the precomputed ``query_vector``, pruning off.
+- ``colbert``: ``script_score`` with ``maxSimDotProduct`` over the filtered documents (exact
+  scan: rank_vectors has no ANN index).
+- ``hybrid``, Enterprise or trial licence (Elasticsearch >= 9.0): one ``search`` whose
+  retriever is ``rrf`` (``rank_constant = rrf_k``) or ``linear`` (the weights,
+  ``normalizer: none``) over a ``knn`` retriever and ``standard`` retrievers (the
+  ``sparse_vector`` query, and BM25 on the text when asked), each carrying the filter and
+  contributing ``candidate_count(k)`` documents; with ``rerank`` and ColBERT stored, a
+  ``rescorer`` retriever rescores the fused top ``candidate_count(k)`` with MaxSim.
+- ``hybrid`` on a Basic licence, where rrf and linear are refused: ONE ``_msearch`` request
+  carrying one search per signal (the same filtered top ``candidate_count(k)`` lists), fused by
+  m3vdb with the SAME formulas (``schemas.elasticsearch.rrf_fuse`` / ``linear_fuse``). No
+  paid feature is needed and the results equal the retriever path's. Which method runs is
+  detected once (:attr:`ElasticsearchConnector.hybrid_method`) and logged as a warning when
+  the fallback is used; fallback hits carry each signal's score in ``signal_scores``.
+
+Scores (see ``connectors.base``): dense = the dot product (Elasticsearch's ``(1 + dot) / 2`` is
+converted back), sparse = sum of q_w * stored p_w (stored weights keep 9 significant bits),
+colbert = MaxSim SUM, hybrid = the RRF score, the linear score (whose dense term is
+Elasticsearch's ``(1 + dot) / 2``), or the MaxSim SUM when reranked.
+
+Writes: ``elasticsearch.helpers.streaming_bulk`` per batch of ``index`` actions (idempotent by
+``_id``), item-level 429s retried by the helper with backoff, whole-request transient failures
+(connection, 429, 5xx) retried with backoff. Each document is ONE Elasticsearch document, so
+no document is ever half-written. When items still fail, ``upsert`` raises a
+:class:`BulkWriteError` listing every failed id and reason and the ids of the batch that were
+written; the written ones are kept (each is complete, and re-running the upsert is
+idempotent) rather than deleted, because a delete would also destroy the previous version of
+a document being re-indexed. Later batches are not written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.filters import parse_filter
+from encoder.data import Document, Hit, M3Embedding
+from encoder.errors import (
+    BackendError,
+    InputError,
+    M3VDBError,
+    MissingDependencyError,
+    SchemaMismatchError,
+    UnsupportedCapabilityError,
+)
+from schemas import elasticsearch as es
+from schemas.elasticsearch import (
+    BulkItemFailure,
+    ElasticsearchCapabilities,
+    ElasticsearchOptions,
+    HybridMethod,
+    Signal,
+)
+from schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+    from encoder import M3Encoder
+
+__all__ = [
+    "BulkWriteError",
+    "ElasticsearchCapabilities",
+    "ElasticsearchConnector",
+    "ElasticsearchOptions",
+    "detect_capabilities",
+    "open_connector",
+    "raise_for_bulk_failures",
+]
+
+T = TypeVar("T")
+DEFAULT_PORT = 9200
+logger = logging.getLogger(__name__)
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_MODES = ("dense", "sparse", "colbert", "hybrid")
+
+
+def _import_client() -> Any:
+    try:
+        import elasticsearch
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "elasticsearch", "elasticsearch", "The Elasticsearch connector"
+        ) from exc
+    return elasticsearch
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class BulkWriteError(M3VDBError):
+    """Elasticsearch refused documents of a bulk write.
+
+    Attributes:
+        failures: every refused document: id, HTTP status, error type and reason.
+        written_ids: the ids of the same batch that were written (complete documents).
+    """
+
+    def __init__(
+        self, message: str, failures: Sequence[BulkItemFailure], written_ids: Sequence[str]
+    ) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+        self.written_ids = list(written_ids)
+
+
+class BulkRejectedError(BulkWriteError, InputError):
+    """Every failure was the documents' fault (e.g. a metadata value of the wrong type)."""
+
+
+class BulkFailedError(BulkWriteError, BackendError):
+    """Some failure was the cluster's (rejections, shard failures); ``retriable`` when all
+    failures were transient."""
+
+    def __init__(
+        self,
+        message: str,
+        failures: Sequence[BulkItemFailure],
+        written_ids: Sequence[str],
+        *,
+        retriable: bool,
+    ) -> None:
+        super().__init__(message, failures, written_ids)
+        self.retriable = retriable
+
+
+def raise_for_bulk_failures(
+    results: Sequence[tuple[bool, Mapping[str, Any]]], *, what: str = "upsert"
+) -> list[str]:
+    """The per-item error handling of every bulk write: returns the ids that succeeded, or
+    raises a :class:`BulkWriteError` naming every failed id with its status and reason.
+
+    ``results`` are ``streaming_bulk``'s ``(ok, {op: item})`` pairs (``raise_on_error=False``).
+    """
+    done, failed = es.bulk_item_failures(results)
+    if not failed:
+        return done
+    listed = "\n  - ".join(
+        f"{f.id!r}: HTTP {f.status} {f.error_type}: {f.reason}" for f in failed[:20]
+    )
+    more = f"\n  ... and {len(failed) - 20} more" if len(failed) > 20 else ""
+    message = (
+        f"Elasticsearch refused {len(failed)} of {len(done) + len(failed)} documents of the "
+        f"{what} batch:\n  - {listed}{more}\n{len(done)} documents of the batch were written "
+        "(each complete); fix the refused ones and run the same call again (it is idempotent)"
+    )
+    if all(400 <= f.status < 500 and not f.transient for f in failed):
+        raise BulkRejectedError(message, failed, done)
+    raise BulkFailedError(message, failed, done, retriable=all(f.transient for f in failed))
+
+
+def _status(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    meta = getattr(exc, "meta", None)
+    status = getattr(meta, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a retry may fix ``exc``: connection failures and timeouts, HTTP 408/429/5xx."""
+    if isinstance(exc, M3VDBError):
+        return exc.retriable
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    client = _import_client()
+    if isinstance(exc, client.ApiError):
+        return _status(exc) in _TRANSIENT_STATUS
+    # ConnectionError / ConnectionTimeout of the client (not SerializationError, TLS errors).
+    return isinstance(exc, (client.ConnectionError, client.ConnectionTimeout)) and not isinstance(
+        exc, client.SSLError
+    )
+
+
+def _error_detail(exc: Exception) -> tuple[str, str]:
+    """(error type, reason) of an ApiError body, falling back to the message."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        root = (error.get("root_cause") or [error])[0]
+        return str(root.get("type", error.get("type", ""))), str(
+            root.get("reason", error.get("reason", ""))
+        )
+    return type(exc).__name__, str(getattr(exc, "message", None) or exc)
+
+
+def translate_error(exc: Exception, what: str) -> M3VDBError:
+    """An Elasticsearch client exception as an m3vdb error: 400 -> InputError, a licence
+    refusal -> UnsupportedCapabilityError, anything else -> BackendError (retriable when
+    :func:`is_transient`)."""
+    if isinstance(exc, M3VDBError):
+        return exc
+    status = _status(exc)
+    kind, reason = _error_detail(exc)
+    detail = f"HTTP {status} {kind}: {reason}" if status else f"{kind}: {reason}"
+    if "license" in reason.lower() and ("non-compliant" in reason or status == 403):
+        return UnsupportedCapabilityError(
+            f"Elasticsearch refused the {what} for its licence ({detail}); start a trial "
+            "(POST _license/start_trial?acknowledge=true) or use a Basic-licence feature"
+        )
+    if status == 400:
+        return InputError(f"Elasticsearch rejected the {what}: {detail}")
+    if status == 404 and kind == "index_not_found_exception":
+        return BackendError(
+            f"{what}: the index does not exist (dropped elsewhere?): {detail}. Open the "
+            "connector again to recreate it"
+        )
+    return BackendError(f"Elasticsearch {what} failed: {detail}", retriable=is_transient(exc))
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def client_from_url(url: str) -> Elasticsearch:
+    """An ``Elasticsearch`` client for ``elasticsearch[+http|+https]://[USER:PASS@]HOST[:PORT]``."""
+    client = _import_client()
+    parts = urlsplit(url)
+    scheme = {
+        "elasticsearch": "http",
+        "elasticsearch+http": "http",
+        "elasticsearch+https": "https",
+    }.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise InputError(
+            f"not an Elasticsearch URL: {url!r}; use elasticsearch://HOST:9200 or "
+            "elasticsearch+https://USER:PASSWORD@HOST:9200"
+        )
+    host = f"{scheme}://{parts.hostname}:{parts.port or DEFAULT_PORT}"
+    auth = None
+    if parts.username:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    return client.Elasticsearch(host, basic_auth=auth)  # type: ignore[no-any-return]
+
+
+def detect_capabilities(client: Any) -> ElasticsearchCapabilities:
+    """``GET /`` and ``GET _license``, once. A refused licence call (e.g. no privilege) counts
+    as an unknown licence: only Basic features are used."""
+    try:
+        info = with_retries(lambda: client.info(), is_transient=is_transient,
+                            what="Elasticsearch GET /")
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, "GET /") from exc
+    try:
+        licence = with_retries(lambda: client.license.get(), is_transient=is_transient,
+                               what="Elasticsearch GET _license")
+        licence_body = dict(getattr(licence, "body", licence))
+    except Exception as exc:
+        logger.warning("GET _license failed (%s); assuming no paid features", exc)
+        licence_body = None
+    return ElasticsearchCapabilities.from_responses(dict(getattr(info, "body", info)), licence_body)
+
+
+def open_connector(
+    target: Any,
+    *,
+    collection: str,
+    encoder: M3Encoder | None = None,
+    spec: IndexSpec | None = None,
+    options: ElasticsearchOptions | None = None,
+) -> ElasticsearchConnector:
+    """Opens the index ``collection``, creating it when missing, else validating it.
+
+    Args:
+        target: an ``elasticsearch.Elasticsearch`` client (left open by ``close``) or a URL
+            (see the module docstring).
+        collection: the index name (Elasticsearch's rules: lowercase, ...).
+        encoder: encodes texts on upsert and search.
+        spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
+        options: Elasticsearch-specific settings (index type, BM25, refresh, ...).
+
+    Raises:
+        MissingDependencyError: the elasticsearch client is not installed.
+        InputError: the URL or the index name is not usable.
+        UnsupportedCapabilityError: ColBERT is asked for and the cluster's version or licence
+            has no rank_vectors.
+        SchemaMismatchError: the existing index does not match ``spec``.
+    """
+    es.check_index_name(collection)
+    if spec is None:
+        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    if isinstance(target, str):
+        client, owns = client_from_url(target), True
+    else:
+        _import_client()
+        client, owns = target, False
+    try:
+        caps = detect_capabilities(client)
+        return ElasticsearchConnector(
+            client,
+            collection=collection,
+            encoder=encoder,
+            spec=spec,
+            capabilities=caps,
+            options=options or ElasticsearchOptions(),
+            owns=owns,
+        )
+    except BaseException:
+        if owns:
+            client.close()
+        raise
+
+
+# --------------------------------------------------------------------------- the connector
+
+
+class ElasticsearchConnector:
+    """An Elasticsearch index holding BGE-M3 representations (implements
+    ``connectors.Connector``). Build it with :func:`open_connector` or ``connectors.connect``."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        collection: str,
+        encoder: M3Encoder | None,
+        spec: IndexSpec,
+        capabilities: ElasticsearchCapabilities,
+        options: ElasticsearchOptions | None = None,
+        owns: bool = False,
+    ) -> None:
+        if spec.colbert:
+            capabilities.require_rank_vectors()
+        self._client = client
+        self._collection = es.check_index_name(collection)
+        self._encoder = encoder
+        self._spec = spec
+        self._caps = capabilities
+        self._options = options or ElasticsearchOptions()
+        self._owns = owns
+        if capabilities.hybrid_method == "client_fusion":
+            logger.warning(
+                "%s: rrf/linear retrievers need an Enterprise or trial licence and "
+                "Elasticsearch >= 9.0; hybrid search fuses one _msearch's per-signal results "
+                "in m3vdb (same formulas, one round trip)",
+                capabilities.describe(),
+            )
+        self._open_or_create()
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        return self._spec
+
+    @property
+    def capabilities(self) -> ElasticsearchCapabilities:
+        """The cluster's version and licence, detected when the connector opened."""
+        return self._caps
+
+    @property
+    def options(self) -> ElasticsearchOptions:
+        return self._options
+
+    @property
+    def hybrid_method(self) -> HybridMethod:
+        """How ``mode="hybrid"`` runs: ``retrievers`` (one search with rrf/linear retrievers)
+        or ``client_fusion`` (one _msearch, fused by m3vdb: the Basic-licence fallback)."""
+        return self._caps.hybrid_method
+
+    @property
+    def client(self) -> Any:
+        """The underlying ``elasticsearch.Elasticsearch`` client."""
+        return self._client
+
+    def close(self) -> None:
+        """Closes the client if this connector opened it (a client passed in stays open)."""
+        if self._owns:
+            self._client.close()
+
+    def __enter__(self) -> ElasticsearchConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- calls ----------------------------------------------------------------------
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """One client call with retries of transient errors and error translation."""
+        try:
+            return with_retries(
+                operation,
+                is_transient=is_transient,
+                attempts=self._options.max_retries + 1,
+                what=f"Elasticsearch {what}",
+            )
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, what) from exc
+
+    def _open_or_create(self) -> None:
+        c, name = self._client, self._collection
+        if not self._call("index check", lambda: bool(c.indices.exists(index=name))):
+            body = es.mapping(self._spec, self._options, self._caps)
+            settings = es.index_settings(self._options)
+            try:
+                self._call(
+                    "index creation",
+                    lambda: c.indices.create(index=name, mappings=body, settings=settings),
+                )
+                return
+            except M3VDBError as exc:
+                # Another process may have created it meanwhile: validate that one.
+                if "resource_already_exists" not in str(exc):
+                    raise
+        found = self._call("get mapping", lambda: c.indices.get_mapping(index=name))
+        mappings = (dict(getattr(found, "body", found)).get(name) or {}).get("mappings") or {}
+        problems = es.validate_mapping(mappings, self._spec, self._options)
+        if problems:
+            raise SchemaMismatchError(
+                f"Elasticsearch index {name!r} does not match the IndexSpec:\n  - "
+                + "\n  - ".join(problems)
+                + "\nOpen it with an IndexSpec (and ElasticsearchOptions) that match, use "
+                "another index name, or drop it (connector.drop()) to rebuild it"
+            )
+
+    # -- writes ---------------------------------------------------------------------
+
+    def upsert(
+        self,
+        items: Iterable[UpsertItem],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> int:
+        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
+
+        Each batch is validated completely (embeddings, id length, unit norm for
+        dot_product) before it is written with one ``streaming_bulk`` pass. See the module
+        docstring for what a failure leaves. Returns the number of documents written.
+
+        Raises:
+            BulkWriteError: documents were refused (every id and reason is listed).
+        """
+        progress = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(desc=f"upsert {self._collection}", unit="doc")
+        written = 0
+        try:
+            for batch in batched(items, batch_size):
+                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
+                actions = []
+                for doc, emb in pairs:
+                    es.check_document(doc, emb, self._spec)
+                    actions.append({
+                        "_op_type": "index",
+                        "_index": self._collection,
+                        "_id": doc.id,
+                        "_source": es.document_source(doc, emb, self._spec),
+                    })
+                self._bulk(actions, "upsert")
+                written += len(pairs)
+                if progress is not None:
+                    progress.update(len(pairs))
+        finally:
+            if progress is not None:
+                progress.close()
+        return written
+
+    def _bulk(self, actions: list[dict[str, Any]], what: str) -> list[str]:
+        helpers = _import_client().helpers
+        options = self._options
+
+        def run() -> list[tuple[bool, Mapping[str, Any]]]:
+            return list(
+                helpers.streaming_bulk(
+                    self._client,
+                    actions,
+                    chunk_size=max(1, len(actions)),
+                    raise_on_error=False,
+                    raise_on_exception=True,  # whole-request failures: retried below
+                    max_retries=options.max_retries,
+                    initial_backoff=0.5,
+                    max_backoff=30,
+                    retry_on_status=(429,),
+                    refresh=options.refresh,
+                )
+            )
+
+        results = self._call(what, run)
+        return raise_for_bulk_failures(results, what=what)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids; unknown ids are ignored."""
+        ids = _check_ids(ids)
+        for chunk in batched(ids, 1000):
+            actions = [
+                {"_op_type": "delete", "_index": self._collection, "_id": i} for i in chunk
+            ]
+            self._bulk(actions, "delete")
+
+    def drop(self) -> None:
+        """Deletes the index."""
+        c = self._client
+        self._call(
+            "index deletion",
+            lambda: c.indices.delete(index=self._collection, ignore_unavailable=True),
+        )
+
+    def refresh(self) -> None:
+        """Makes every write visible to search (after writes with ``refresh=False``)."""
+        self._call("refresh", lambda: self._client.indices.refresh(index=self._collection))
+
+    # -- reads ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        result = self._call("count", lambda: self._client.count(index=self._collection))
+        return int(result["count"])
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids are left out."""
+        ids = _check_ids(ids)
+        found: dict[str, Document] = {}
+        fields = es.source_fields(self._spec)
+        for chunk in batched(list(dict.fromkeys(ids)), 1000):
+            result = self._call(
+                "mget",
+                lambda ch=chunk: self._client.mget(
+                    index=self._collection, ids=ch, source_includes=fields
+                ),
+            )
+            for doc in result["docs"]:
+                if doc.get("found"):
+                    found[str(doc["_id"])] = es.document_from_hit(doc, self._spec)
+        return [found[i] for i in ids if i in found]
+
+    # -- search ---------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+        bm25: bool | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents in one request; see the module docstring for what runs where.
+
+        Args:
+            bm25: add BM25 over the text to the hybrid signals (default:
+                ``ElasticsearchOptions.bm25``); needs a text query.
+
+        Raises:
+            InputError: bad ``k``, mode, options or filter, or a mode needing an output the
+                index does not store.
+            UnsupportedCapabilityError: the cluster's licence refused the request.
+            BackendError: Elasticsearch failed.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive int, got {k!r}")
+        if k > es.MAX_NUM_CANDIDATES:
+            raise InputError(f"k={k} exceeds Elasticsearch's knn limit of 10,000")
+        if mode not in _MODES:
+            raise InputError(f"mode must be one of {_MODES}, got {mode!r}")
+        options = hybrid if hybrid is not None else HybridOptions()
+        filters = es.compile_filter(parse_filter(filter), self._spec)
+        spec = self._spec
+        if mode != "hybrid":
+            self._require(getattr(spec, mode), mode)
+            q = encode_query(query, self._encoder, dense=mode == "dense",
+                             sparse=mode == "sparse", colbert=mode == "colbert")
+            if mode == "dense":
+                body = es.knn_query(spec, self._query_dense(q), k, self._options, filters)
+            elif mode == "sparse":
+                weights = self._query_sparse(q)
+                if not weights:
+                    return []  # nothing to match: no token of the query has a weight
+                body = es.sparse_query(spec, weights, self._options, filters)
+            else:
+                body = es.colbert_query(spec, self._query_colbert(q), filters)
+            response = self._search(f"{mode} search", query=body, size=k)
+            return [self._hit(h, mode, q) for h in response["hits"]["hits"]]
+        use_bm25 = self._options.bm25 if bm25 is None else bm25
+        if use_bm25 and not isinstance(query, str):
+            raise InputError("bm25=True needs a text query (an M3Embedding has no text)")
+        if not (spec.dense or spec.sparse or use_bm25):
+            self._require(False, "dense or sparse (hybrid)")
+        rerank = options.rerank and spec.colbert
+        q = encode_query(query, self._encoder, dense=spec.dense, sparse=spec.sparse,
+                         colbert=rerank)
+        return self._hybrid(q, query if use_bm25 else None, k, filters, options, rerank)
+
+    def _require(self, stored: bool, what: str) -> None:
+        if not stored:
+            raise InputError(
+                f"index {self._collection!r} stores no {what} vectors (see its IndexSpec); "
+                "search with another mode or index with that output enabled"
+            )
+
+    def _search(self, what: str, **body: Any) -> Mapping[str, Any]:
+        fields = es.source_fields(self._spec)
+        result = self._call(
+            what,
+            lambda: self._client.search(index=self._collection, source=fields, **body),
+        )
+        return dict(getattr(result, "body", result))
+
+    def _query_dense(self, q: M3Embedding) -> np.ndarray:
+        if q.dense is None or np.shape(q.dense) != (self._spec.dense_dim,):
+            raise InputError(
+                f"the query needs a dense vector of shape ({self._spec.dense_dim},), got "
+                f"{None if q.dense is None else np.shape(q.dense)}"
+            )
+        dense = np.asarray(q.dense, dtype=np.float32)
+        if not np.all(np.isfinite(dense)):
+            raise InputError("the query's dense vector contains NaN or infinity")
+        return dense
+
+    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
+        if q.sparse is None:
+            raise InputError("the query needs sparse weights; encode it with sparse=True")
+        if not all(np.isfinite(w) for w in q.sparse.values()):
+            raise InputError("the query's sparse weights contain NaN or infinity")
+        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
+
+    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
+        rows = q.colbert
+        if rows is None or rows.ndim != 2 or rows.shape[1] != self._spec.colbert_dim or not len(
+            rows
+        ):
+            raise InputError(
+                f"the query needs ColBERT rows of shape (n >= 1, {self._spec.colbert_dim}), got "
+                f"{None if rows is None else rows.shape}"
+            )
+        if not np.all(np.isfinite(rows)):
+            raise InputError("the query's ColBERT rows contain NaN or infinity")
+        return np.asarray(rows, dtype=np.float32)
+
+    def _score(self, raw: float, signal: str, q: M3Embedding | None) -> float:
+        if signal == "dense":
+            return es.dense_from_es(raw)
+        if signal == "colbert":
+            assert q is not None and q.colbert is not None
+            return es.colbert_from_es(raw, len(q.colbert))
+        return float(raw)
+
+    def _hit(self, raw: Mapping[str, Any], signal: str, q: M3Embedding | None,
+             extra: Mapping[str, float] | None = None) -> Hit:
+        doc = es.document_from_hit(raw, self._spec)
+        score = self._score(float(raw["_score"]), signal, q)
+        signals = {signal: score, **(extra or {})}
+        return Hit(doc.id, score, doc.text, doc.metadata, signals)
+
+    def _signals(
+        self, q: M3Embedding, text: str | None, candidates: int, filters: list[dict[str, Any]],
+        options: HybridOptions,
+    ) -> list[Signal]:
+        spec, opts = self._spec, self._options
+        signals: list[Signal] = []
+        if spec.dense:
+            body = es.knn_query(spec, self._query_dense(q), candidates, opts, filters)
+            signals.append(Signal("dense", body, float(options.weights[0])))
+        if spec.sparse:
+            weights = self._query_sparse(q)
+            if weights:  # an empty sparse query matches nothing: leave it out
+                body = es.sparse_query(spec, weights, opts, filters)
+                signals.append(Signal("sparse", body, float(options.weights[1])))
+        if text is not None:
+            signals.append(Signal("bm25", es.bm25_query(spec, text, filters), opts.bm25_weight))
+        return signals
+
+    def _hybrid(
+        self,
+        q: M3Embedding,
+        text: str | None,
+        k: int,
+        filters: list[dict[str, Any]],
+        options: HybridOptions,
+        rerank: bool,
+    ) -> list[Hit]:
+        if options.fusion not in ("rrf", "weighted"):
+            raise InputError(f"unknown fusion {options.fusion!r}; use 'rrf' or 'weighted'")
+        candidates = options.candidate_count(k)
+        if not 0 < candidates <= es.MAX_NUM_CANDIDATES:
+            raise InputError(f"HybridOptions.candidates must be in [1, 10000], got {candidates}")
+        if options.fusion == "rrf" and options.rrf_k < 1:
+            raise InputError(f"rrf_k must be >= 1 on Elasticsearch, got {options.rrf_k}")
+        if options.fusion == "weighted" and any(w < 0 for w in options.weights):
+            raise InputError(f"weights must be >= 0 on Elasticsearch, got {options.weights}")
+        rows = self._query_colbert(q) if rerank else None
+        signals = self._signals(q, text, candidates, filters, options)
+        if not signals:
+            return []
+        if self.hybrid_method == "retrievers" and len(signals) > 1:
+            return self._hybrid_retrievers(q, signals, k, options, candidates, rows)
+        return self._hybrid_client_fusion(q, signals, k, filters, options, candidates, rows)
+
+    def _hybrid_retrievers(
+        self,
+        q: M3Embedding,
+        signals: list[Signal],
+        k: int,
+        options: HybridOptions,
+        candidates: int,
+        rows: np.ndarray | None,
+    ) -> list[Hit]:
+        if k > candidates:
+            raise InputError(
+                f"k={k} exceeds HybridOptions.candidates={candidates}: Elasticsearch's fusion "
+                "window must hold at least k documents"
+            )
+        rescore = es.rescore(self._spec, rows, candidates) if rows is not None else None
+        retriever = es.hybrid_retriever(
+            signals, fusion=options.fusion, rrf_k=options.rrf_k, candidates=candidates,
+            rerank=rescore,
+        )
+        response = self._search("hybrid search", retriever=retriever, size=k)
+        signal = "colbert" if rows is not None else "fusion"
+        return [self._hit(h, signal, q) for h in response["hits"]["hits"]]
+
+    def _hybrid_client_fusion(
+        self,
+        q: M3Embedding,
+        signals: list[Signal],
+        k: int,
+        filters: list[dict[str, Any]],
+        options: HybridOptions,
+        candidates: int,
+        rows: np.ndarray | None,
+    ) -> list[Hit]:
+        """One _msearch (a search per signal), fused here with Elasticsearch's formulas."""
+        fields = es.source_fields(self._spec)
+        searches: list[dict[str, Any]] = []
+        for s in signals:
+            searches += [{}, {"query": s.query, "size": candidates, "_source": fields}]
+        result = self._call(
+            "hybrid _msearch",
+            lambda: self._client.msearch(index=self._collection, searches=searches),
+        )
+        lists: list[dict[str, float]] = []  # per signal, in Elasticsearch's rank order
+        raw_hits: dict[str, Mapping[str, Any]] = {}
+        per_signal: dict[str, dict[str, float]] = {}
+        for s, response in zip(signals, dict(getattr(result, "body", result))["responses"]):
+            if "error" in response:
+                raise translate_error(_MsearchError(response), f"hybrid _msearch ({s.name})")
+            scores: dict[str, float] = {}
+            for h in response["hits"]["hits"]:
+                doc_id = str(h["_id"])
+                scores[doc_id] = float(h["_score"])  # as Elasticsearch ranks (knn: (1+dot)/2)
+                raw_hits.setdefault(doc_id, h)
+                converted = self._score(float(h["_score"]), s.name, q)
+                per_signal.setdefault(doc_id, {})[s.name] = converted
+            lists.append(scores)
+        if options.fusion == "rrf":
+            fused = es.rrf_fuse([list(scores) for scores in lists], options.rrf_k)
+        else:
+            fused = es.linear_fuse(lists, [s.weight for s in signals])
+        order = sorted(fused, key=lambda i: (-fused[i], i))
+        if rows is None:
+            hits = []
+            for doc_id in order[:k]:
+                doc = es.document_from_hit(raw_hits[doc_id], self._spec)
+                signal_scores = {**per_signal[doc_id], "fusion": fused[doc_id]}
+                hits.append(Hit(doc.id, fused[doc_id], doc.text, doc.metadata, signal_scores))
+            return hits
+        return self._rerank(q, rows, order[:candidates], fused, k, filters)
+
+    def _rerank(
+        self,
+        q: M3Embedding,
+        rows: np.ndarray,
+        ids: list[str],
+        fused: Mapping[str, float],
+        k: int,
+        filters: list[dict[str, Any]],
+    ) -> list[Hit]:
+        """MaxSim over the fused candidates (the fallback path's second request)."""
+        if not ids:
+            return []
+        _, query_dsl, _ = es.dsl()
+        body = es.colbert_query(
+            self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters]
+        )
+        response = self._search("ColBERT rerank", query=body, size=min(k, len(ids)))
+        return [
+            self._hit(h, "colbert", q, {"fusion": fused[str(h["_id"])]})
+            for h in response["hits"]["hits"]
+        ]
+
+
+class _MsearchError(Exception):
+    """One failed search of an _msearch response, shaped like an ApiError for translation."""
+
+    def __init__(self, response: Mapping[str, Any]) -> None:
+        super().__init__(str(response.get("error")))
+        self.status_code = int(response.get("status", 500))
+        self.body = response
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InputError("pass a list of ids, not a single string")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, str) or not i:
+            raise InputError(f"ids must be non-empty strings, got {i!r}")
+    return out

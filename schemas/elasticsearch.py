@@ -1,0 +1,702 @@
+"""IndexSpec -> Elasticsearch: the index mapping, documents, filters and request bodies, with
+the capabilities of a cluster and the score conversions. Pure functions: nothing here talks to
+a server. The mapping and the queries are built with the typed classes of ``elasticsearch.dsl``
+(field, query and type classes generated from Elasticsearch's API specification); that package
+has no typed classes for retrievers, rescorers or dynamic templates, which are plain dicts.
+
+Layout of an index (one Elasticsearch document per m3vdb document, so every write of a
+document is atomic: its text, metadata and three representations are one Lucene document):
+
+- ``id`` keyword (the document id, also the ``_id``), ``text`` text (analysed: BM25 is available
+  as a fourth hybrid signal), ``metadata`` object whose declared keys are typed (keyword, long,
+  double, boolean) and whose other keys are mapped by dynamic templates (strings -> keyword,
+  floating point -> double), so that every metadata key filters exactly.
+- ``dense``: ``dense_vector``, ``similarity`` dot_product (``dense_metric="ip"``) or cosine,
+  ``index_options.type`` explicit (default ``hnsw``: float vectors, so knn scores are the exact
+  float dot; Elasticsearch 9.1+ would otherwise pick 1-bit ``bbq_hnsw`` for 1024-d vectors).
+  Elasticsearch reports ``(1 + dot) / 2`` for both similarities; :func:`dense_from_es` inverts it.
+- ``sparse``: ``sparse_vector``, keys = token ids as strings, ``index_options.prune`` false where
+  the cluster has the option (8.19 / 9.1+ prune by default). Each stored weight keeps 9
+  significant bits (Lucene's FeatureField keeps the float's top 16 bits:
+  :func:`stored_sparse_weight`).
+- ``colbert``: ``rank_vectors`` (9.0+, Enterprise or trial licence, no ANN index), scored by the
+  painless ``maxSimDotProduct`` (the SUM over query rows of the best dot). Elasticsearch refuses
+  negative scores, so the script returns ``exp(maxsim / n_query_rows)`` (always > 0, monotonic)
+  and :func:`colbert_from_es` inverts it exactly up to float32 rounding.
+- Vectors are excluded from ``_source``: searches and rescoring read the indexed values and doc
+  values, and a ColBERT matrix in JSON would multiply the stored size.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from connectors.filters import And, Eq, Filter, In, Or, Range
+from encoder.data import Document, M3Embedding
+from encoder.errors import InputError, MissingDependencyError, UnsupportedCapabilityError
+from schemas.spec import IndexSpec, MetadataType
+
+DenseIndexType = Literal[
+    "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
+]
+HybridMethod = Literal["retrievers", "client_fusion"]
+
+ID_MAX_BYTES = 512  # Elasticsearch's limit on _id
+MAX_NUM_CANDIDATES = 10_000  # knn num_candidates upper bound
+PAID_LICENCES = frozenset({"enterprise", "trial"})  # rrf, linear, rank_vectors: ENTERPRISE mode
+RANK_VECTORS_SINCE = (9, 0, 0)
+RETRIEVERS_SINCE = (9, 0, 0)  # rrf + linear + rescorer retrievers all present
+SPARSE_INDEX_OPTIONS_SINCE = (9, 1, 0)  # sparse_vector index_options (and default pruning)
+COLBERT_SCRIPT = "Math.exp(maxSimDotProduct(params.query_vector, '{field}') / params.n)"
+
+_METADATA_TYPES: dict[MetadataType, str] = {
+    "keyword": "Keyword",
+    "int": "Long",
+    "float": "Double",
+    "bool": "Boolean",
+}
+_INDEX_NAME_FORBIDDEN = re.compile(r'[\\/*?"<>| ,#:A-Z]')
+
+
+def dsl() -> Any:
+    """``(field, query, types)`` modules of ``elasticsearch.dsl``, or MissingDependencyError."""
+    try:
+        from elasticsearch.dsl import field, query, types
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "elasticsearch", "elasticsearch", "The Elasticsearch connector (client >= 8.18)"
+        ) from exc
+    return field, query, types
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def parse_version(version: str) -> tuple[int, int, int] | None:
+    """``"9.1.4-SNAPSHOT"`` -> ``(9, 1, 4)``; None when no ``major.minor[.patch]`` is found."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+@dataclass(frozen=True)
+class ElasticsearchCapabilities:
+    """What the cluster can do, detected once (``GET /`` and ``GET _license``) and held as data.
+
+    Attributes:
+        version: the version number the cluster reported (``"9.1.4"``).
+        licence: the licence type (``basic``, ``trial``, ``enterprise``, ...); ``unknown`` when
+            ``GET _license`` was refused.
+        licence_active: whether the licence status is ``active``.
+    """
+
+    version: str
+    licence: str
+    licence_active: bool = True
+
+    @classmethod
+    def from_responses(
+        cls, info: Mapping[str, Any], licence: Mapping[str, Any] | None
+    ) -> ElasticsearchCapabilities:
+        """From the bodies of ``GET /`` and ``GET _license`` (None when the latter failed)."""
+        version = str((info.get("version") or {}).get("number", "unknown"))
+        lic = (licence or {}).get("license") or {}
+        return cls(
+            version=version,
+            licence=str(lic.get("type", "unknown")).lower(),
+            licence_active=str(lic.get("status", "active" if lic else "unknown")) == "active",
+        )
+
+    @property
+    def version_tuple(self) -> tuple[int, int, int]:
+        return parse_version(self.version) or (0, 0, 0)
+
+    @property
+    def paid(self) -> bool:
+        """An active Enterprise or trial licence (what rrf, linear and rank_vectors need)."""
+        return self.licence_active and self.licence in PAID_LICENCES
+
+    @property
+    def rank_vectors(self) -> bool:
+        return self.paid and self.version_tuple >= RANK_VECTORS_SINCE
+
+    @property
+    def retrievers(self) -> bool:
+        """rrf and linear retrievers (and the rescorer retriever over them)."""
+        return self.paid and self.version_tuple >= RETRIEVERS_SINCE
+
+    @property
+    def sparse_index_options(self) -> bool:
+        return self.version_tuple >= SPARSE_INDEX_OPTIONS_SINCE
+
+    @property
+    def hybrid_method(self) -> HybridMethod:
+        """``retrievers``: one ``search`` with rrf/linear retrievers; ``client_fusion``: one
+        ``_msearch`` (a request per signal, one round trip) fused by m3vdb with the same
+        formulas (needs no paid feature)."""
+        return "retrievers" if self.retrievers else "client_fusion"
+
+    def describe(self) -> str:
+        state = "" if self.licence_active else " (not active)"
+        return f"Elasticsearch {self.version} with a {self.licence} licence{state}"
+
+    def require_rank_vectors(self) -> None:
+        """Raises UnsupportedCapabilityError naming the version and the licence."""
+        if self.rank_vectors:
+            return
+        needs = []
+        if self.version_tuple < RANK_VECTORS_SINCE:
+            needs.append("Elasticsearch >= 9.0")
+        if not self.paid:
+            needs.append("an active Enterprise or trial licence")
+        raise UnsupportedCapabilityError(
+            f"ColBERT vectors need the rank_vectors field type, which needs {' and '.join(needs)}; "
+            f"this cluster is {self.describe()}. Open the index with IndexSpec(colbert=False), "
+            "or start a trial (POST _license/start_trial?acknowledge=true) or upgrade the licence"
+        )
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class ElasticsearchOptions:
+    """Elasticsearch-specific settings of a connector (the IndexSpec stays portable).
+
+    Attributes:
+        dense_index_type: ``index_options.type`` of the dense field. ``hnsw`` (default) keeps
+            float vectors in the graph, so knn scores are the exact float dot product and equal
+            the reference; ``int8_hnsw`` quarters the graph's memory at a small score error
+            (set ``rescore_oversample`` to rescore with the float vectors); ``bbq_*`` is 1-bit.
+        hnsw_m: HNSW ``m`` (None: Elasticsearch's default, 16).
+        hnsw_ef_construction: HNSW ``ef_construction`` (None: default, 100).
+        rescore_oversample: for quantized types, rescore ``k * oversample`` knn results with
+            the float vectors (``rescore_vector.oversample``); None: off.
+        num_candidates: knn ``num_candidates`` (None: ``max(2 * k, 100)``, capped at 10,000).
+        sparse_prune: let Elasticsearch prune query tokens (faster, approximate scores). Off by
+            default so that sparse scores equal the reference lexical score.
+        bm25: add BM25 over the stored text as a third hybrid signal (text queries only).
+        bm25_weight: its weight for ``fusion="weighted"``.
+        text_analyzer: analyzer of the text field (None: ``standard``).
+        refresh: ``refresh`` of writes: ``"wait_for"`` (default: a search after ``upsert`` or
+            ``delete`` sees it), True (refresh now), False (fastest bulk loads; call
+            ``connector.refresh()`` before searching).
+        number_of_shards: shards of a new index.
+        number_of_replicas: replicas of a new index (None: the cluster's default).
+        max_retries: retries of transient failures (429, 5xx, connection) with backoff.
+    """
+
+    dense_index_type: DenseIndexType = "hnsw"
+    hnsw_m: int | None = None
+    hnsw_ef_construction: int | None = None
+    rescore_oversample: float | None = None
+    num_candidates: int | None = None
+    sparse_prune: bool = False
+    bm25: bool = False
+    bm25_weight: float = 0.5
+    text_analyzer: str | None = None
+    refresh: bool | Literal["wait_for"] = "wait_for"
+    number_of_shards: int = 1
+    number_of_replicas: int | None = None
+    max_retries: int = 5
+
+    def num_candidates_for(self, k: int) -> int:
+        wanted = self.num_candidates if self.num_candidates is not None else max(2 * k, 100)
+        return min(MAX_NUM_CANDIDATES, max(k, wanted))
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def check_index_name(name: str) -> str:
+    """Elasticsearch's index-name rules, as an InputError before any request."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or name[0] in "-_+"
+        or _INDEX_NAME_FORBIDDEN.search(name)
+        or len(name.encode("utf-8")) > 255
+    ):
+        raise InputError(
+            f"{name!r} is not a valid Elasticsearch index name: use lowercase letters, digits "
+            "and '-', '_', '.', not starting with '-', '_' or '+', at most 255 bytes"
+        )
+    return name
+
+
+def metadata_path(spec: IndexSpec, key: str) -> str:
+    return f"{spec.fields.metadata}.{key}"
+
+
+def dense_similarity(spec: IndexSpec) -> str:
+    return "dot_product" if spec.dense_metric == "ip" else "cosine"
+
+
+def _typed_field(name: str, fallback_type: str, **params: Any) -> dict[str, Any]:
+    """``elasticsearch.dsl.field.<name>(**params).to_dict()``; a plain dict on clients whose
+    dsl has no such class (rank_vectors arrived in the client after 9.0)."""
+    field, _, _ = dsl()
+    cls = getattr(field, name, None)
+    if cls is None:
+        return {"type": fallback_type, **params}
+    out: dict[str, Any] = cls(**params).to_dict()
+    return out
+
+
+def dense_index_options(options: ElasticsearchOptions) -> dict[str, Any]:
+    _, _, types = dsl()
+    params: dict[str, Any] = {"type": options.dense_index_type}
+    if options.hnsw_m is not None:
+        params["m"] = options.hnsw_m
+    if options.hnsw_ef_construction is not None:
+        params["ef_construction"] = options.hnsw_ef_construction
+    out: dict[str, Any] = types.DenseVectorIndexOptions(**params).to_dict()
+    return out
+
+
+def sparse_index_options() -> dict[str, Any]:
+    _, _, types = dsl()
+    cls = getattr(types, "SparseVectorIndexOptions", None)
+    return cls(prune=False).to_dict() if cls is not None else {"prune": False}
+
+
+def mapping(
+    spec: IndexSpec, options: ElasticsearchOptions, caps: ElasticsearchCapabilities
+) -> dict[str, Any]:
+    """The ``mappings`` body of a new index for ``spec``."""
+    names = spec.fields
+    text_params = {} if options.text_analyzer is None else {"analyzer": options.text_analyzer}
+    metadata_properties = {
+        f.name: _typed_field(_METADATA_TYPES[f.type], f.type) for f in spec.metadata_fields
+    }
+    properties: dict[str, Any] = {
+        names.id: _typed_field("Keyword", "keyword"),
+        names.text: _typed_field("Text", "text", **text_params),
+        names.metadata: {"type": "object", "dynamic": True, "properties": metadata_properties},
+    }
+    if spec.dense:
+        properties[names.dense] = _typed_field(
+            "DenseVector",
+            "dense_vector",
+            dims=spec.dense_dim,
+            similarity=dense_similarity(spec),
+            index=True,
+            index_options=dense_index_options(options),
+        )
+    if spec.sparse:
+        params = {"index_options": sparse_index_options()} if caps.sparse_index_options else {}
+        properties[names.sparse] = _typed_field("SparseVector", "sparse_vector", **params)
+    if spec.colbert:
+        # No float16 element type for rank_vectors: float32 rows are stored (more precise).
+        properties[names.colbert] = _typed_field(
+            "RankVectors", "rank_vectors", dims=spec.colbert_dim, element_type="float"
+        )
+    vectors = [n for n, on in ((names.dense, spec.dense), (names.sparse, spec.sparse),
+                               (names.colbert, spec.colbert)) if on]
+    path = f"{names.metadata}.*"
+    return {
+        # No typed class for dynamic templates in elasticsearch.dsl: plain dicts.
+        "dynamic_templates": [
+            {"m3vdb_metadata_strings": {"path_match": path, "match_mapping_type": "string",
+                                        "mapping": {"type": "keyword"}}},
+            {"m3vdb_metadata_floats": {"path_match": path, "match_mapping_type": "double",
+                                       "mapping": {"type": "double"}}},
+        ],
+        "_source": {"excludes": vectors},
+        # What the IndexSpec declared and the field types cannot show (rank_vectors has no
+        # float16: float16 ColBERT rows are stored as float32), checked when reopening.
+        "_meta": {"m3vdb": spec_meta(spec)},
+        "properties": properties,
+    }
+
+
+def spec_meta(spec: IndexSpec) -> dict[str, Any]:
+    return {"colbert_precision": spec.colbert_precision}
+
+
+def index_settings(options: ElasticsearchOptions) -> dict[str, Any]:
+    settings: dict[str, Any] = {"number_of_shards": options.number_of_shards}
+    if options.number_of_replicas is not None:
+        settings["number_of_replicas"] = options.number_of_replicas
+    return settings
+
+
+def validate_mapping(
+    found: Mapping[str, Any], spec: IndexSpec, options: ElasticsearchOptions
+) -> list[str]:
+    """Differences between an existing index's ``mappings`` and what ``spec`` expects.
+
+    Fields the spec does not use are allowed. Returns readable mismatches; empty if it fits.
+    """
+    props = found.get("properties") or {}
+    names = spec.fields
+    problems: list[str] = []
+
+    def check(name: str, what: str, expected: Mapping[str, Any]) -> None:
+        got = props.get(name)
+        if got is None:
+            problems.append(f"{what} field '{name}': missing (fields found: {sorted(props)})")
+            return
+        for key, want in expected.items():
+            have = got.get(key)
+            if key == "index_options":
+                have = (have or {}).get("type")
+            if have != want:
+                problems.append(f"{what} field '{name}': {key} {have!r}, expected {want!r}")
+
+    check(names.text, "text", {"type": "text"})
+    if spec.dense:
+        check(names.dense, "dense", {"type": "dense_vector", "dims": spec.dense_dim,
+                                     "similarity": dense_similarity(spec),
+                                     "index_options": options.dense_index_type})
+    if spec.sparse:
+        check(names.sparse, "sparse", {"type": "sparse_vector"})
+    if spec.colbert:
+        check(names.colbert, "ColBERT", {"type": "rank_vectors", "dims": spec.colbert_dim})
+    declared = (found.get("_meta") or {}).get("m3vdb") or {}
+    for key, want in spec_meta(spec).items():
+        if spec.colbert and key in declared and declared[key] != want:
+            problems.append(f"ColBERT {key}: {declared[key]!r}, expected {want!r}")
+    meta = (props.get(names.metadata) or {}).get("properties") or {}
+    for f in spec.metadata_fields:
+        want = _METADATA_TYPES[f.type].lower()
+        got = (meta.get(f.name) or {}).get("type")
+        if got is not None and got != want:
+            problems.append(f"metadata field '{f.name}': type {got!r}, expected {want!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def check_document(doc: Document, emb: M3Embedding, spec: IndexSpec) -> None:
+    """What Elasticsearch would refuse mid-batch, refused before the batch is written."""
+    if len(doc.id.encode("utf-8")) > ID_MAX_BYTES:
+        raise InputError(
+            f"document id {doc.id[:40]!r}... is longer than Elasticsearch's {ID_MAX_BYTES}-byte "
+            "_id limit; use shorter ids"
+        )
+    if spec.dense and spec.dense_metric == "ip" and emb.dense is not None:
+        # dot_product refuses vectors whose squared norm is off 1 by more than 1e-4.
+        squared = float(np.dot(emb.dense.astype(np.float64), emb.dense.astype(np.float64)))
+        if abs(squared - 1.0) > 1e-4:
+            raise InputError(
+                f"document {doc.id!r}: dense vector has norm {math.sqrt(squared):.6f}; "
+                "Elasticsearch's dot_product similarity needs unit-length vectors. Normalise "
+                "them or use IndexSpec(dense_metric='cosine')"
+            )
+
+
+def sparse_source(weights: Mapping[int, float]) -> dict[str, float]:
+    """A sparse_vector value: token id (as a string key) -> weight."""
+    return {str(int(t)): float(w) for t, w in weights.items()}
+
+
+def document_source(doc: Document, emb: M3Embedding, spec: IndexSpec) -> dict[str, Any]:
+    """The ``_source`` written for a validated document and embedding."""
+    names = spec.fields
+    source: dict[str, Any] = {
+        names.id: doc.id,
+        names.text: doc.text,
+        names.metadata: dict(doc.metadata),
+    }
+    if spec.dense and emb.dense is not None:
+        source[names.dense] = np.asarray(emb.dense, dtype=np.float32).tolist()
+    if spec.sparse and emb.sparse is not None:
+        source[names.sparse] = sparse_source(emb.sparse)
+    if spec.colbert and emb.colbert is not None:
+        source[names.colbert] = np.asarray(emb.colbert, dtype=np.float32).tolist()
+    return source
+
+
+def source_fields(spec: IndexSpec) -> list[str]:
+    """What searches and gets read back from ``_source``."""
+    return [spec.fields.id, spec.fields.text, spec.fields.metadata]
+
+
+def document_from_hit(hit: Mapping[str, Any], spec: IndexSpec) -> Document:
+    source = hit.get("_source") or {}
+    return Document(
+        id=str(source.get(spec.fields.id, hit.get("_id", ""))),
+        text=str(source.get(spec.fields.text, "")),
+        metadata=dict(source.get(spec.fields.metadata) or {}),
+    )
+
+
+def stored_sparse_weight(weight: float) -> float:
+    """The weight a sparse_vector field keeps of ``weight``: Lucene's FeatureField stores the
+    float's top 16 bits (sign 0, 8 exponent, 8 mantissa bits) as a term frequency, truncating:
+    9 significant bits, a relative error below 2^-8."""
+    bits = np.array([weight], dtype=np.float32).view(np.uint32)
+    return float(((bits >> 15) << 15).view(np.float32)[0])
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def dense_from_es(score: float) -> float:
+    """The dot product (or cosine) of Elasticsearch's ``(1 + similarity) / 2`` knn score."""
+    return 2.0 * float(score) - 1.0
+
+
+def dense_to_es(similarity: float) -> float:
+    return (1.0 + similarity) / 2.0
+
+
+def colbert_from_es(score: float, query_rows: int) -> float:
+    """MaxSim (SUM over query rows) of the ``exp(maxsim / n)`` the script returns."""
+    return query_rows * math.log(float(score))
+
+
+def rrf_fuse(ranked: Sequence[Sequence[str]], rank_constant: int) -> dict[str, float]:
+    """Elasticsearch's RRF: sum over the lists of 1 / (rank_constant + rank), rank 1-based."""
+    out: dict[str, float] = {}
+    for ids in ranked:
+        for rank, doc_id in enumerate(ids, start=1):
+            out[doc_id] = out.get(doc_id, 0.0) + 1.0 / (rank_constant + rank)
+    return out
+
+
+def linear_fuse(
+    scores: Sequence[Mapping[str, float]], weights: Sequence[float]
+) -> dict[str, float]:
+    """The linear retriever with ``normalizer: none``: sum of weight * the retriever's own
+    score (knn: ``(1 + dot) / 2``); a document missing from a list adds 0 for it."""
+    out: dict[str, float] = {}
+    for per_list, weight in zip(scores, weights):
+        for doc_id, score in per_list.items():
+            out[doc_id] = out.get(doc_id, 0.0) + weight * score
+    return out
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def compile_filter(flt: Filter | None, spec: IndexSpec) -> list[dict[str, Any]]:
+    """The ``bool.filter`` clauses of a portable filter over ``metadata.<key>`` (empty: none).
+
+    Semantics as ``connectors.filters.matches`` on scalar metadata; a list-valued key matches
+    when ANY element matches (as in every database). A range on a key declared ``keyword`` or
+    ``bool`` is refused (Elasticsearch would compare strings).
+    """
+    if flt is None:
+        return []
+    return [_clause(flt, spec).to_dict()]
+
+
+def _clause(flt: Filter, spec: IndexSpec) -> Any:
+    _, q, _ = dsl()
+    if isinstance(flt, Eq):
+        return q.Term(**{metadata_path(spec, flt.field): flt.value})
+    if isinstance(flt, In):
+        return q.Terms(**{metadata_path(spec, flt.field): list(flt.values)})
+    if isinstance(flt, Range):
+        declared = {f.name: f.type for f in spec.metadata_fields}
+        if declared.get(flt.field) in ("keyword", "bool"):
+            raise InputError(
+                f"range filter on metadata key {flt.field!r}, declared {declared[flt.field]!r}; "
+                "ranges apply to int and float keys"
+            )
+        bounds = {op: v for op in ("gt", "gte", "lt", "lte") if (v := getattr(flt, op)) is not None}
+        return q.Range(**{metadata_path(spec, flt.field): bounds})
+    if isinstance(flt, (And, Or)):
+        if not flt.clauses:
+            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
+        parts = [_clause(c, spec) for c in flt.clauses]
+        if isinstance(flt, And):
+            return q.Bool(filter=parts)
+        return q.Bool(should=parts, minimum_should_match=1)
+    raise InputError(f"not a filter: {flt!r}")
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def knn_query(
+    spec: IndexSpec,
+    vector: Sequence[float],
+    k: int,
+    options: ElasticsearchOptions,
+    filters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The ``knn`` query (top ``k``, filtered during the graph search, not after it)."""
+    _, q, types = dsl()
+    params: dict[str, Any] = {
+        "field": spec.fields.dense,
+        "query_vector": [float(x) for x in vector],
+        "k": k,
+        "num_candidates": options.num_candidates_for(k),
+    }
+    if filters:
+        params["filter"] = filters
+    if options.rescore_oversample is not None:
+        params["rescore_vector"] = types.RescoreVector(oversample=options.rescore_oversample)
+    out: dict[str, Any] = q.Knn(**params).to_dict()
+    return out
+
+
+def sparse_query(
+    spec: IndexSpec,
+    weights: Mapping[int, float],
+    options: ElasticsearchOptions,
+    filters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``bool`` of the ``sparse_vector`` query (precomputed ``query_vector``, pruning off unless
+    asked) and the filter: the score is the sum over shared tokens of q_w * stored p_w."""
+    _, q, _ = dsl()
+    sparse = q.SparseVector(
+        field=spec.fields.sparse,
+        query_vector=sparse_source(weights),
+        prune=options.sparse_prune,
+    )
+    out: dict[str, Any] = q.Bool(must=[sparse], filter=filters).to_dict() if filters else (
+        q.Bool(must=[sparse]).to_dict()
+    )
+    return out
+
+
+def bm25_query(spec: IndexSpec, text: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    _, q, _ = dsl()
+    match = q.Match(**{spec.fields.text: text})
+    out: dict[str, Any] = (q.Bool(must=[match], filter=filters) if filters
+                           else q.Bool(must=[match])).to_dict()
+    return out
+
+
+def colbert_script(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
+    _, _, types = dsl()
+    out: dict[str, Any] = types.Script(
+        source=COLBERT_SCRIPT.format(field=spec.fields.colbert),
+        params={"query_vector": np.asarray(rows, dtype=np.float32).tolist(), "n": len(rows)},
+    ).to_dict()
+    return out
+
+
+def colbert_query(
+    spec: IndexSpec, rows: np.ndarray, filters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``script_score`` with MaxSim over every (filtered) document: rank_vectors has no index,
+    so this is an exact scan."""
+    _, q, _ = dsl()
+    inner = q.Bool(filter=filters) if filters else q.MatchAll()
+    out: dict[str, Any] = q.ScriptScore(query=inner, script=colbert_script(spec, rows)).to_dict()
+    return out
+
+
+def rescore(spec: IndexSpec, rows: np.ndarray, window: int) -> dict[str, Any]:
+    """A query rescorer whose final score IS the MaxSim script (original score weighted 0).
+    No typed rescore class in elasticsearch.dsl: a plain dict."""
+    _, q, _ = dsl()
+    script_score = q.ScriptScore(query=q.MatchAll(), script=colbert_script(spec, rows))
+    return {
+        "window_size": window,
+        "query": {
+            "rescore_query": script_score.to_dict(),
+            "query_weight": 0.0,
+            "rescore_query_weight": 1.0,
+            "score_mode": "total",
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One hybrid signal: its name, the query body of its candidate list, and its weight."""
+
+    name: Literal["dense", "sparse", "bm25"]
+    query: dict[str, Any]
+    weight: float
+
+
+def hybrid_retriever(
+    signals: Sequence[Signal],
+    *,
+    fusion: Literal["rrf", "weighted"],
+    rrf_k: int,
+    candidates: int,
+    rerank: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The retriever tree of ONE hybrid search: an ``rrf`` (or ``linear``, weights,
+    ``normalizer: none``) retriever over a ``knn`` retriever and ``standard`` retrievers,
+    optionally wrapped in a ``rescorer`` retriever (``rerank`` from :func:`rescore`).
+    elasticsearch.dsl has no retriever classes: the tree is plain dicts, its queries typed."""
+    children = []
+    for s in signals:
+        if s.name == "dense":
+            knn = dict(s.query["knn"])
+            knn.pop("boost", None)
+            children.append({"knn": knn})
+        else:
+            children.append({"standard": {"query": s.query}})
+    if fusion == "rrf":
+        fused: dict[str, Any] = {
+            "rrf": {"retrievers": children, "rank_window_size": candidates, "rank_constant": rrf_k}
+        }
+    else:
+        fused = {
+            "linear": {
+                "retrievers": [
+                    {"retriever": child, "weight": s.weight, "normalizer": "none"}
+                    for child, s in zip(children, signals)
+                ],
+                "rank_window_size": candidates,
+            }
+        }
+    if rerank is None:
+        return fused
+    return {"rescorer": {"retriever": fused, "rescore": rerank}}
+
+
+# --------------------------------------------------------------------------- bulk results
+
+
+@dataclass(frozen=True)
+class BulkItemFailure:
+    """One document Elasticsearch refused in a bulk request."""
+
+    id: str
+    status: int
+    error_type: str
+    reason: str
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+def bulk_item_failures(
+    results: Sequence[tuple[bool, Mapping[str, Any]]],
+) -> tuple[list[str], list[BulkItemFailure]]:
+    """Splits ``streaming_bulk`` results (``(ok, {op: item})`` pairs, as ES returns them) into
+    the ids that succeeded and the failures. A ``delete`` of an unknown id (404 not_found) is a
+    success: deleting what is not there leaves the wanted state."""
+    done: list[str] = []
+    failed: list[BulkItemFailure] = []
+    for ok, result in results:
+        (op, item), = result.items()
+        doc_id = str(item.get("_id", ""))
+        status = int(item.get("status", 500))
+        if ok or (op == "delete" and status == 404):
+            done.append(doc_id)
+            continue
+        error = item.get("error")
+        if isinstance(error, Mapping):
+            error_type = str(error.get("type", "error"))
+            reason = str(error.get("reason", ""))
+            caused = error.get("caused_by")
+            if isinstance(caused, Mapping) and caused.get("reason"):
+                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+        else:
+            exc = item.get("exception")
+            error_type = type(exc).__name__ if exc is not None else "error"
+            reason = str(error)
+        failed.append(BulkItemFailure(doc_id, status, error_type, reason))
+    return done, failed
