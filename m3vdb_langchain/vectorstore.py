@@ -107,8 +107,15 @@ class M3VectorStore(VectorStore):
         spec = connector.spec
         self._connector = connector
         self._encoder = _encoder_of(embedding)
+        if embedding is not None and not isinstance(embedding, (Embeddings, M3Encoder)):
+            raise TypeError(
+                f"embedding must be an M3Encoder, a LangChain Embeddings or None, got "
+                f"{type(embedding).__name__}"
+            )
         # A plain LangChain Embeddings: dense vectors computed here, nothing else.
-        self._dense_embedding = embedding if self._encoder is None else None
+        self._dense_embedding: Embeddings | None = (
+            embedding if isinstance(embedding, Embeddings) and self._encoder is None else None
+        )
         if self._dense_embedding is not None and (spec.sparse or spec.colbert or not spec.dense):
             raise InputError(
                 f"{type(embedding).__name__} gives only a dense vector, but collection "
@@ -193,7 +200,7 @@ class M3VectorStore(VectorStore):
         the encoder given, or None when the connector embeds."""
         if self._encoder is not None:
             return M3Embeddings(self._encoder)
-        return self._dense_embedding  # type: ignore[return-value]
+        return self._dense_embedding
 
     def close(self) -> None:
         """Closes the connector when this store opened it."""
