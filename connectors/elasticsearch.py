@@ -18,6 +18,9 @@ What runs where (every mode is ONE request):
   ``sparse_vector`` query, and BM25 on the text when asked), each carrying the filter and
   contributing ``candidate_count(k)`` documents; with ``rerank`` and ColBERT stored, a
   ``rescorer`` retriever rescores the fused top ``candidate_count(k)`` with MaxSim.
+- ``hybrid`` with one signal only (a query without sparse weights, or an index storing one
+  of dense/sparse) runs like the fallback below (one ``_msearch``, then the MaxSim rerank as
+  a second request when asked), since a fusion of one list needs no fusion retriever.
 - ``hybrid`` on a Basic licence, where rrf and linear are refused: ONE ``_msearch`` request
   carrying one search per signal (the same filtered top ``candidate_count(k)`` lists), fused by
   m3vdb with the SAME formulas (``schemas.elasticsearch.rrf_fuse`` / ``linear_fuse``). No
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -543,9 +547,8 @@ class ElasticsearchConnector:
         for chunk in batched(list(dict.fromkeys(ids)), 1000):
             result = self._call(
                 "mget",
-                lambda ch=chunk: self._client.mget(
-                    index=self._collection, ids=ch, source_includes=fields
-                ),
+                partial(self._client.mget, index=self._collection, ids=chunk,
+                        source_includes=fields),
             )
             for doc in result["docs"]:
                 if doc.get("found"):
@@ -608,7 +611,8 @@ class ElasticsearchConnector:
         rerank = options.rerank and spec.colbert
         q = encode_query(query, self._encoder, dense=spec.dense, sparse=spec.sparse,
                          colbert=rerank)
-        return self._hybrid(q, query if use_bm25 else None, k, filters, options, rerank)
+        text = query if use_bm25 and isinstance(query, str) else None
+        return self._hybrid(q, text, k, filters, options, rerank)
 
     def _require(self, stored: bool, what: str) -> None:
         if not stored:

@@ -522,7 +522,7 @@ def _clause(flt: Filter, spec: IndexSpec) -> Any:
 
 def knn_query(
     spec: IndexSpec,
-    vector: Sequence[float],
+    vector: Sequence[float] | np.ndarray,
     k: int,
     options: ElasticsearchOptions,
     filters: list[dict[str, Any]],

@@ -22,7 +22,7 @@ pytest.importorskip("elasticsearch", reason="elasticsearch client not installed"
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig  # noqa: E402
 from elasticsearch import ApiError, ConnectionError  # noqa: E402
 
-from connectors import HybridOptions, registry  # noqa: E402
+from connectors import Connector, HybridOptions, registry  # noqa: E402
 from connectors import elasticsearch as conn  # noqa: E402
 from connectors.filters import and_, eq, in_, or_, parse_filter, range_  # noqa: E402
 from encoder.data import Document, M3Embedding  # noqa: E402
@@ -422,6 +422,7 @@ def _connector(caps: es.ElasticsearchCapabilities, spec: IndexSpec, **responses:
 
 def test_new_index_is_created_with_the_mapping() -> None:
     store, client = _connector(TRIAL, SPEC)
+    assert isinstance(store, Connector)
     assert client.calls == [
         ("indices.exists", {"index": "c"}),
         ("indices.create", {"index": "c", "mappings": es.mapping(SPEC, store.options, TRIAL),
