@@ -50,6 +50,13 @@ def resolve_checkpoint_dir(model: str | os.PathLike[str]) -> Path:
         return path
     if path.exists():
         raise CheckpointError(f"{path} is a file; pass the checkpoint's directory or a hub id")
+    name = str(model)
+    # A hub id is "name" or "org/name": anything else is a local path that does not exist.
+    if not isinstance(model, str) or name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise CheckpointError(
+            f"model directory {name!r} does not exist; pass an existing checkpoint directory "
+            "or a hub id such as 'BAAI/bge-m3'"
+        )
     from huggingface_hub import snapshot_download
 
     try:

@@ -35,10 +35,18 @@ def test_head_with_wrong_shape_is_named(broken_dir):
         M3Encoder(broken_dir)
 
 
-def test_unknown_hub_id_offline_says_what_to_do(tmp_path, monkeypatch):
+def test_unknown_hub_id_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="Pass a local checkpoint directory"):
-        M3Encoder(str(tmp_path / "no-such-model"))
+        M3Encoder("no-such-org/no-such-model")
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative", "pathlike"])
+def test_missing_local_directory_is_named(tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    missing = {"absolute": str(tmp_path / "nope"), "relative": "./nope", "pathlike": tmp_path / "x"}
+    with pytest.raises(CheckpointError, match="does not exist; pass an existing checkpoint"):
+        M3Encoder(missing[kind])
 
 
 def test_tokenizer_ids_are_those_of_tokenizer_json(tiny_model_dir):
