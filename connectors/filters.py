@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from encoder.errors import InputError
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Or:
     clauses: tuple[Filter, ...]
 
 
-Filter = Union[Eq, In, Range, And, Or]
+Filter = Eq | In | Range | And | Or
 
 
 def eq(field: str, value: Scalar) -> Eq:
@@ -95,7 +95,9 @@ def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
     if value is None or isinstance(value, (Eq, In, Range, And, Or)):
         return value
     if not isinstance(value, Mapping):
-        raise InputError(f"a filter must be a dict or a connectors.filters object, got {type(value).__name__}")
+        raise InputError(
+            f"a filter must be a dict or a connectors.filters object, got {type(value).__name__}"
+        )
     clauses: list[Filter] = []
     for key, cond in value.items():
         if key in ("$and", "$or"):
@@ -119,7 +121,9 @@ def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
         elif isinstance(cond, (str, int, float, bool)):
             clauses.append(Eq(key, cond))
         else:
-            raise InputError(f"filter value for {key!r} must be a scalar or an operator dict, got {cond!r}")
+            raise InputError(
+                f"filter value for {key!r} must be a scalar or an operator dict, got {cond!r}"
+            )
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else And(tuple(clauses))
