@@ -24,8 +24,12 @@ def connect(
     collection: str,
     encoder: M3Encoder | None = None,
     spec: IndexSpec | None = None,
+    create: bool = True,
 ) -> Connector:
     """Opens (creating it if needed) a collection in the database ``target`` names.
+
+    The connector is a context manager: ``with connect(...) as store:`` closes the client it
+    created from a URL on exit (a client passed in stays open).
 
     Args:
         target: a native client (``pymilvus.MilvusClient``, ``qdrant_client.QdrantClient``,
@@ -35,17 +39,21 @@ def connect(
             embeddings can be written and searched.
         spec: what to store; defaults to all three outputs at the encoder's dimensions. An
             existing collection is validated against it (dimensions, metric, fields).
+        create: create the collection when it is missing (the default). With False, a
+            missing collection raises CollectionNotFoundError and nothing is created (no
+            collection, and no Milvus Lite file or Qdrant local folder): use it to read.
 
     Raises:
         InputError: the target is not understood.
         MissingDependencyError: the database's client is not installed.
+        CollectionNotFoundError: ``create=False`` and the collection does not exist.
         SchemaMismatchError: the existing collection does not match ``spec``.
     """
     if spec is None:
         spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
     module = registry.load(target)
     connector: Connector = module.open_connector(
-        target, collection=collection, encoder=encoder, spec=spec
+        target, collection=collection, encoder=encoder, spec=spec, create=create
     )
     return connector
 

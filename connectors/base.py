@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from connectors.filters import Filter
 from encoder.data import Document, Hit, M3Embedding
@@ -27,9 +27,9 @@ from schemas.spec import IndexSpec
 
 SearchMode = Literal["dense", "sparse", "colbert", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
-FilterLike = Union[Filter, Mapping[str, Any], None]
+FilterLike = Filter | Mapping[str, Any] | None
 # What upsert takes: documents to encode, or (document, precomputed embedding) pairs.
-UpsertItem = Union[Document, tuple[Document, M3Embedding]]
+UpsertItem = Document | tuple[Document, M3Embedding]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class HybridOptions:
 class Connector(Protocol):
     """A collection in one database holding BGE-M3 representations in native fields.
 
-    Implementations: ``connectors.milvus.MilvusConnector``, ``connectors.qdrant.QdrantConnector``.
+    Implementations: ``connectors.milvus.MilvusConnector``, ``connectors.qdrant.QdrantConnector``,
+    ``connectors.elasticsearch.ElasticsearchConnector``; each is also a context manager that
+    calls :meth:`close` on exit (see ``connectors.common.BaseConnector``).
     """
 
     @property
@@ -118,4 +120,9 @@ class Connector(Protocol):
 
     def drop(self) -> None:
         """Deletes the collection and everything the connector created for it."""
+        ...
+
+    def close(self) -> None:
+        """Releases the client if the connector created it (from a URL); a client passed in
+        stays open. The collection and its data stay."""
         ...

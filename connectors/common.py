@@ -1,5 +1,6 @@
 """What every connector shares: validating embeddings against the IndexSpec, encoding what
-needs encoding, streaming in batches, and retrying transient failures with backoff.
+needs encoding, streaming in batches, retrying transient failures with backoff, and
+:class:`BaseConnector`, the base class of the three connectors.
 
 Database modules call these; nothing here imports a database client.
 """
@@ -9,20 +10,25 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar, cast
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 
-from connectors.base import UpsertItem
-from encoder.data import Document, M3Embedding
-from encoder.errors import BackendError, InputError
+from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from encoder.data import Document, Hit, M3Embedding
+from encoder.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
 from schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from encoder import M3Encoder
 
 T = TypeVar("T")
+ClientT = TypeVar("ClientT")
+SelfT = TypeVar("SelfT", bound="BaseConnector[Any]")
+SEARCH_MODES = ("dense", "sparse", "colbert", "hybrid")
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -44,7 +50,9 @@ def validate_document(doc: object, position: int) -> Document:
     if not isinstance(doc.id, str) or not doc.id:
         raise InputError(f"document {position} has id {doc.id!r}; ids must be non-empty strings")
     if not isinstance(doc.text, str):
-        raise InputError(f"document {doc.id!r} has a {type(doc.text).__name__} text; texts must be str")
+        raise InputError(
+            f"document {doc.id!r} has a {type(doc.text).__name__} text; texts must be str"
+        )
     return doc
 
 
@@ -67,7 +75,8 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
         for token, weight in emb.sparse.items():
             if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
                 raise InputError(
-                    f"document {doc_id!r}: sparse key {token!r} is not a token id (int in [0, 2^32))"
+                    f"document {doc_id!r}: sparse key {token!r} is not a token id "
+                    "(int in [0, 2^32))"
                 )
             if not math.isfinite(weight) or weight <= 0:
                 raise InputError(
@@ -76,7 +85,9 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
                 )
     if spec.colbert:
         if emb.colbert is None:
-            raise InputError(f"document {doc_id!r} has no ColBERT vectors; encode with colbert=True")
+            raise InputError(
+                f"document {doc_id!r} has no ColBERT vectors; encode with colbert=True"
+            )
         rows = emb.colbert
         if rows.ndim != 2 or rows.shape[1] != spec.colbert_dim or rows.shape[0] == 0:
             raise InputError(
@@ -108,7 +119,9 @@ def embed_batch(
     for i, item in enumerate(items):
         if isinstance(item, tuple):
             if len(item) != 2 or not isinstance(item[1], M3Embedding):
-                raise InputError(f"item {offset + i} must be (Document, M3Embedding), got {item!r:.80}")
+                raise InputError(
+                    f"item {offset + i} must be (Document, M3Embedding), got {item!r:.80}"
+                )
             docs.append(validate_document(item[0], offset + i))
             given.append(item[1])
         else:
@@ -190,3 +203,284 @@ def with_retries(
                 ) from exc
             time.sleep(base_delay * 2**attempt)
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def resolve_spec(
+    collection: object, encoder: M3Encoder | None, spec: IndexSpec | None
+) -> IndexSpec:
+    """The front matter of every ``open_connector``: checks the collection name and the
+    encoder's dimensions, and returns ``spec`` (default: the encoder's dimensions, or BGE-M3's).
+
+    Raises:
+        InputError: the collection name is not a non-empty string.
+        SchemaMismatchError: the encoder's dimensions differ from the spec's.
+    """
+    if not isinstance(collection, str) or not collection:
+        raise InputError(f"collection must be a non-empty string, got {collection!r}")
+    if spec is None:
+        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    if encoder is not None:
+        dims = (int(encoder.dense_dim), int(encoder.colbert_dim))
+        if dims != (spec.dense_dim, spec.colbert_dim):
+            raise SchemaMismatchError(
+                f"the encoder produces dense/ColBERT dimensions {dims}, the IndexSpec says "
+                f"{(spec.dense_dim, spec.colbert_dim)}; build the spec with "
+                "IndexSpec.for_encoder(encoder)"
+            )
+    return spec
+
+
+@contextmanager
+def closed_on_error(client: Any, owns_client: bool) -> Iterator[None]:
+    """Closes a client that ``open_connector`` created when opening the connector fails, so
+    that a failed open leaves no connection (or, for embedded engines, no file lock) behind."""
+    try:
+        yield
+    except BaseException:
+        if owns_client:
+            client.close()
+        raise
+
+
+# --------------------------------------------------------------------------- the base class
+
+
+class BaseConnector(ABC, Generic[ClientT]):
+    """What the three connectors share: their state, the context manager, retried and
+    translated client calls, the streaming ``upsert`` loop and the validation of ids and
+    query vectors. Implements ``connectors.base.Connector`` together with a subclass.
+
+    A subclass sets ``_database`` (its name in messages) and implements:
+
+    - ``_write_batch(pairs)``: writes one batch of validated ``(Document, M3Embedding)``
+      pairs, idempotent by id, through :meth:`_call`; database-specific checks of a document
+      run here, before anything of the batch is written.
+    - ``_is_transient(exc)``: whether a retry may fix a native client error.
+    - ``_translate_error(exc, what)``: a native client error as an m3vdb error (the same type
+      for embedded and server backends).
+    - the reads and the rest of the protocol: ``search``, ``get``, ``delete``, ``count`` and
+      ``drop``, using :meth:`_check_search`, :meth:`_check_ids` and the ``_query_*``
+      validators.
+
+    The subclass's constructor calls ``super().__init__`` and then opens (or creates) the
+    collection; ``close`` closes the client only when the connector created it.
+    """
+
+    _database: ClassVar[str] = "the database"
+    #: What the database calls a collection, in messages ("index" for Elasticsearch).
+    _kind: ClassVar[str] = "collection"
+
+    def __init__(
+        self,
+        client: ClientT,
+        *,
+        collection: str,
+        spec: IndexSpec,
+        encoder: M3Encoder | None = None,
+        owns_client: bool = False,
+        attempts: int = 5,
+    ) -> None:
+        self._client = client
+        self._collection = collection
+        self._spec = spec
+        self._encoder = encoder
+        self._owns_client = owns_client
+        self._attempts = attempts
+
+    # -- properties and lifetime --------------------------------------------------------
+
+    @property
+    def collection(self) -> str:
+        """The collection (index) name."""
+        return self._collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        """What the collection stores."""
+        return self._spec
+
+    @property
+    def client(self) -> ClientT:
+        """The underlying native client, for what the connector does not wrap."""
+        return self._client
+
+    def close(self) -> None:
+        """Closes the client if this connector created it (a client passed in stays open)."""
+        if self._owns_client:
+            self._client.close()  # type: ignore[attr-defined]
+
+    def __enter__(self: SelfT) -> SelfT:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- client calls -------------------------------------------------------------------
+
+    @abstractmethod
+    def _is_transient(self, exc: Exception) -> bool:
+        """Whether a retry may fix ``exc`` (a native client error)."""
+
+    @abstractmethod
+    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        """``exc`` (a native client error of the call ``what``) as an m3vdb error."""
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """Runs one client call, retrying transient errors with backoff; any other native
+        error is translated, so callers see m3vdb errors only."""
+        try:
+            return with_retries(
+                operation,
+                is_transient=self._is_transient,
+                attempts=self._attempts,
+                what=f"{self._database} {what}",
+            )
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise self._translate_error(exc, what) from exc
+
+    # -- writes -------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        items: Iterable[UpsertItem],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> int:
+        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
+
+        Streams ``items`` in batches of ``batch_size``; each batch is validated completely
+        (types, shapes, NaN, sparse weights, then the database's own limits) before any of it
+        is written, and written by the subclass's ``_write_batch``. Transient errors are
+        retried with backoff; a failing batch stops the stream (earlier batches stay written).
+
+        Returns:
+            The number of documents written.
+        """
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc=f"upsert {self._collection}", unit="doc")
+        written = 0
+        try:
+            for batch in batched(items, batch_size):
+                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
+                self._write_batch(pairs)
+                written += len(pairs)
+                if bar is not None:
+                    bar.update(len(pairs))
+        finally:
+            if bar is not None:
+                bar.close()
+        return written
+
+    @abstractmethod
+    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """Writes one validated batch (see the class docstring)."""
+
+    # -- the rest of the protocol -------------------------------------------------------
+
+    @abstractmethod
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents for ``query``; see ``connectors.base.Connector.search``."""
+
+    @abstractmethod
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids are left out."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids (and anything stored for them); unknown ids are ignored."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of documents stored."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Deletes the collection and everything the connector created for it."""
+
+    # -- validation of reads ------------------------------------------------------------
+
+    @staticmethod
+    def _check_ids(ids: Sequence[str]) -> list[str]:
+        """``ids`` as a list; InputError for a single string or an id that is not a
+        non-empty string (no stored document has one)."""
+        if isinstance(ids, str):
+            raise InputError("pass a list of ids, not a single string")
+        out = list(ids)
+        for i in out:
+            if not isinstance(i, str) or not i:
+                raise InputError(f"ids must be non-empty strings, got {i!r}")
+        return out
+
+    def _check_search(self, k: int, mode: str, *, max_k: int | None = None) -> None:
+        """InputError for a ``k`` that is not a positive int (or exceeds the database's
+        ``max_k``) and for an unknown mode."""
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InputError(f"k must be a positive int, got {k!r}")
+        if max_k is not None and k > max_k:
+            raise InputError(f"k={k} exceeds {self._database}'s limit of {max_k} results")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+
+    def _require(self, stored: bool, what: str) -> None:
+        """InputError when a search mode needs an output the collection does not store."""
+        if not stored:
+            raise InputError(
+                f"{self._kind} {self._collection!r} stores no {what} vectors (see its "
+                "IndexSpec); search with another mode or index with that output enabled"
+            )
+
+    def _query_dense(self, q: M3Embedding) -> np.ndarray:
+        """The query's dense vector as float32, checked against the spec."""
+        dim = self._spec.dense_dim
+        if q.dense is None or np.shape(q.dense) != (dim,):
+            raise InputError(
+                f"the query needs a dense vector of shape ({dim},), got "
+                f"{None if q.dense is None else np.shape(q.dense)}"
+            )
+        dense = np.asarray(q.dense, dtype=np.float32)
+        if not np.all(np.isfinite(dense)):
+            raise InputError("the query's dense vector contains NaN or infinity")
+        return dense
+
+    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
+        """The query's positive sparse weights (token id -> weight), checked; empty when no
+        token has a weight (such a query matches nothing)."""
+        if q.sparse is None:
+            raise InputError("the query needs sparse weights; encode it with sparse=True")
+        for token, weight in q.sparse.items():
+            if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
+                raise InputError(
+                    f"the query's sparse key {token!r} is not a token id (int in [0, 2^32))"
+                )
+            if not np.isfinite(weight):
+                raise InputError("the query's sparse weights contain NaN or infinity")
+        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
+
+    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
+        """The query's ColBERT rows as float32, checked against the spec."""
+        rows, dim = q.colbert, self._spec.colbert_dim
+        if rows is None or rows.ndim != 2 or rows.shape[1] != dim or not len(rows):
+            raise InputError(
+                f"the query needs ColBERT rows of shape (n >= 1, {dim}), got "
+                f"{None if rows is None else rows.shape}"
+            )
+        if not np.all(np.isfinite(rows)):
+            raise InputError("the query's ColBERT rows contain NaN or infinity")
+        return np.asarray(rows, dtype=np.float32)

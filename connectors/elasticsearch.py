@@ -46,19 +46,27 @@ a document being re-indexed. Later batches are not written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
-from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.base import FilterLike, HybridOptions, SearchMode
+from connectors.common import (
+    BaseConnector,
+    batched,
+    closed_on_error,
+    encode_query,
+    resolve_spec,
+    with_retries,
+)
 from connectors.filters import parse_filter
 from encoder.data import Document, Hit, M3Embedding
 from encoder.errors import (
     BackendError,
+    CollectionNotFoundError,
     InputError,
     M3VDBError,
     MissingDependencyError,
@@ -90,11 +98,9 @@ __all__ = [
     "raise_for_bulk_failures",
 ]
 
-T = TypeVar("T")
 DEFAULT_PORT = 9200
 logger = logging.getLogger(__name__)
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-_MODES = ("dense", "sparse", "colbert", "hybrid")
 
 
 def _import_client() -> Any:
@@ -282,6 +288,7 @@ def open_connector(
     encoder: M3Encoder | None = None,
     spec: IndexSpec | None = None,
     options: ElasticsearchOptions | None = None,
+    create: bool = True,
 ) -> ElasticsearchConnector:
     """Opens the index ``collection``, creating it when missing, else validating it.
 
@@ -292,25 +299,27 @@ def open_connector(
         encoder: encodes texts on upsert and search.
         spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
         options: Elasticsearch-specific settings (index type, BM25, refresh, ...).
+        create: create the index when it is missing; with False, a missing index raises
+            CollectionNotFoundError and nothing is created.
 
     Raises:
         MissingDependencyError: the elasticsearch client is not installed.
         InputError: the URL or the index name is not usable.
         UnsupportedCapabilityError: ColBERT is asked for and the cluster's version or licence
             has no rank_vectors.
-        SchemaMismatchError: the existing index does not match ``spec``.
+        CollectionNotFoundError: ``create=False`` and the index does not exist.
+        SchemaMismatchError: the existing index (or the encoder) does not match ``spec``.
     """
     es.check_index_name(collection)
-    if spec is None:
-        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    spec = resolve_spec(collection, encoder, spec)
     if isinstance(target, str):
         client, owns = client_from_url(target), True
     else:
         _import_client()
         client, owns = target, False
-    try:
+    with closed_on_error(client, owns):
         caps = detect_capabilities(client)
-        return ElasticsearchConnector(
+        connector = ElasticsearchConnector(
             client,
             collection=collection,
             encoder=encoder,
@@ -318,19 +327,26 @@ def open_connector(
             capabilities=caps,
             options=options or ElasticsearchOptions(),
             owns=owns,
+            create=create,
         )
-    except BaseException:
-        if owns:
-            client.close()
-        raise
+    return connector
 
 
 # --------------------------------------------------------------------------- the connector
 
 
-class ElasticsearchConnector:
+class ElasticsearchConnector(BaseConnector[Any]):
     """An Elasticsearch index holding BGE-M3 representations (implements
-    ``connectors.Connector``). Build it with :func:`open_connector` or ``connectors.connect``."""
+    ``connectors.Connector``). Build it with :func:`open_connector` or ``connectors.connect``.
+
+    ``upsert`` validates each batch completely (embeddings, id length, unit norm for
+    dot_product) before writing it with one ``streaming_bulk`` pass, and raises
+    :class:`BulkWriteError` (listing every refused id and reason) when documents were refused;
+    see the module docstring for what a failure leaves.
+    """
+
+    _database = "Elasticsearch"
+    _kind = "index"
 
     def __init__(
         self,
@@ -342,16 +358,21 @@ class ElasticsearchConnector:
         capabilities: ElasticsearchCapabilities,
         options: ElasticsearchOptions | None = None,
         owns: bool = False,
+        create: bool = True,
     ) -> None:
         if spec.colbert:
             capabilities.require_rank_vectors()
-        self._client = client
-        self._collection = es.check_index_name(collection)
-        self._encoder = encoder
-        self._spec = spec
+        options = options or ElasticsearchOptions()
+        super().__init__(
+            client,
+            collection=es.check_index_name(collection),
+            spec=spec,
+            encoder=encoder,
+            owns_client=owns,
+            attempts=options.max_retries + 1,
+        )
         self._caps = capabilities
-        self._options = options or ElasticsearchOptions()
-        self._owns = owns
+        self._options = options
         if capabilities.hybrid_method == "client_fusion":
             logger.warning(
                 "%s: rrf/linear retrievers need an Enterprise or trial licence and "
@@ -359,17 +380,9 @@ class ElasticsearchConnector:
                 "in m3vdb (same formulas, one round trip)",
                 capabilities.describe(),
             )
-        self._open_or_create()
+        self._open_or_create(create)
 
     # -- properties -----------------------------------------------------------------
-
-    @property
-    def collection(self) -> str:
-        return self._collection
-
-    @property
-    def spec(self) -> IndexSpec:
-        return self._spec
 
     @property
     def capabilities(self) -> ElasticsearchCapabilities:
@@ -386,41 +399,19 @@ class ElasticsearchConnector:
         or ``client_fusion`` (one _msearch, fused by m3vdb: the Basic-licence fallback)."""
         return self._caps.hybrid_method
 
-    @property
-    def client(self) -> Any:
-        """The underlying ``elasticsearch.Elasticsearch`` client."""
-        return self._client
-
-    def close(self) -> None:
-        """Closes the client if this connector opened it (a client passed in stays open)."""
-        if self._owns:
-            self._client.close()
-
-    def __enter__(self) -> ElasticsearchConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- calls ----------------------------------------------------------------------
 
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        """One client call with retries of transient errors and error translation."""
-        try:
-            return with_retries(
-                operation,
-                is_transient=is_transient,
-                attempts=self._options.max_retries + 1,
-                what=f"Elasticsearch {what}",
-            )
-        except M3VDBError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, what) from exc
+    def _is_transient(self, exc: Exception) -> bool:
+        return is_transient(exc)
 
-    def _open_or_create(self) -> None:
+    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        return translate_error(exc, what)
+
+    def _open_or_create(self, create: bool) -> None:
         c, name = self._client, self._collection
         if not self._call("index check", lambda: bool(c.indices.exists(index=name))):
+            if not create:
+                raise CollectionNotFoundError(name, "Elasticsearch", kind="index")
             body = es.mapping(self._spec, self._options, self._caps)
             settings = es.index_settings(self._options)
             try:
@@ -446,48 +437,19 @@ class ElasticsearchConnector:
 
     # -- writes ---------------------------------------------------------------------
 
-    def upsert(
-        self,
-        items: Iterable[UpsertItem],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = False,
-    ) -> int:
-        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
-
-        Each batch is validated completely (embeddings, id length, unit norm for
-        dot_product) before it is written with one ``streaming_bulk`` pass. See the module
-        docstring for what a failure leaves. Returns the number of documents written.
-
-        Raises:
-            BulkWriteError: documents were refused (every id and reason is listed).
-        """
-        progress = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(desc=f"upsert {self._collection}", unit="doc")
-        written = 0
-        try:
-            for batch in batched(items, batch_size):
-                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
-                actions = []
-                for doc, emb in pairs:
-                    es.check_document(doc, emb, self._spec)
-                    actions.append({
-                        "_op_type": "index",
-                        "_index": self._collection,
-                        "_id": doc.id,
-                        "_source": es.document_source(doc, emb, self._spec),
-                    })
-                self._bulk(actions, "upsert")
-                written += len(pairs)
-                if progress is not None:
-                    progress.update(len(pairs))
-        finally:
-            if progress is not None:
-                progress.close()
-        return written
+    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """The batch's ``index`` actions in one ``streaming_bulk`` pass (every document checked
+        first); raises BulkWriteError when documents were refused."""
+        actions = []
+        for doc, emb in pairs:
+            es.check_document(doc, emb, self._spec)
+            actions.append({
+                "_op_type": "index",
+                "_index": self._collection,
+                "_id": doc.id,
+                "_source": es.document_source(doc, emb, self._spec),
+            })
+        self._bulk(actions, "upsert")
 
     def _bulk(self, actions: list[dict[str, Any]], what: str) -> list[str]:
         helpers = _import_client().helpers
@@ -514,7 +476,7 @@ class ElasticsearchConnector:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes these ids; unknown ids are ignored."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         for chunk in batched(ids, 1000):
             actions = [
                 {"_op_type": "delete", "_index": self._collection, "_id": i} for i in chunk
@@ -541,7 +503,7 @@ class ElasticsearchConnector:
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in the order given; missing ids are left out."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         found: dict[str, Document] = {}
         fields = es.source_fields(self._spec)
         for chunk in batched(list(dict.fromkeys(ids)), 1000):
@@ -579,12 +541,7 @@ class ElasticsearchConnector:
             UnsupportedCapabilityError: the cluster's licence refused the request.
             BackendError: Elasticsearch failed.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive int, got {k!r}")
-        if k > es.MAX_NUM_CANDIDATES:
-            raise InputError(f"k={k} exceeds Elasticsearch's knn limit of 10,000")
-        if mode not in _MODES:
-            raise InputError(f"mode must be one of {_MODES}, got {mode!r}")
+        self._check_search(k, mode, max_k=es.MAX_NUM_CANDIDATES)
         options = hybrid if hybrid is not None else HybridOptions()
         filters = es.compile_filter(parse_filter(filter), self._spec)
         spec = self._spec
@@ -614,13 +571,6 @@ class ElasticsearchConnector:
         text = query if use_bm25 and isinstance(query, str) else None
         return self._hybrid(q, text, k, filters, options, rerank)
 
-    def _require(self, stored: bool, what: str) -> None:
-        if not stored:
-            raise InputError(
-                f"index {self._collection!r} stores no {what} vectors (see its IndexSpec); "
-                "search with another mode or index with that output enabled"
-            )
-
     def _search(self, what: str, **body: Any) -> Mapping[str, Any]:
         fields = es.source_fields(self._spec)
         result = self._call(
@@ -628,37 +578,6 @@ class ElasticsearchConnector:
             lambda: self._client.search(index=self._collection, source=fields, **body),
         )
         return dict(getattr(result, "body", result))
-
-    def _query_dense(self, q: M3Embedding) -> np.ndarray:
-        if q.dense is None or np.shape(q.dense) != (self._spec.dense_dim,):
-            raise InputError(
-                f"the query needs a dense vector of shape ({self._spec.dense_dim},), got "
-                f"{None if q.dense is None else np.shape(q.dense)}"
-            )
-        dense = np.asarray(q.dense, dtype=np.float32)
-        if not np.all(np.isfinite(dense)):
-            raise InputError("the query's dense vector contains NaN or infinity")
-        return dense
-
-    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
-        if q.sparse is None:
-            raise InputError("the query needs sparse weights; encode it with sparse=True")
-        if not all(np.isfinite(w) for w in q.sparse.values()):
-            raise InputError("the query's sparse weights contain NaN or infinity")
-        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
-
-    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
-        rows = q.colbert
-        if rows is None or rows.ndim != 2 or rows.shape[1] != self._spec.colbert_dim or not len(
-            rows
-        ):
-            raise InputError(
-                f"the query needs ColBERT rows of shape (n >= 1, {self._spec.colbert_dim}), got "
-                f"{None if rows is None else rows.shape}"
-            )
-        if not np.all(np.isfinite(rows)):
-            raise InputError("the query's ColBERT rows contain NaN or infinity")
-        return np.asarray(rows, dtype=np.float32)
 
     def _score(self, raw: float, signal: str, q: M3Embedding | None) -> float:
         if signal == "dense":
@@ -820,12 +739,3 @@ class _MsearchError(Exception):
         self.status_code = int(response.get("status", 500))
         self.body = response
 
-
-def _check_ids(ids: Sequence[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise InputError("pass a list of ids, not a single string")
-    out = list(ids)
-    for i in out:
-        if not isinstance(i, str) or not i:
-            raise InputError(f"ids must be non-empty strings, got {i!r}")
-    return out

@@ -33,21 +33,29 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
-from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.base import FilterLike, HybridOptions, SearchMode
+from connectors.common import (
+    BaseConnector,
+    batched,
+    closed_on_error,
+    encode_query,
+    resolve_spec,
+)
 from connectors.filters import parse_filter
 from encoder.data import Document, Hit, M3Embedding
 from encoder.errors import (
     BackendError,
+    CollectionNotFoundError,
     InputError,
     M3VDBError,
     MissingDependencyError,
@@ -78,7 +86,6 @@ __all__ = [
     "rrf_fusion",
 ]
 
-T = TypeVar("T")
 DEFAULT_PORT = 19530
 # Bytes of ColBERT rows per insert request: stays well under gRPC's message limit.
 _INSERT_BYTES = 16 * 2**20
@@ -148,12 +155,19 @@ def translate_error(exc: Exception, what: str) -> M3VDBError:
 # --------------------------------------------------------------------------- opening
 
 
+def _lite_path(url: str) -> str | None:
+    """The file of a Milvus Lite URL (``milvus-lite:PATH`` or a bare ``PATH.db``), else None."""
+    if url.startswith("milvus-lite:") or (url.endswith(".db") and "://" not in url):
+        path = url[len("milvus-lite:") :] if url.startswith("milvus-lite:") else url
+        return path[2:] if path.startswith("//") else path
+    return None
+
+
 def _client_from_url(url: str) -> tuple[Any, bool]:
     """(MilvusClient, is_lite) for a URL; the caller owns (closes) the client."""
     pymilvus = _import_pymilvus()
-    if url.startswith("milvus-lite:") or (url.endswith(".db") and "://" not in url):
-        path = url[len("milvus-lite:") :] if url.startswith("milvus-lite:") else url
-        path = path[2:] if path.startswith("//") else path
+    path = _lite_path(url)
+    if path is not None:
         if not path.endswith(".db"):
             raise InputError(f"Milvus Lite needs a file path ending in .db, got {path!r}")
         if importlib.util.find_spec("milvus_lite") is None:
@@ -209,6 +223,7 @@ def open_connector(
     collection: str,
     encoder: M3Encoder | None = None,
     spec: IndexSpec | None = None,
+    create: bool = True,
 ) -> MilvusConnector:
     """Opens ``collection`` in the Milvus ``target``, creating it (and its companion collection,
     indexes, and loading them) when missing, else validating it against ``spec``.
@@ -219,41 +234,55 @@ def open_connector(
         collection: the collection name.
         encoder: encodes texts on upsert and search.
         spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
+        create: create the collection when it is missing; with False, a missing collection
+            (or Milvus Lite file) raises CollectionNotFoundError and nothing is created.
 
     Raises:
         MissingDependencyError: pymilvus (or milvus-lite for a .db file) is not installed.
         InputError: the URL is not understood.
-        SchemaMismatchError: the existing collection does not match ``spec``.
+        CollectionNotFoundError: ``create=False`` and the collection does not exist.
+        SchemaMismatchError: the existing collection (or the encoder) does not match ``spec``.
         BackendError: Milvus failed.
     """
-    if spec is None:
-        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    spec = resolve_spec(collection, encoder, spec)
     if isinstance(target, str):
+        path = _lite_path(target)
+        if not create and path is not None and not os.path.exists(path):
+            # Opening a Lite file creates it: refuse before that.
+            raise CollectionNotFoundError(collection, f"Milvus Lite at {path} (no such file)")
         client, lite = _client_from_url(target)
         owns = True
     else:
         _import_pymilvus()
         client, lite, owns = target, None, False
-    try:
+    with closed_on_error(client, owns):
         caps = detect_capabilities(client, lite=lite)
-        return MilvusConnector(
-            client, collection=collection, encoder=encoder, spec=spec, capabilities=caps, owns=owns
+        connector = MilvusConnector(
+            client,
+            collection=collection,
+            encoder=encoder,
+            spec=spec,
+            capabilities=caps,
+            owns=owns,
+            create=create,
         )
-    except BaseException:
-        if owns:
-            client.close()
-        raise
+    return connector
 
 
 # --------------------------------------------------------------------------- the connector
 
 
-class MilvusConnector:
-    """A Milvus collection holding BGE-M3 representations (implements ``connectors.Connector``).
+class MilvusConnector(BaseConnector[Any]):
+    """A Milvus collection holding BGE-M3 representations (implements ``connectors.Connector``;
+    ``client`` is the ``pymilvus.MilvusClient``).
 
     Use :func:`open_connector` or ``connectors.connect``; the constructor expects a client and
-    the capabilities already detected.
+    the capabilities already detected. ``upsert`` validates each batch completely (embeddings,
+    id and text sizes, JSON metadata) before anything of it is written; a batch that fails
+    leaves no document half-written (see the module docstring).
     """
+
+    _database = "Milvus"
 
     def __init__(
         self,
@@ -264,30 +293,21 @@ class MilvusConnector:
         spec: IndexSpec,
         capabilities: MilvusCapabilities,
         owns: bool = False,
+        create: bool = True,
     ) -> None:
         if spec.colbert and spec.max_colbert_rows > ms.QUERY_LIMIT:
             raise InputError(
                 f"max_colbert_rows={spec.max_colbert_rows} exceeds what one Milvus query returns "
                 f"({ms.QUERY_LIMIT}); split long texts into windows"
             )
-        self._client = client
-        self._collection = collection
-        self._encoder = encoder
-        self._spec = spec
+        super().__init__(
+            client, collection=collection, spec=spec, encoder=encoder, owns_client=owns
+        )
         self._caps = capabilities
-        self._owns = owns
         self._companion = ms.companion_name(collection)
-        self._layout: ColbertLayout = self._open_or_create()
+        self._layout: ColbertLayout = self._open_or_create(create)
 
     # -- properties -----------------------------------------------------------------
-
-    @property
-    def collection(self) -> str:
-        return self._collection
-
-    @property
-    def spec(self) -> IndexSpec:
-        return self._spec
 
     @property
     def capabilities(self) -> MilvusCapabilities:
@@ -300,38 +320,20 @@ class MilvusConnector:
         ``"none"``."""
         return self._layout
 
-    @property
-    def client(self) -> Any:
-        """The underlying ``pymilvus.MilvusClient``."""
-        return self._client
+    def _is_transient(self, exc: Exception) -> bool:
+        return is_transient(exc)
 
-    def close(self) -> None:
-        """Closes the client if this connector opened it (a client passed in stays open)."""
-        if self._owns:
-            self._client.close()
-
-    def __enter__(self) -> MilvusConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- calls ----------------------------------------------------------------------
-
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        """Runs one pymilvus call with retries of transient errors and error translation."""
-        try:
-            return with_retries(operation, is_transient=is_transient, what=f"Milvus {what}")
-        except M3VDBError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, f"Milvus {what}") from exc
+    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        return translate_error(exc, f"Milvus {what}")
 
     # -- schema ---------------------------------------------------------------------
 
-    def _open_or_create(self) -> ColbertLayout:
+    def _open_or_create(self, create: bool) -> ColbertLayout:
         c = self._client
         if not self._call("has_collection", lambda: c.has_collection(self._collection)):
+            if not create:
+                where = "Milvus Lite" if self._caps.lite else "Milvus"
+                raise CollectionNotFoundError(self._collection, where)
             layout = self._caps.colbert_layout(self._spec)
             self._create(layout)
             return layout
@@ -422,40 +424,11 @@ class MilvusConnector:
 
     # -- writes ---------------------------------------------------------------------
 
-    def upsert(
-        self,
-        items: Iterable[UpsertItem],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = False,
-    ) -> int:
-        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
-
-        Each batch is validated completely (embeddings, id and text sizes, JSON metadata)
-        before anything of it is written; a batch that fails leaves no document half-written
-        (see the module docstring). Returns the number of documents written.
-        """
-        progress = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(desc=f"upsert {self._collection}", unit="doc")
-        written = 0
-        try:
-            for batch in batched(items, batch_size):
-                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
-                for doc, _ in pairs:
-                    ms.check_document_limits(doc)
-                self._write(pairs)
-                written += len(pairs)
-                if progress is not None:
-                    progress.update(len(pairs))
-        finally:
-            if progress is not None:
-                progress.close()
-        return written
-
-    def _write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """Main entities only, or (companion layout) the versioned three-step write of the
+        module docstring."""
+        for doc, _ in pairs:
+            ms.check_document_limits(doc)
         c, spec = self._client, self._spec
         if self._layout != "companion":
             rows = [ms.main_row(d, e, spec, self._layout) for d, e in pairs]
@@ -500,7 +473,7 @@ class MilvusConnector:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes these ids and their ColBERT rows; unknown ids are ignored."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         if not ids:
             return
         c = self._client
@@ -531,13 +504,13 @@ class MilvusConnector:
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in the order given; missing ids are left out."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         found = {row[self._spec.fields.id]: row for row in self._main_rows(ids)}
         return [ms.document_from_row(found[i], self._spec) for i in ids if i in found]
 
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         spec, names = self._spec, self._spec.fields
         extra = [f for f in (names.dense, names.sparse) if f in self._vector_fields()]
         if self._layout == "struct":
@@ -642,10 +615,7 @@ class MilvusConnector:
                 does not store.
             BackendError: Milvus failed.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive int, got {k!r}")
-        if k > ms.QUERY_LIMIT:
-            raise InputError(f"k={k} exceeds Milvus's limit of {ms.QUERY_LIMIT} results")
+        self._check_search(k, mode, max_k=ms.QUERY_LIMIT)
         options = hybrid if hybrid is not None else HybridOptions()
         expr = ms.compile_filter(parse_filter(filter), self._spec.fields.metadata)
         spec = self._spec
@@ -670,47 +640,6 @@ class MilvusConnector:
             q = encode_query(query, self._encoder, dense=True, sparse=True, colbert=rerank)
             return self._hybrid_search(q, k, expr, options, rerank)
         raise InputError(f"unknown search mode {mode!r}; use dense, sparse, colbert or hybrid")
-
-    def _require(self, stored: bool, what: str) -> None:
-        if not stored:
-            raise InputError(
-                f"collection {self._collection!r} stores no {what} vectors (see its IndexSpec); "
-                "search with another mode or index with that output enabled"
-            )
-
-    def _query_dense(self, q: M3Embedding) -> np.ndarray:
-        if q.dense is None or np.shape(q.dense) != (self._spec.dense_dim,):
-            raise InputError(
-                f"the query needs a dense vector of shape ({self._spec.dense_dim},), got "
-                f"{None if q.dense is None else np.shape(q.dense)}"
-            )
-        dense = np.asarray(q.dense, dtype=np.float32)
-        if not np.all(np.isfinite(dense)):
-            raise InputError("the query's dense vector contains NaN or infinity")
-        return dense
-
-    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
-        if q.sparse is None:
-            raise InputError("the query needs sparse weights; encode it with sparse=True")
-        if not all(np.isfinite(w) for w in q.sparse.values()):
-            raise InputError("the query's sparse weights contain NaN or infinity")
-        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
-
-    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
-        rows = q.colbert
-        if (
-            rows is None
-            or rows.ndim != 2
-            or rows.shape[1] != self._spec.colbert_dim
-            or not len(rows)
-        ):
-            raise InputError(
-                f"the query needs ColBERT rows of shape (n >= 1, {self._spec.colbert_dim}), got "
-                f"{None if rows is None else rows.shape}"
-            )
-        if not np.all(np.isfinite(rows)):
-            raise InputError("the query's ColBERT rows contain NaN or infinity")
-        return np.asarray(rows, dtype=np.float32)
 
     def _metric(self, field: str) -> str:
         if field == self._spec.fields.dense:
@@ -890,12 +819,3 @@ class MilvusConnector:
             self._hit(h, float(h["distance"]), {"colbert": float(h["distance"])}) for h in result[0]
         ]
 
-
-def _check_ids(ids: Sequence[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise InputError("pass a list of ids, not a single string")
-    out = list(ids)
-    for i in out:
-        if not isinstance(i, str):
-            raise InputError(f"ids must be strings, got {i!r}")
-    return out

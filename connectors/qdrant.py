@@ -24,19 +24,19 @@ Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector.search`):
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
-from connectors.common import batched, embed_batch, encode_query, with_retries
+from connectors.base import FilterLike, HybridOptions, SearchMode
+from connectors.common import BaseConnector, closed_on_error, encode_query, resolve_spec
 from connectors.filters import And, Eq, Filter, In, Or, Range, parse_filter
 from encoder.data import Document, Hit, M3Embedding
 from encoder.errors import (
     BackendError,
+    CollectionNotFoundError,
     InputError,
     M3VDBError,
     SchemaMismatchError,
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
 
     from encoder import M3Encoder
 
-T = TypeVar("T")
-
-_MODES = ("dense", "sparse", "colbert", "hybrid")
 # HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
@@ -221,12 +218,16 @@ def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
     raise InputError(f"not a filter: {flt!r}")
 
 
-class QdrantConnector:
+class QdrantConnector(BaseConnector["QdrantClient"]):
     """A Qdrant collection holding BGE-M3's outputs in native named vectors.
 
     Build it with :func:`open_connector` or ``connectors.connect``, which create the
     collection or validate an existing one. Implements ``connectors.base.Connector``.
+    ``upsert`` validates each batch completely (types, shapes, NaN, sparse weights, Qdrant's
+    multivector cap) before any of it is written in one ``upsert(wait=True)``.
     """
+
+    _database = "Qdrant"
 
     def __init__(
         self,
@@ -235,58 +236,50 @@ class QdrantConnector:
         collection: str,
         spec: IndexSpec,
         encoder: M3Encoder | None = None,
+        owns_client: bool = False,
     ) -> None:
-        self._client = client
-        self._collection = collection
-        self._spec = spec
-        self._encoder = encoder
+        super().__init__(
+            client, collection=collection, spec=spec, encoder=encoder, owns_client=owns_client
+        )
         # Capabilities, detected once.
         self._local = is_local(client)
         models = qschema.qdrant_models()
         self._rrf_has_k = hasattr(models, "Rrf") and "k" in getattr(models.Rrf, "model_fields", {})
         self._formula = hasattr(models, "FormulaQuery")
 
-    @property
-    def collection(self) -> str:
-        return self._collection
-
-    @property
-    def spec(self) -> IndexSpec:
-        return self._spec
-
-    @property
-    def client(self) -> QdrantClient:
-        """The underlying QdrantClient, for what this connector does not wrap."""
-        return self._client
-
     # -- plumbing -------------------------------------------------------------------------
 
-    def _call(self, operation: Callable[[], T], what: str) -> T:
-        """Runs one client call with retries of transient errors and error translation."""
-        try:
-            return with_retries(operation, is_transient=is_transient, what=f"Qdrant {what}")
-        except M3VDBError:
-            raise
-        except Exception as exc:  # translated: callers see m3vdb errors only
-            raise translate_error(exc, what) from exc
+    def _is_transient(self, exc: Exception) -> bool:
+        return is_transient(exc)
 
-    def ensure_collection(self) -> None:
+    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        return translate_error(exc, what)
+
+    def ensure_collection(self, *, create: bool = True) -> None:
         """Creates the collection, or checks that the existing one matches the spec.
 
+        Args:
+            create: with False, a missing collection raises CollectionNotFoundError.
+
         Raises:
+            CollectionNotFoundError: ``create=False`` and the collection does not exist.
             SchemaMismatchError: the existing collection differs from the spec.
         """
-        exists = self._call(lambda: self._client.collection_exists(self._collection),
-                            "collection check")
+        exists = self._call(
+            "collection check", lambda: self._client.collection_exists(self._collection)
+        )
+        if not exists and not create:
+            where = "Qdrant (local mode)" if self._local else "Qdrant"
+            raise CollectionNotFoundError(self._collection, where)
         if not exists:
             try:
                 self._call(
+                    "collection creation",
                     lambda: self._client.create_collection(
                         self._collection,
                         vectors_config=qschema.vectors_config(self._spec),
                         sparse_vectors_config=qschema.sparse_vectors_config(self._spec) or None,
                     ),
-                    "collection creation",
                 )
             except M3VDBError:
                 # Another process may have created it in the meantime: validate that one.
@@ -297,21 +290,21 @@ class QdrantConnector:
             self._validate()
         if not self._local:  # local mode has no payload indexes (and warns on each)
             schema = self._call(
-                lambda: self._client.get_collection(self._collection), "collection info"
+                "collection info", lambda: self._client.get_collection(self._collection)
             ).payload_schema or {}
             for key, kind in qschema.payload_indexes(self._spec):
                 if key not in schema:
-                    create = partial(
+                    make_index = partial(
                         self._client.create_payload_index,
                         self._collection,
                         field_name=key,
                         field_schema=kind,
                         wait=True,
                     )
-                    self._call(create, "payload index creation")
+                    self._call("payload index creation", make_index)
 
     def _validate(self) -> None:
-        info = self._call(lambda: self._client.get_collection(self._collection), "collection info")
+        info = self._call("collection info", lambda: self._client.get_collection(self._collection))
         problems = qschema.validate_collection(
             info, self._spec, check_payload_indexes=not self._local
         )
@@ -325,74 +318,44 @@ class QdrantConnector:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def upsert(
-        self,
-        items: Iterable[UpsertItem],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = False,
-    ) -> int:
-        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
-
-        Streams ``items`` in batches; each batch is validated completely (types, shapes,
-        NaN, sparse weights, Qdrant's multivector cap) before any of it is written, then
-        written in one ``upsert(wait=True)``. Transient errors are retried with backoff.
-
-        Returns:
-            The number of documents written.
-        """
-        bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(unit="doc", desc=f"upsert {self._collection}")
-        written = 0
-        try:
-            for batch in batched(items, batch_size):
-                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
-                points = [qschema.to_point(doc, emb, self._spec) for doc, emb in pairs]
-                write = partial(self._client.upsert, self._collection, points=points, wait=True)
-                self._call(write, "upsert")
-                written += len(points)
-                if bar is not None:
-                    bar.update(len(points))
-        finally:
-            if bar is not None:
-                bar.close()
-        return written
+    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """One ``upsert(wait=True)`` of the batch's points (built, and so checked, first)."""
+        points = [qschema.to_point(doc, emb, self._spec) for doc, emb in pairs]
+        write = partial(self._client.upsert, self._collection, points=points, wait=True)
+        self._call("upsert", write)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes these ids; unknown ids are ignored."""
-        point_ids = [qschema.point_id(i) for i in _check_ids(ids)]
+        point_ids = [qschema.point_id(i) for i in self._check_ids(ids)]
         if not point_ids:
             return
         m = qschema.qdrant_models()
         self._call(
+            "delete",
             lambda: self._client.delete(
                 self._collection, points_selector=m.PointIdsList(points=point_ids), wait=True
             ),
-            "delete",
         )
 
     def drop(self) -> None:
         """Deletes the collection."""
-        self._call(lambda: self._client.delete_collection(self._collection), "collection drop")
+        self._call("collection drop", lambda: self._client.delete_collection(self._collection))
 
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in the order given; missing ids left out."""
-        ids = _check_ids(ids)
+        ids = self._check_ids(ids)
         if not ids:
             return []
         records = self._call(
+            "retrieve",
             lambda: self._client.retrieve(
                 self._collection,
                 ids=[qschema.point_id(i) for i in ids],
                 with_payload=True,
                 with_vectors=False,
             ),
-            "retrieve",
         )
         found = {}
         for record in records:
@@ -402,9 +365,7 @@ class QdrantConnector:
 
     def count(self) -> int:
         """Number of documents stored (exact count)."""
-        result = self._call(
-            lambda: self._client.count(self._collection, exact=True), "count"
-        )
+        result = self._call("count", lambda: self._client.count(self._collection, exact=True))
         return int(result.count)
 
     def search(
@@ -443,10 +404,7 @@ class QdrantConnector:
             InputError: bad ``k``/``mode``, a query of the wrong shape, or a mode needing an
                 output the collection does not store.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive int, got {k!r}")
-        if mode not in _MODES:
-            raise InputError(f"mode must be one of {_MODES}, got {mode!r}")
+        self._check_search(k, mode)
         options = hybrid if hybrid is not None else HybridOptions()
         spec = self._spec
         needs = self._signals(mode, options)
@@ -457,23 +415,21 @@ class QdrantConnector:
             sparse="sparse" in needs,
             colbert="colbert" in needs,
         )
-        self._check_query(emb, needs)
+        queries = self._native_queries(emb, needs)
         qfilter = compile_filter(parse_filter(filter), spec)
         m = qschema.qdrant_models()
 
         if mode == "hybrid":
-            request = self._hybrid_request(emb, k, needs, options, qfilter, m)
+            request = self._hybrid_request(queries, k, options, qfilter, m)
             if request is None:
                 return []
-        elif mode == "sparse" and not emb.sparse:
-            return []
+        elif mode not in queries:
+            return []  # a sparse query without any weight > 0 matches nothing
         else:
-            request = {
-                "query": self._native_query(mode, emb),
-                "using": getattr(spec.fields, mode),
-            }
+            request = {"query": queries[mode], "using": getattr(spec.fields, mode)}
         signal = mode if mode != "hybrid" else ("colbert" if request.get("using") else None)
         response = self._call(
+            "search",
             lambda: self._client.query_points(
                 self._collection,
                 prefetch=request.get("prefetch"),
@@ -484,7 +440,6 @@ class QdrantConnector:
                 with_payload=True,
                 with_vectors=False,
             ),
-            "search",
         )
         hits = []
         for point in response.points:
@@ -519,53 +474,22 @@ class QdrantConnector:
             raise InputError(f"fusion must be 'rrf' or 'weighted', got {options.fusion!r}")
         return needs
 
-    def _check_query(self, emb: M3Embedding, needs: set[str]) -> None:
-        spec = self._spec
+    def _native_queries(self, emb: M3Embedding, needs: set[str]) -> dict[str, Any]:
+        """signal -> the query in Qdrant's form, for every signal in ``needs``, validated by
+        the shared ``_query_*`` checks; "sparse" is left out when no weight is > 0."""
+        queries: dict[str, Any] = {}
         if "dense" in needs:
-            if emb.dense is None or np.shape(emb.dense) != (spec.dense_dim,):
-                raise InputError(
-                    f"the query's dense vector has shape "
-                    f"{None if emb.dense is None else np.shape(emb.dense)}, expected "
-                    f"({spec.dense_dim},)"
-                )
-            if not np.all(np.isfinite(emb.dense)):
-                raise InputError("the query's dense vector contains NaN or infinity")
-        if "sparse" in needs:
-            if emb.sparse is None:
-                raise InputError("the query has no sparse weights; encode it with sparse=True")
-            for token, weight in emb.sparse.items():
-                if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
-                    raise InputError(f"the query's sparse key {token!r} is not a token id")
-                if not np.isfinite(weight):
-                    raise InputError(f"the query's sparse weight for {token} is not finite")
+            queries["dense"] = self._query_dense(emb).tolist()
+        if "sparse" in needs and (weights := self._query_sparse(emb)):
+            queries["sparse"] = qschema.sparse_vector(weights)
         if "colbert" in needs:
-            rows = emb.colbert
-            if rows is None or rows.ndim != 2 or rows.shape[0] == 0 or (
-                rows.shape[1] != spec.colbert_dim
-            ):
-                raise InputError(
-                    f"the query's ColBERT array has shape "
-                    f"{None if rows is None else rows.shape}, expected (n >= 1, "
-                    f"{spec.colbert_dim})"
-                )
-            if not np.all(np.isfinite(rows)):
-                raise InputError("the query's ColBERT vectors contain NaN or infinity")
-
-    def _native_query(self, signal: str, emb: M3Embedding) -> Any:
-        if signal == "dense":
-            assert emb.dense is not None  # checked by _check_query
-            return np.asarray(emb.dense, dtype=np.float32).tolist()
-        if signal == "sparse":
-            assert emb.sparse is not None
-            return qschema.sparse_vector(emb.sparse)
-        assert emb.colbert is not None
-        return np.asarray(emb.colbert, dtype=np.float32).tolist()
+            queries["colbert"] = self._query_colbert(emb).tolist()
+        return queries
 
     def _hybrid_request(
         self,
-        emb: M3Embedding,
+        queries: dict[str, Any],
         k: int,
-        needs: set[str],
         options: HybridOptions,
         qfilter: models.Filter | None,
         m: Any,
@@ -578,30 +502,30 @@ class QdrantConnector:
         stages = []
         weights = []
         for signal, weight in (("dense", options.weights[0]), ("sparse", options.weights[1])):
-            if signal not in needs or (signal == "sparse" and not emb.sparse):
+            if signal not in queries:
                 continue
             stages.append(
                 m.Prefetch(
-                    query=self._native_query(signal, emb),
+                    query=queries[signal],
                     using=getattr(spec.fields, signal),
                     filter=qfilter,
                     limit=limit,
                 )
             )
             weights.append(float(weight))
-        rerank = "colbert" in needs
+        rerank = "colbert" in queries
         if not stages:
             if not rerank:
                 return None
             # Nothing to fuse (a colbert-only collection): MaxSim over the filtered collection.
-            return {"query": self._native_query("colbert", emb), "using": spec.fields.colbert}
+            return {"query": queries["colbert"], "using": spec.fields.colbert}
         fusion = self._fusion_query(options, weights, m)
         if not rerank:
             return {"prefetch": stages, "query": fusion}
         fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=limit)
         return {
             "prefetch": [fused],
-            "query": self._native_query("colbert", emb),
+            "query": queries["colbert"],
             "using": spec.fields.colbert,
         }
 
@@ -630,49 +554,43 @@ class QdrantConnector:
         return m.FusionQuery(fusion=m.Fusion.RRF)
 
 
-def _check_ids(ids: Sequence[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise InputError(f"ids must be a list of strings, got the string {ids!r}")
-    out = list(ids)
-    for i in out:
-        if not isinstance(i, str) or not i:
-            raise InputError(f"ids must be non-empty strings, got {i!r}")
-    return out
-
-
 def open_connector(
     target: Any,
     *,
     collection: str,
     encoder: M3Encoder | None = None,
     spec: IndexSpec | None = None,
+    create: bool = True,
 ) -> QdrantConnector:
     """Opens a Qdrant collection, creating it if missing, else validating it against ``spec``.
 
     Args:
-        target: a ``QdrantClient`` or a URL (see the module docstring).
+        target: a ``QdrantClient`` (left open by ``close``) or a URL (see the module docstring).
         collection: the collection name.
         encoder: encodes texts on upsert and search (optional with precomputed embeddings).
         spec: what to store; defaults to all outputs at the encoder's dimensions.
+        create: create the collection when it is missing; with False, a missing collection
+            (or local-mode folder) raises CollectionNotFoundError and nothing is created.
 
     Raises:
         MissingDependencyError: qdrant-client is not installed.
         InputError: the target or the collection name is not usable.
-        SchemaMismatchError: the existing collection does not match ``spec``.
+        CollectionNotFoundError: ``create=False`` and the collection does not exist.
+        SchemaMismatchError: the existing collection (or the encoder) does not match ``spec``.
     """
-    if not isinstance(collection, str) or not collection:
-        raise InputError(f"collection must be a non-empty string, got {collection!r}")
-    if spec is None:
-        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
-    if encoder is not None:
-        dims = (int(encoder.dense_dim), int(encoder.colbert_dim))
-        if dims != (spec.dense_dim, spec.colbert_dim):
-            raise SchemaMismatchError(
-                f"the encoder produces dense/ColBERT dimensions {dims}, the IndexSpec says "
-                f"{(spec.dense_dim, spec.colbert_dim)}; build the spec with "
-                "IndexSpec.for_encoder(encoder)"
+    spec = resolve_spec(collection, encoder, spec)
+    if not create and isinstance(target, str):
+        folder = client_options(target).get("path")
+        if folder is not None and not os.path.exists(folder):
+            # Local mode creates its folder on opening: refuse before that.
+            raise CollectionNotFoundError(
+                collection, f"Qdrant local mode at {folder} (no such folder)"
             )
     client = client_from_target(target)
-    connector = QdrantConnector(client, collection=collection, spec=spec, encoder=encoder)
-    connector.ensure_collection()
+    owns_client = client is not target
+    with closed_on_error(client, owns_client):
+        connector = QdrantConnector(
+            client, collection=collection, spec=spec, encoder=encoder, owns_client=owns_client
+        )
+        connector.ensure_collection(create=create)
     return connector

@@ -5,6 +5,7 @@ from encoder.data import Document, Hit, M3Embedding, WindowEmbedding
 from encoder.errors import (
     BackendError,
     CheckpointError,
+    CollectionNotFoundError,
     InputError,
     M3VDBError,
     MissingDependencyError,
@@ -24,6 +25,7 @@ from encoder.scoring import (
 __all__ = [
     "BackendError",
     "CheckpointError",
+    "CollectionNotFoundError",
     "Document",
     "Hit",
     "InputError",

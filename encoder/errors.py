@@ -40,6 +40,19 @@ class SchemaMismatchError(M3VDBError):
     """An existing collection or index does not match what the connector expects."""
 
 
+class CollectionNotFoundError(SchemaMismatchError):
+    """The collection (index) does not exist and the connector was opened with
+    ``create=False``; nothing was created."""
+
+    def __init__(self, collection: str, database: str, *, kind: str = "collection") -> None:
+        super().__init__(
+            f"no {kind} {collection!r} in {database}: index documents into it first, or check "
+            f"the {kind} name (and the database target)"
+        )
+        self.collection = collection
+        self.database = database
+
+
 class UnsupportedCapabilityError(M3VDBError):
     """The database (its version, licence or embedded form) cannot do what was asked."""
 

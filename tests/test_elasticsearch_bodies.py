@@ -28,6 +28,7 @@ from connectors.filters import and_, eq, in_, or_, parse_filter, range_  # noqa:
 from encoder.data import Document, M3Embedding  # noqa: E402
 from encoder.errors import (  # noqa: E402
     BackendError,
+    CollectionNotFoundError,
     InputError,
     SchemaMismatchError,
     UnsupportedCapabilityError,
@@ -428,6 +429,15 @@ def test_new_index_is_created_with_the_mapping() -> None:
         ("indices.create", {"index": "c", "mappings": es.mapping(SPEC, store.options, TRIAL),
                             "settings": {"number_of_shards": 1}}),
     ]
+
+
+def test_missing_index_without_create_is_refused_and_nothing_is_created() -> None:
+    client = RecordingClient({"indices.exists": False})
+    with pytest.raises(CollectionNotFoundError, match="no index 'c' in Elasticsearch"):
+        conn.ElasticsearchConnector(
+            client, collection="c", encoder=None, spec=SPEC, capabilities=TRIAL, create=False
+        )
+    assert client.calls == [("indices.exists", {"index": "c"})]
 
 
 def test_existing_index_that_differs_is_a_schema_mismatch() -> None:

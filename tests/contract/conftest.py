@@ -83,6 +83,7 @@ class ContractBackend:
         *,
         collection: str | None = None,
         encoder: Any = None,
+        create: bool = True,
     ) -> Connector:
         """``connect`` on this backend; a fresh collection unless ``collection`` is given."""
         name = collection or self.fresh_name()
@@ -91,6 +92,7 @@ class ContractBackend:
             collection=name,
             encoder=encoder,
             spec=spec if spec is not None else corpus_spec(),
+            create=create,
         )
         self._opened.setdefault(name, connector)
         return connector

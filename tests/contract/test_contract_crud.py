@@ -15,7 +15,7 @@ from conftest import ContractBackend, corpus_spec
 from contract_data import DIM, Corpus, SyntheticEncoder
 
 from connectors import Connector, Document, M3Embedding
-from encoder.errors import InputError, M3VDBError, SchemaMismatchError
+from encoder.errors import CollectionNotFoundError, InputError, M3VDBError, SchemaMismatchError
 
 
 def _emb(corpus: Corpus, i: int) -> M3Embedding:
@@ -112,6 +112,24 @@ def test_reopen_keeps_data(backend: ContractBackend, corpus: Corpus) -> None:
     again = backend.open(collection=store.collection)
     assert again.count() == 10
     assert [h.id for h in again.search(_emb(corpus, 3), 1, mode="dense")] == [corpus.docs[3].id]
+
+
+def test_open_without_create_refuses_a_missing_collection(
+    backend: ContractBackend, corpus: Corpus
+) -> None:
+    """``create=False`` (how the CLI opens a collection to search it) must raise and create
+    nothing: a second attempt fails the same way. If it passes the first time and fails the
+    second, the failed open created the collection."""
+    name = backend.fresh_name()
+    for _ in range(2):
+        with pytest.raises(CollectionNotFoundError) as info:
+            backend.open(collection=name, create=False)
+        assert name in str(info.value) and info.value.caller_fault
+    assert isinstance(info.value, SchemaMismatchError)
+    store = backend.open(collection=name)  # created now
+    store.upsert(corpus.pairs()[:3])
+    with backend.open(collection=name, create=False) as reader:
+        assert reader.count() == 3
 
 
 @pytest.mark.parametrize(
