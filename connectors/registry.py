@@ -4,15 +4,20 @@ Modules are imported only when chosen, so ``import connectors`` imports no datab
 Each module exposes::
 
     def open_connector(target, *, collection: str, encoder: M3Encoder | None,
-                       spec: IndexSpec | None) -> Connector
+                       spec: IndexSpec | None, create: bool = True) -> Connector
+
+:func:`load` checks that the chosen module's client is installed, so every target of a
+database whose client is missing fails the same way: MissingDependencyError with the
+``pip install 'm3vdb[...]'`` to run.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
-from encoder.errors import InputError
+from encoder.errors import InputError, MissingDependencyError
 
 # URL scheme (the part before "://" or ":") -> connector module.
 _SCHEMES: dict[str, str] = {
@@ -34,6 +39,17 @@ _CLIENT_PACKAGES: dict[str, str] = {
     "pymilvus": "connectors.milvus",
     "qdrant_client": "connectors.qdrant",
     "elasticsearch": "connectors.elasticsearch",
+}
+# Connector module -> (client's import name, its pip name, the m3vdb extra, what needs it).
+_CLIENTS: dict[str, tuple[str, str, str, str]] = {
+    "connectors.milvus": ("pymilvus", "pymilvus", "milvus", "The Milvus connector"),
+    "connectors.qdrant": ("qdrant_client", "qdrant-client", "qdrant", "The Qdrant connector"),
+    "connectors.elasticsearch": (
+        "elasticsearch",
+        "elasticsearch",
+        "elasticsearch",
+        "The Elasticsearch connector",
+    ),
 }
 
 URL_FORMS = """\
@@ -67,5 +83,29 @@ def module_for(target: Any) -> str:
 
 
 def load(target: Any) -> Any:
-    """Imports and returns the connector module for ``target``."""
-    return importlib.import_module(module_for(target))
+    """Imports and returns the connector module for ``target``.
+
+    Raises:
+        InputError: the target is not understood.
+        MissingDependencyError: the database's client is not installed (the message gives
+            the ``pip install`` to run).
+    """
+    name = module_for(target)
+    import_name, package, extra, purpose = _CLIENTS[name]
+    if _missing(import_name):
+        raise MissingDependencyError(package, extra, purpose)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # A client imported by the module itself (at import time) counts the same.
+        if exc.name is not None and exc.name.split(".")[0] == import_name:
+            raise MissingDependencyError(package, extra, purpose) from exc
+        raise
+
+
+def _missing(import_name: str) -> bool:
+    """Whether a top-level package cannot be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(import_name) is None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        return True
