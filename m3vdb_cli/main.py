@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from encoder.errors import BackendError, InputError, M3VDBError
+from encoder.errors import BackendError, CollectionNotFoundError, InputError, M3VDBError
 
 if TYPE_CHECKING:
     from connectors import Connector
@@ -289,7 +289,9 @@ def _connector(
     args: argparse.Namespace, encoder: M3Encoder, *, must_exist: bool
 ) -> Iterator[Connector]:
     """The collection, closed on exit. ``must_exist``: searching or describing a collection
-    that holds nothing is the caller's mistake (a typo in --db or --collection)."""
+    that does not exist or holds nothing is the caller's mistake (a typo in --db or
+    --collection); the collection is then opened with ``create=False``, so a typo creates
+    nothing."""
     import connectors
 
     db, name = args.db, args.collection
@@ -300,7 +302,14 @@ def _connector(
             "pass the --db you indexed into"
         )
     try:
-        connector = connectors.connect(db, collection=name, encoder=encoder)
+        connector = connectors.connect(
+            db, collection=name, encoder=encoder, create=not must_exist
+        )
+    except CollectionNotFoundError as exc:
+        raise InputError(
+            f"no collection {name!r} at {db}: index into it first "
+            f"(m3vdb index PATH... --collection {name}) or check --collection / --db"
+        ) from exc
     except BackendError as exc:
         raise BackendError(
             f"{exc}; check --db {db} and that the database is running and reachable",
@@ -314,6 +323,4 @@ def _connector(
             )
         yield connector
     finally:
-        close = getattr(connector, "close", None)
-        if callable(close):
-            close()
+        connector.close()

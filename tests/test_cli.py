@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import connect
 from encoder import M3Encoder
 from m3vdb_cli.main import main
 
@@ -198,7 +199,9 @@ def test_qdrant_local_target(workdir: Path, capsys: pytest.CaptureFixture[str]) 
     [
         (["search", "q", "--filter", "{lang: en}"], 2, "--filter is not JSON"),
         (["search", "q", "--filter", '{"lang": {"like": "e"}}'], 2, "operators ['like']"),
-        (["search", "q", "--collection", "typo"], 2, "holds no documents"),
+        (["search", "q", "--collection", "typo"], 2, "no collection 'typo' at m3vdb.db"),
+        (["info", "--collection", "typo"], 2, "no collection 'typo' at m3vdb.db"),
+        (["search", "q", "--collection", "empty"], 2, "holds no documents"),
         (["search", "q", "--db", "elsewhere.db"], 2, "no database at elsewhere.db"),
         (["search", "q", "--model", "./no-such-model"], 2, "no model directory"),
         (["search", "q", "--db", "nosuch://x"], 2, "unknown database target"),
@@ -211,10 +214,23 @@ def test_errors_are_one_line_with_the_right_status(
     workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], status: int, needle: str
 ) -> None:
     (workdir / "bad.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": \n', encoding="utf-8")
-    if "typo" in argv:
+    if "typo" in argv or "empty" in argv:
         assert run(capsys, "index", str(EXAMPLE), "--quiet")[0] == 0
+    if "empty" in argv:  # a collection that exists and holds nothing
+        encoder = M3Encoder(os.environ["M3VDB_MODEL"])
+        with connect("m3vdb.db", collection="empty", encoder=encoder):
+            pass
     got, out, err = run(capsys, *argv)
     assert (got, out) == (status, "")
     assert err.startswith("m3vdb: error: ") and err.count("\n") == 1, err
     assert needle in err
     assert not (workdir / "elsewhere.db").exists()
+    if "typo" in argv:  # searching a mistyped collection must not create it
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(str(workdir / "m3vdb.db"))
+        try:
+            assert not client.has_collection("typo")
+            assert client.has_collection("m3vdb")
+        finally:
+            client.close()
