@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 
-from connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
-from encoder.data import Document, Hit, M3Embedding
+from connectors.base import UpsertItem
+from encoder.data import Document, M3Embedding
 from encoder.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
 from schemas.spec import IndexSpec
 
@@ -261,9 +261,10 @@ class BaseConnector(ABC, Generic[ClientT]):
     - ``_is_transient(exc)``: whether a retry may fix a native client error.
     - ``_translate_error(exc, what)``: a native client error as an m3vdb error (the same type
       for embedded and server backends).
-    - the reads and the rest of the protocol: ``search``, ``get``, ``delete``, ``count`` and
-      ``drop``, using :meth:`_check_search`, :meth:`_check_ids` and the ``_query_*``
-      validators.
+    - the rest of ``connectors.base.Connector``: ``search``, ``get``, ``delete``, ``count``
+      and ``drop``, using :meth:`_check_search`, :meth:`_check_ids`, :meth:`_require` and
+      the ``_query_*`` validators (a subclass missing one fails the protocol conformance
+      test each connector has).
 
     The subclass's constructor calls ``super().__init__`` and then opens (or creates) the
     collection; ``close`` closes the client only when the connector created it.
@@ -283,6 +284,14 @@ class BaseConnector(ABC, Generic[ClientT]):
         owns_client: bool = False,
         attempts: int = 5,
     ) -> None:
+        """Args:
+            client: the native client every call goes through.
+            collection: the collection (index) name.
+            spec: what the collection stores.
+            encoder: encodes texts on upsert and search (None: embeddings only).
+            owns_client: the connector created the client (from a URL): ``close`` closes it.
+            attempts: tries per client call, transient failures retried with backoff.
+        """
         self._client = client
         self._collection = collection
         self._spec = spec
@@ -384,37 +393,15 @@ class BaseConnector(ABC, Generic[ClientT]):
     def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """Writes one validated batch (see the class docstring)."""
 
-    # -- the rest of the protocol -------------------------------------------------------
+    # -- validation -------------------------------------------------------------------
 
-    @abstractmethod
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents for ``query``; see ``connectors.base.Connector.search``."""
-
-    @abstractmethod
-    def get(self, ids: Sequence[str]) -> list[Document]:
-        """The stored documents with these ids, in the order given; missing ids are left out."""
-
-    @abstractmethod
-    def delete(self, ids: Sequence[str]) -> None:
-        """Deletes these ids (and anything stored for them); unknown ids are ignored."""
-
-    @abstractmethod
-    def count(self) -> int:
-        """Number of documents stored."""
-
-    @abstractmethod
-    def drop(self) -> None:
-        """Deletes the collection and everything the connector created for it."""
-
-    # -- validation of reads ------------------------------------------------------------
+    def _schema_mismatch(self, problems: Sequence[str], remedy: str) -> SchemaMismatchError:
+        """The error for an existing collection that differs from the spec: every problem,
+        then what to do."""
+        return SchemaMismatchError(
+            f"{self._database} {self._kind} {self._collection!r} does not match the "
+            "IndexSpec:\n  - " + "\n  - ".join(problems) + "\n" + remedy
+        )
 
     @staticmethod
     def _check_ids(ids: Sequence[str]) -> list[str]:

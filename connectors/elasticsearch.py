@@ -70,7 +70,6 @@ from encoder.errors import (
     InputError,
     M3VDBError,
     MissingDependencyError,
-    SchemaMismatchError,
     UnsupportedCapabilityError,
 )
 from schemas import elasticsearch as es
@@ -428,11 +427,10 @@ class ElasticsearchConnector(BaseConnector[Any]):
         mappings = (dict(getattr(found, "body", found)).get(name) or {}).get("mappings") or {}
         problems = es.validate_mapping(mappings, self._spec, self._options)
         if problems:
-            raise SchemaMismatchError(
-                f"Elasticsearch index {name!r} does not match the IndexSpec:\n  - "
-                + "\n  - ".join(problems)
-                + "\nOpen it with an IndexSpec (and ElasticsearchOptions) that match, use "
-                "another index name, or drop it (connector.drop()) to rebuild it"
+            raise self._schema_mismatch(
+                problems,
+                "Open it with an IndexSpec (and ElasticsearchOptions) that match, use "
+                "another index name, or drop it (connector.drop()) to rebuild it",
             )
 
     # -- writes ---------------------------------------------------------------------

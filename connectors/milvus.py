@@ -59,7 +59,6 @@ from encoder.errors import (
     InputError,
     M3VDBError,
     MissingDependencyError,
-    SchemaMismatchError,
 )
 from schemas import milvus as ms
 from schemas.milvus import (
@@ -360,11 +359,10 @@ class MilvusConnector(BaseConnector[Any]):
                     )
                 ]
         if problems:
-            raise SchemaMismatchError(
-                f"Milvus collection {self._collection!r} does not match the IndexSpec:\n  - "
-                + "\n  - ".join(problems)
-                + "\nOpen it with an IndexSpec that matches (dimensions, metric, field names), "
-                "or use another collection name, or drop it (connector.drop()) to rebuild it"
+            raise self._schema_mismatch(
+                problems,
+                "Open it with an IndexSpec that matches (dimensions, metric, field names), "
+                "or use another collection name, or drop it (connector.drop()) to rebuild it",
             )
         self._call("load", lambda: c.load_collection(self._collection))
         if layout == "companion":

@@ -39,7 +39,6 @@ from encoder.errors import (
     CollectionNotFoundError,
     InputError,
     M3VDBError,
-    SchemaMismatchError,
 )
 from schemas import qdrant as qschema
 from schemas.spec import IndexSpec
@@ -309,11 +308,10 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             info, self._spec, check_payload_indexes=not self._local
         )
         if problems:
-            raise SchemaMismatchError(
-                f"Qdrant collection {self._collection!r} does not match the IndexSpec:\n  - "
-                + "\n  - ".join(problems)
-                + "\nOpen it with an IndexSpec that matches it (dimensions, metric, field names, "
-                "precision), or use another collection name, or drop it to rebuild it."
+            raise self._schema_mismatch(
+                problems,
+                "Open it with an IndexSpec that matches it (dimensions, metric, field names, "
+                "precision), or use another collection name, or drop it to rebuild it.",
             )
 
     # -- writes ---------------------------------------------------------------------------
