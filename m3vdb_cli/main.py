@@ -35,6 +35,7 @@ database targets (--db):
   milvus://HOST:19530              Milvus server (milvus+https:// for TLS)
   qdrant+local:PATH                Qdrant local mode, persisted in a folder
   qdrant://HOST:6333               Qdrant server (qdrant+https:// for TLS)
+  elasticsearch://HOST:9200        Elasticsearch 9.x (elasticsearch+https:// for TLS)
 """
 
 
@@ -160,12 +161,6 @@ def explain(exc: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for an error: 2 for the caller's fault, else 1."""
     if isinstance(exc, M3VDBError):
         return _one_line(str(exc)), 2 if exc.caller_fault else 1
-    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("connectors."):
-        return (
-            f"this version of m3vdb has no {exc.name} module for that database; "
-            "use a Milvus or Qdrant target (see m3vdb --help)",
-            2,
-        )
     if isinstance(exc, OSError):
         return _one_line(f"{type(exc).__name__}: {exc}"), 1
     return (

@@ -204,9 +204,8 @@ class M3VectorStore(VectorStore):
 
     def close(self) -> None:
         """Closes the connector when this store opened it."""
-        close = getattr(self._connector, "close", None)
-        if self._owns and callable(close):
-            close()
+        if self._owns:
+            self._connector.close()
 
     def __enter__(self) -> M3VectorStore:
         return self
