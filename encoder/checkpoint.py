@@ -95,7 +95,11 @@ def load_tokenizer(path: Path) -> object:
         for key, value in json.loads(special_map.read_text(encoding="utf-8")).items():
             if key in special:
                 special[key] = value["content"] if isinstance(value, dict) else value
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), **special)
+    # clean_up_tokenization_spaces only affects decoding (never used here); setting it
+    # silences transformers 4.4x's FutureWarning about its default.
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_file), clean_up_tokenization_spaces=False, **special
+    )
     vocab = tokenizer.get_vocab()
     absent = sorted(token for token in set(special.values()) if token not in vocab)
     if absent:
