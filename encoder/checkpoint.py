@@ -20,7 +20,7 @@ from encoder.errors import CheckpointError
 
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 # XLM-RoBERTa's special tokens, used when the checkpoint has no special_tokens_map.json.
-_XLMR_SPECIAL_TOKENS = {
+XLMR_SPECIAL_TOKENS = {
     "bos_token": "<s>",
     "eos_token": "</s>",
     "unk_token": "<unk>",
@@ -89,7 +89,7 @@ def load_tokenizer(path: Path) -> object:
         raise CheckpointError(
             f"{tokenizer_file} is missing: a BGE-M3 checkpoint must ship its fast tokenizer file"
         )
-    special = dict(_XLMR_SPECIAL_TOKENS)
+    special = dict(XLMR_SPECIAL_TOKENS)
     special_map = path / "special_tokens_map.json"
     if special_map.is_file():
         for key, value in json.loads(special_map.read_text(encoding="utf-8")).items():

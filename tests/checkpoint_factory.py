@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from encoder.checkpoint import XLMR_SPECIAL_TOKENS
+
 CORPUS = Path(__file__).parent / "data" / "multilingual.txt"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3, as in XLM-R; <mask> is last
 
@@ -134,15 +136,7 @@ def build_checkpoint(
     tokenizer = build_tokenizer(tokenizer_vocab)
     tokenizer.save(str(out / "tokenizer.json"))  # type: ignore[attr-defined]
     vocab = tokenizer.get_vocab_size()  # type: ignore[attr-defined]
-    specials = {
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "sep_token": "</s>",
-        "pad_token": "<pad>",
-        "cls_token": "<s>",
-        "mask_token": "<mask>",
-    }
+    specials = dict(XLMR_SPECIAL_TOKENS)
     (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
     # what AutoTokenizer (FlagEmbedding's loader) reads on transformers 4.x
     config_fields = {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": max_positions}
