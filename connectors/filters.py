@@ -9,6 +9,20 @@ or from a plain dict (the form the CLI and LangChain's ``filter=`` use)::
 
     {"lang": "en", "year": {"gte": 2020}, "tag": {"in": ["a", "b"]}}
     {"$or": [{"lang": "en"}, {"lang": "de"}]}
+
+Semantics (:func:`matches` is the exact definition every connector is tested against):
+
+- ``eq(k, v)`` matches when ``metadata[k] == v``, or when ``metadata[k]`` is a list with an
+  element equal to ``v``. ``in_(k, vs)`` matches when ``metadata[k]``, or any element of a
+  list ``metadata[k]``, equals one of ``vs``. This is how Qdrant, Elasticsearch and MongoDB
+  treat arrays: a document tagged ``["wiki", "news"]`` matches ``eq("tags", "wiki")``.
+- ``range_(k, ...)`` matches when ``metadata[k]`` is a number within every bound, or a list
+  with ONE numeric element within every bound (``[1, 10]`` does not match ``gte=4, lte=6``),
+  as Qdrant and Elasticsearch evaluate ranges over arrays. Milvus cannot express a range over
+  a list element (see ``schemas.milvus.compile_filter``): there, ranges match scalars only.
+- Equality is typed as in JSON: ``True`` is not ``1`` and ``False`` is not ``0`` (Python
+  would say otherwise); ``1`` equals ``1.0``. Booleans are not numbers for ranges.
+- A key absent from the metadata matches nothing; nested lists and dicts are not searched.
 """
 
 from __future__ import annotations
@@ -129,24 +143,43 @@ def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
     return clauses[0] if len(clauses) == 1 else And(tuple(clauses))
 
 
+def _values(metadata: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a clause on ``key`` tests: the elements of a list, else the value itself."""
+    if key not in metadata:
+        return []
+    value = metadata[key]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: a bool equals only a bool (Python has ``True == 1``)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _in_range(flt: Range, v: Any) -> bool:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    return (
+        (flt.gt is None or v > flt.gt)
+        and (flt.gte is None or v >= flt.gte)
+        and (flt.lt is None or v < flt.lt)
+        and (flt.lte is None or v <= flt.lte)
+    )
+
+
 def matches(flt: Filter | None, metadata: Mapping[str, Any]) -> bool:
-    """Evaluates the filter on one metadata dict: the exact reference the tests compare with."""
+    """Evaluates the filter on one metadata dict: the exact reference the tests compare with.
+
+    See the module docstring for the semantics (lists match when any element does).
+    """
     if flt is None:
         return True
     if isinstance(flt, Eq):
-        return flt.field in metadata and metadata[flt.field] == flt.value
+        return any(_same(v, flt.value) for v in _values(metadata, flt.field))
     if isinstance(flt, In):
-        return flt.field in metadata and metadata[flt.field] in flt.values
+        return any(_same(v, w) for v in _values(metadata, flt.field) for w in flt.values)
     if isinstance(flt, Range):
-        v = metadata.get(flt.field)
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            return False
-        return (
-            (flt.gt is None or v > flt.gt)
-            and (flt.gte is None or v >= flt.gte)
-            and (flt.lt is None or v < flt.lt)
-            and (flt.lte is None or v <= flt.lte)
-        )
+        return any(_in_range(flt, v) for v in _values(metadata, flt.field))
     if isinstance(flt, And):
         return all(matches(c, metadata) for c in flt.clauses)
     return any(matches(c, metadata) for c in flt.clauses)

@@ -560,10 +560,26 @@ def _literal(value: Any) -> str:
 def compile_filter(flt: Filter | None, metadata_field: str = "metadata") -> str:
     """A portable filter as a Milvus boolean expression over the JSON metadata field.
 
-    ``Eq("lang", "en")`` -> ``metadata["lang"] == "en"``; ``In`` -> ``in [...]``; ``Range`` ->
-    comparisons joined by ``and``; ``And`` / ``Or`` -> parenthesised ``and`` / ``or``. ``None``
-    -> ``""`` (Milvus's "no filter"). A key that is absent from a document's metadata makes
-    the comparison false, as in ``connectors.filters.matches``.
+    Semantics of ``connectors.filters.matches``: a list-valued key matches ``eq`` / ``in_``
+    when any element does, hence a scalar test OR a ``json_contains`` one:
+
+    - ``Eq("tag", "x")`` -> ``metadata["tag"] == "x" or json_contains(metadata["tag"], "x")``;
+    - ``In("tag", ["x", "y"])`` -> ``metadata["tag"] in ["x", "y"] or
+      json_contains_any(metadata["tag"], ["x", "y"])``. Values of different JSON types
+      (str, int, float, bool) become one such pair per type joined by ``or``: Milvus rejects
+      an ``in`` list mixing types, and ``json_contains_any`` of booleans, so booleans use
+      ``json_contains`` one by one;
+    - ``Range`` -> comparisons joined by ``and``; ``And`` / ``Or`` -> parenthesised ``and`` /
+      ``or``; ``None`` -> ``""`` (Milvus's "no filter").
+
+    Milvus compares ``true`` only with booleans and ``1`` with ``1.0``, as ``matches`` does.
+    A key absent from a document's metadata makes every test false.
+
+    Limitation: a range over a LIST value matches nothing. Milvus (Lite 2.5 and servers up to
+    2.6) has no "some element satisfies" predicate on JSON arrays (``json_contains*`` test
+    equality only; ``metadata["k"][i]`` needs the index), and the filter cannot see the data
+    to detect the case, so ``range_`` on Milvus applies to scalar values only, where Qdrant
+    and Elasticsearch also match lists holding an element in range.
     """
     if flt is None:
         return ""
@@ -574,17 +590,42 @@ def compile_filter(flt: Filter | None, metadata_field: str = "metadata") -> str:
         return joiner.join(f"({compile_filter(c, metadata_field)})" for c in flt.clauses)
     path = f"{metadata_field}[{json_string(flt.field)}]"
     if isinstance(flt, Eq):
-        return f"{path} == {_literal(flt.value)}"
+        return _eq_expression(path, flt.value)
     if isinstance(flt, In):
-        return f"{path} in [{', '.join(_literal(v) for v in flt.values)}]"
+        parts: list[str] = []
+        for kind in (str, int, float, bool, object):  # object: not a filter value, refused
+            group = [v for v in flt.values if _kind(v) is kind]
+            if kind in (bool, object) or len(group) == 1:
+                parts.extend(_eq_expression(path, v) for v in group)
+            elif group:
+                literals = f"[{', '.join(_literal(v) for v in group)}]"
+                parts.append(f"{path} in {literals} or json_contains_any({path}, {literals})")
+        return " or ".join(parts)
     if isinstance(flt, Range):
-        parts = [
+        comparisons = [
             f"{path} {op} {_literal(bound)}"
             for op, bound in ((">", flt.gt), (">=", flt.gte), ("<", flt.lt), ("<=", flt.lte))
             if bound is not None
         ]
-        return " and ".join(parts)
+        return " and ".join(comparisons)
     raise InputError(f"unknown filter clause {flt!r}")
+
+
+def _kind(value: Any) -> type:
+    """The JSON type a filter value compares as (bool before int: bool is an int)."""
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind
+    if isinstance(value, np.integer):
+        return int
+    if isinstance(value, np.floating):
+        return float
+    return object  # refused by _literal
+
+
+def _eq_expression(path: str, value: Any) -> str:
+    literal = _literal(value)
+    return f"{path} == {literal} or json_contains({path}, {literal})"
 
 
 def ids_expression(id_field: str, ids: Sequence[str]) -> str:

@@ -266,10 +266,12 @@ def test_batch_is_validated_before_anything_is_written(lite, name):
 
 
 METADATA = [
-    {"lang": "en", "year": 2020, "q": 'say "hi"', "flag": True},
+    {"lang": "en", "year": 2020, "q": 'say "hi"', "flag": True, "years": 2023},
     {"lang": "de", "year": 2021.5, "q": "back\\slash", "flag": False},
     {"lang": "Zoë", "year": "2022", "tags": "a"},
     {"year": 2019, "q": "it's"},
+    {"lang": ["en", "fr"], "years": [1990, 2030], "flag": [False], "n": 1, "tags": []},
+    {"lang": ["de"], "years": [2021], "flag": 1, "n": True, "tags": ["a", 2, 2.5]},
 ]
 FILTERS = [
     {"lang": "en"},
@@ -285,7 +287,21 @@ FILTERS = [
     {"$or": [{"lang": "en"}, {"year": {"lt": 2020}}]},
     {"lang": "en", "year": {"gte": 2021}},
     {"missing": 1},
+    # list values: eq / in match any element; ranges match scalars only on Milvus
+    {"lang": {"in": ["fr", "xx"]}},
+    {"tags": "a"},
+    {"tags": 2},
+    {"tags": 2.5},
+    {"tags": {"in": ["a", 2, 2.5, True]}},
+    {"$or": [{"lang": "fr"}, {"flag": True}]},
+    # JSON types: true is not 1, 1 is not true
+    {"flag": 1},
+    {"n": True},
+    {"n": 1},
+    {"flag": {"in": [False, 1]}},
 ]
+# Ranges over list values (Milvus cannot express them: documented in ms.compile_filter).
+RANGE_OVER_LISTS = [{"years": {"gte": 2025}}, {"years": {"gte": 2000, "lt": 2024}}]
 
 
 @pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
@@ -300,6 +316,23 @@ def test_filter_expressions_agree_with_matches(lite, flt):
     found = {r["id"] for r in lite.query(collection, filter=expr, output_fields=["id"])}
     expected = {f"m{i}" for i, m in enumerate(METADATA) if matches(parsed, m)}
     assert found == expected, expr
+
+
+@pytest.mark.parametrize("flt", RANGE_OVER_LISTS, ids=[str(f) for f in RANGE_OVER_LISTS])
+def test_range_over_list_values_matches_scalars_only(lite, flt):
+    """The documented limitation, pinned: a Milvus that learns it should fail this test."""
+    collection = "filters"
+    if not lite.has_collection(collection):
+        con = _connector(lite, collection, IndexSpec(dense_dim=DIM, sparse=False, colbert=False))
+        con.upsert([(Document(f"m{i}", "t", m), _emb(i)) for i, m in enumerate(METADATA)])
+    parsed = parse_filter(flt)
+    found = {r["id"] for r in lite.query(collection, filter=ms.compile_filter(parsed),
+                                         output_fields=["id"])}
+    scalar_only = {f"m{i}" for i, m in enumerate(METADATA)
+                   if not isinstance(m.get("years"), list) and matches(parsed, m)}
+    with_lists = {f"m{i}" for i, m in enumerate(METADATA) if matches(parsed, m)}
+    assert scalar_only != with_lists, "test setup: the filter must match a list value"
+    assert found == scalar_only
 
 
 def test_float16_rows_search_close_to_float32(lite, name):

@@ -144,18 +144,37 @@ def test_build_schema_and_index_params():
 @pytest.mark.parametrize(
     ("flt", "expected"),
     [
-        (eq("lang", "en"), 'metadata["lang"] == "en"'),
-        (eq("q", 'say "hi"\\now'), 'metadata["q"] == "say \\"hi\\"\\\\now"'),
-        (eq("name", "Zoë €"), 'metadata["name"] == "Zoë €"'),
-        (eq('we"ird', 1), 'metadata["we\\"ird"] == 1'),
-        (eq("flag", True), 'metadata["flag"] == true'),
-        (eq("x", 0.5), 'metadata["x"] == 0.5'),
-        (in_("tag", ["a", "b"]), 'metadata["tag"] in ["a", "b"]'),
+        (eq("lang", "en"), 'metadata["lang"] == "en" or json_contains(metadata["lang"], "en")'),
+        (
+            eq("q", 'say "hi"\\now'),
+            'metadata["q"] == "say \\"hi\\"\\\\now"'
+            ' or json_contains(metadata["q"], "say \\"hi\\"\\\\now")',
+        ),
+        (
+            eq("name", "Zoë €"),
+            'metadata["name"] == "Zoë €" or json_contains(metadata["name"], "Zoë €")',
+        ),
+        (eq('we"ird', 1), 'metadata["we\\"ird"] == 1 or json_contains(metadata["we\\"ird"], 1)'),
+        (eq("flag", True), 'metadata["flag"] == true or json_contains(metadata["flag"], true)'),
+        (eq("x", 0.5), 'metadata["x"] == 0.5 or json_contains(metadata["x"], 0.5)'),
+        (
+            in_("tag", ["a", "b"]),
+            'metadata["tag"] in ["a", "b"] or json_contains_any(metadata["tag"], ["a", "b"])',
+        ),
+        (
+            # one pair per JSON type (Milvus refuses mixed ``in`` lists); booleans one by one
+            in_("v", ["a", 2, 3, True, 1.5]),
+            'metadata["v"] == "a" or json_contains(metadata["v"], "a")'
+            ' or metadata["v"] in [2, 3] or json_contains_any(metadata["v"], [2, 3])'
+            ' or metadata["v"] == 1.5 or json_contains(metadata["v"], 1.5)'
+            ' or metadata["v"] == true or json_contains(metadata["v"], true)',
+        ),
         (range_("year", gte=2020, lt=2024), 'metadata["year"] >= 2020 and metadata["year"] < 2024'),
         (range_("p", gt=1e-6), 'metadata["p"] > 1e-06'),
         (
-            and_(eq("a", 1), or_(eq("b", "x"), eq("c", False))),
-            '(metadata["a"] == 1) and ((metadata["b"] == "x") or (metadata["c"] == false))',
+            and_(eq("a", 1), or_(eq("b", "x"), range_("c", lt=0))),
+            '(metadata["a"] == 1 or json_contains(metadata["a"], 1)) and '
+            '((metadata["b"] == "x" or json_contains(metadata["b"], "x")) or (metadata["c"] < 0))',
         ),
     ],
 )
@@ -165,7 +184,9 @@ def test_compile_filter(flt, expected):
 
 def test_compile_filter_from_dict_and_none():
     flt = parse_filter({"lang": "en", "year": {"gte": 2020}})
-    assert ms.compile_filter(flt, "meta") == '(meta["lang"] == "en") and (meta["year"] >= 2020)'
+    assert ms.compile_filter(flt, "meta") == (
+        '(meta["lang"] == "en" or json_contains(meta["lang"], "en")) and (meta["year"] >= 2020)'
+    )
     assert ms.compile_filter(None) == ""
 
 
@@ -173,6 +194,11 @@ def test_compile_filter_from_dict_and_none():
 def test_control_characters_are_refused(value):
     with pytest.raises(InputError, match="control character"):
         ms.compile_filter(eq("k", value))
+
+
+def test_in_refuses_a_non_scalar_value():
+    with pytest.raises(InputError, match="must be a str"):
+        ms.compile_filter(in_("k", ["a", None]))  # type: ignore[list-item]
 
 
 def test_non_finite_range_is_refused():
