@@ -66,7 +66,9 @@ class IndexSpec:
 
     def __post_init__(self) -> None:
         if not (self.dense or self.sparse or self.colbert):
-            raise ValueError("IndexSpec stores nothing: enable at least one of dense, sparse, colbert")
+            raise ValueError(
+                "IndexSpec stores nothing: enable at least one of dense, sparse, colbert"
+            )
         if self.dense_dim <= 0 or self.colbert_dim <= 0:
             raise ValueError(
                 f"IndexSpec dimensions must be positive, got dense_dim={self.dense_dim}, "
@@ -78,6 +80,6 @@ class IndexSpec:
     @classmethod
     def for_encoder(cls, encoder: object, **options: object) -> IndexSpec:
         """An IndexSpec whose dimensions are those of ``encoder`` (an ``M3Encoder``)."""
-        dense_dim = int(getattr(encoder, "dense_dim"))
-        colbert_dim = int(getattr(encoder, "colbert_dim"))
+        dense_dim = int(getattr(encoder, "dense_dim"))  # noqa: B009 (typed as object)
+        colbert_dim = int(getattr(encoder, "colbert_dim"))  # noqa: B009
         return cls(dense_dim=dense_dim, colbert_dim=colbert_dim, **options)  # type: ignore[arg-type]
