@@ -483,9 +483,16 @@ def linear_fuse(
 def compile_filter(flt: Filter | None, spec: IndexSpec) -> list[dict[str, Any]]:
     """The ``bool.filter`` clauses of a portable filter over ``metadata.<key>`` (empty: none).
 
-    Semantics as ``connectors.filters.matches`` on scalar metadata; a list-valued key matches
-    when ANY element matches (as in every database). A range on a key declared ``keyword`` or
-    ``bool`` is refused (Elasticsearch would compare strings).
+    Semantics of ``connectors.filters.matches``: Elasticsearch indexes a list as the set of
+    its elements, so ``term`` / ``terms`` match a list holding a wanted element and ``range``
+    a list holding ONE element within all bounds (each value is its own point). A range on a
+    key declared ``keyword`` or ``bool`` is refused (Elasticsearch would compare strings).
+
+    JSON types: on a key declared ``bool`` only boolean values can match, on one declared
+    ``int`` / ``float`` only numbers (``True`` is not ``1``): other values are dropped from
+    the clause (``match_none`` when none is left), since Elasticsearch would refuse to parse
+    them (400) or coerce them. On an undeclared key the dynamic mapping decides, and such a
+    mismatch is refused by Elasticsearch (an error, not a silent match).
     """
     if flt is None:
         return []
@@ -494,12 +501,16 @@ def compile_filter(flt: Filter | None, spec: IndexSpec) -> list[dict[str, Any]]:
 
 def _clause(flt: Filter, spec: IndexSpec) -> Any:
     _, q, _ = dsl()
-    if isinstance(flt, Eq):
-        return q.Term(**{metadata_path(spec, flt.field): flt.value})
-    if isinstance(flt, In):
-        return q.Terms(**{metadata_path(spec, flt.field): list(flt.values)})
+    declared = {f.name: f.type for f in spec.metadata_fields}
+    if isinstance(flt, (Eq, In)):
+        values = [flt.value] if isinstance(flt, Eq) else list(flt.values)
+        kept = [v for v in values if _fits(declared.get(flt.field), v)]
+        if not kept:
+            return q.MatchNone()
+        if isinstance(flt, Eq):
+            return q.Term(**{metadata_path(spec, flt.field): kept[0]})
+        return q.Terms(**{metadata_path(spec, flt.field): kept})
     if isinstance(flt, Range):
-        declared = {f.name: f.type for f in spec.metadata_fields}
         if declared.get(flt.field) in ("keyword", "bool"):
             raise InputError(
                 f"range filter on metadata key {flt.field!r}, declared {declared[flt.field]!r}; "
@@ -515,6 +526,15 @@ def _clause(flt: Filter, spec: IndexSpec) -> Any:
             return q.Bool(filter=parts)
         return q.Bool(should=parts, minimum_should_match=1)
     raise InputError(f"not a filter: {flt!r}")
+
+
+def _fits(declared: str | None, value: Any) -> bool:
+    """Whether a filter value can equal a value of a key declared ``declared`` (None: any)."""
+    if declared == "bool":
+        return isinstance(value, bool)
+    if declared in ("int", "float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
 
 
 # --------------------------------------------------------------------------- queries

@@ -184,6 +184,21 @@ def test_filter_compilation() -> None:
         es.compile_filter(range_("lang", gt=1), SPEC)
 
 
+def test_filter_values_of_the_wrong_json_type_match_nothing() -> None:
+    """True is not 1: on declared keys, values that cannot equal a stored value are dropped
+    (Elasticsearch would refuse to parse 1 for a boolean, or coerce true for a number)."""
+    assert es.compile_filter(eq("public", 1), SPEC) == [{"match_none": {}}]
+    assert es.compile_filter(eq("year", True), SPEC) == [{"match_none": {}}]
+    assert es.compile_filter(in_("public", [1, False]), SPEC) == [
+        {"terms": {"metadata.public": [False]}}]
+    assert es.compile_filter(in_("rating", [True, 2, 2.5, "x"]), SPEC) == [
+        {"terms": {"metadata.rating": [2, 2.5]}}]
+    # undeclared keys and keyword keys: as given (a list value matches any element)
+    assert es.compile_filter(eq("tags", 1), SPEC) == [{"term": {"metadata.tags": 1}}]
+    assert es.compile_filter(in_("lang", ["en", 1]), SPEC) == [
+        {"terms": {"metadata.lang": ["en", 1]}}]
+
+
 # ----------------------------------------------------------------------------- queries
 
 

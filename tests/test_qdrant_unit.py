@@ -19,7 +19,7 @@ from qdrant_client.http.exceptions import (  # noqa: E402
 )
 
 from connectors import connect  # noqa: E402
-from connectors.filters import and_, eq, in_, or_, range_  # noqa: E402
+from connectors.filters import and_, eq, in_, matches, or_, parse_filter, range_  # noqa: E402
 from connectors.qdrant import (  # noqa: E402
     client_from_target,
     client_options,
@@ -132,6 +132,41 @@ def test_compile_filter_structure() -> None:
     assert compile_filter(None, SPEC) is None
     with pytest.raises(InputError):
         compile_filter(or_(), SPEC)
+
+
+FILTER_METADATA = [
+    {"tags": "a", "n": 1, "flag": True, "years": 2023},
+    {"tags": ["a", "b"], "n": [1, 7], "flag": [False], "years": [1990, 2030]},
+    {"tags": ["c"], "n": True, "flag": 1, "years": [2021]},
+    {"tags": [], "n": [], "flag": [], "years": []},
+    {},
+]
+AGREEMENT_FILTERS = [
+    {"tags": "a"},
+    {"tags": {"in": ["b", "c"]}},
+    {"$or": [{"tags": "c"}, {"n": 7}]},
+    {"n": 1},
+    {"n": True},
+    {"flag": 1},
+    {"flag": {"in": [True, 7]}},
+    {"years": {"gte": 2025}},
+    {"years": {"gte": 2000, "lt": 2024}},  # [1990, 2030]: no ONE element in range
+]
+
+
+@pytest.mark.parametrize("flt", AGREEMENT_FILTERS, ids=[str(f) for f in AGREEMENT_FILTERS])
+def test_compiled_filters_agree_with_matches_on_lists_and_bools(flt) -> None:
+    """Local mode evaluates compiled filters as the server documents it: a list matches when
+    any element does, and bool / int are distinct types."""
+    client = QdrantClient(":memory:")
+    client.create_collection("f", vectors_config={"d": models.VectorParams(
+        size=1, distance=models.Distance.DOT)})
+    client.upsert("f", [models.PointStruct(id=i, vector={"d": [1.0]}, payload={"metadata": m})
+                        for i, m in enumerate(FILTER_METADATA)])
+    parsed = parse_filter(flt)
+    points, _ = client.scroll("f", scroll_filter=compile_filter(parsed, SPEC), limit=100)
+    expected = {i for i, m in enumerate(FILTER_METADATA) if matches(parsed, m)}
+    assert {p.id for p in points} == expected
 
 
 def _unexpected(status: int) -> UnexpectedResponse:
