@@ -28,6 +28,9 @@ A backend factory is one module in this folder, ``backend_<database>.py``, liste
     What the database keeps of a stored sparse weight, when it keeps less than float32
     (Elasticsearch: 9 significant bits); the sparse reference then scores with it, so that
     rankings compare exactly instead of within a rounding-sized tolerance.
+``RANGE_OVER_LISTS: bool`` (optional, default True)
+    False when the database cannot match a range against the elements of a list value (Milvus):
+    the suite then expects such ranges to match scalar values only, the documented limitation.
 
 Every backend implements the RRF of ``connectors.base``: sum of 1 / (rrf_k + rank), rank
 1-based, so the suite holds that reference itself.

@@ -47,6 +47,7 @@ WORDS: dict[str, list[str]] = {
 }
 LANGS = tuple(WORDS)
 TAGS = ("news", "blog", "wiki", "forum")
+TOPICS = ("wiki", "news", "howto", "faq", "review")  # the list-valued ``tags`` key
 SHARED = "2024 ok m3 vdb".split()  # tokens every language uses: cross-language overlap
 
 
@@ -154,6 +155,7 @@ def build_corpus(n_docs: int = 300, seed: int = 20240901) -> Corpus:
             "tag": TAGS[int(rng.integers(len(TAGS)))],
             "public": bool(rng.random() < 0.6),
         }
+        metadata.update(_list_metadata(n))
         docs.append(Document(id=f"doc-{n:04d}-{lang}", text=text, metadata=metadata))
     embs = encoder.encode([d.text for d in docs])
     query_texts = []
@@ -168,6 +170,26 @@ def build_corpus(n_docs: int = 300, seed: int = 20240901) -> Corpus:
         queries=tuple(queries),
         query_texts=tuple(query_texts),
     )
+
+
+def _list_metadata(n: int) -> dict[str, object]:
+    """List-valued keys of document ``n``, from their own generator so that the corpus's
+    other values stay what they were: ``tags`` (strs) and ``cited`` (ints) hold a list, an
+    empty list, a scalar, or are absent, so that filters meet every shape on one key."""
+    rng = np.random.default_rng(_seed("lists", n))
+    out: dict[str, object] = {}
+    for key, pool in (("tags", TOPICS), ("cited", tuple(range(1990, 2025)))):
+        shape = rng.random()
+        if shape < 0.1:
+            continue  # absent
+        if shape < 0.2:
+            out[key] = []
+        elif shape < 0.35:
+            out[key] = pool[int(rng.integers(len(pool)))]
+        else:
+            picked = rng.choice(len(pool), size=int(rng.integers(1, 4)), replace=False)
+            out[key] = [pool[int(i)] for i in picked]
+    return out
 
 
 # -- exact references ----------------------------------------------------------------------

@@ -34,6 +34,18 @@ FILTERS: dict[str, Filter | dict | None] = {
     "float-range-bool": and_(range_("rating", gte=2.5), eq("public", True)),
     "in-int": in_("year", [1995, 1996, 1997, 2000, 2001, 2002, 2010, 2011, 2012, 2013]),
     "dict-or": {"$or": [{"lang": "ru"}, {"rating": {"lte": 1.0}}]},
+    # ``tags`` holds lists, empty lists, scalars, or is absent: any element matches
+    "eq-list": eq("tags", "news"),
+    "in-list": in_("tags", ["faq", "howto"]),
+    "or-with-list": {"$or": [{"tags": "review"}, {"lang": "zh", "tags": {"in": ["wiki"]}}]},
+    # JSON types: True is not 1 and 2005 is not True (only lang "ru" can match)
+    "eq-bool-vs-int": or_(eq("public", 1), eq("year", True), eq("lang", "ru")),
+}
+# A range over a list matches when ONE element is within every bound. Backends that cannot
+# express it (``RANGE_OVER_LISTS = False`` in their factory) must match the scalars only.
+RANGE_OVER_LIST_FILTERS: dict[str, Filter] = {
+    "range-list": range_("cited", gte=2010, lt=2015),
+    "range-list-and-eq": and_(range_("cited", gt=2019), eq("tags", "wiki")),
 }
 
 
@@ -64,6 +76,38 @@ def test_single_signal_modes_equal_numpy(
             assert dict(h.metadata) == dict(corpus.metadata()[h.id])
 
 
+def _scalar_values_only(corpus: Corpus, key: str) -> dict[str, dict[str, object]]:
+    return {i: {k: v for k, v in m.items() if not (k == key and isinstance(v, list))}
+            for i, m in corpus.metadata().items()}
+
+
+@pytest.mark.parametrize("flt", list(RANGE_OVER_LIST_FILTERS.values()),
+                         ids=list(RANGE_OVER_LIST_FILTERS))
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_range_over_list_values(
+    corpus_store: Connector, corpus: Corpus, backend_target, mode: str, flt: Filter
+) -> None:
+    """Qdrant and Elasticsearch match a list with one element in range; Milvus cannot say
+    "some element" and documents that its ranges match scalar values only."""
+    factory = backend_target.factory
+    ids = eligible(corpus.metadata(), flt)
+    scalar_ids = eligible(_scalar_values_only(corpus, "cited"), flt)
+    assert set(scalar_ids) < set(ids), "test setup: list values must add matches"
+    if not getattr(factory, "RANGE_OVER_LISTS", True):
+        ids = scalar_ids
+    options = HybridOptions(rerank=False)
+    for n, q in enumerate(corpus.queries):
+        hits = corpus_store.search(q, 10, mode=mode, filter=flt, hybrid=options)
+        if mode == "dense":
+            assert_ranking(hits, dense_scores(q, corpus.embeddings, ids), 10,
+                           tol=factory.SCORE_TOLERANCE, what=f"query {n}")
+        else:
+            ref = hybrid_reference(q, corpus.embeddings, ids, 10, options,
+                                   factory.fuse_weighted, rerank_available=False)
+            assert_ranking(hits, ref.scores, 10, tol=1e-6, required=ref.required,
+                           expected_len=ref.expected_len, what=f"query {n}")
+
+
 def test_hits_carry_text_and_metadata(corpus_store: Connector, corpus: Corpus) -> None:
     by_id = {d.id: d for d in corpus.docs}
     hits = corpus_store.search(corpus.queries[0], 20, mode="dense")
@@ -83,8 +127,10 @@ HYBRID_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("flt", [None, FILTERS["eq-keyword"], FILTERS["or-in"]],
-                         ids=["none", "eq-keyword", "or-in"])
+HYBRID_FILTERS = ("none", "eq-keyword", "or-in", "eq-list", "or-with-list")
+
+
+@pytest.mark.parametrize("flt", [FILTERS[f] for f in HYBRID_FILTERS], ids=HYBRID_FILTERS)
 @pytest.mark.parametrize("options", list(HYBRID_OPTIONS.values()), ids=list(HYBRID_OPTIONS))
 def test_hybrid_equals_numpy(
     corpus_store: Connector, corpus: Corpus, backend_target, options: HybridOptions, flt: object
