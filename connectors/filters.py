@@ -21,7 +21,8 @@ Semantics (:func:`matches` is the exact definition every connector is tested aga
   as Qdrant and Elasticsearch evaluate ranges over arrays. Milvus cannot express a range over
   a list element (see ``schemas.milvus.compile_filter``): there, ranges match scalars only.
 - Equality is typed as in JSON: ``True`` is not ``1`` and ``False`` is not ``0`` (Python
-  would say otherwise); ``1`` equals ``1.0``. Booleans are not numbers for ranges.
+  would say otherwise); ``1`` equals ``1.0`` (not on Qdrant, which matches an int exactly
+  and so misses a value stored as ``1.0``). Booleans are not numbers for ranges.
 - A key absent from the metadata matches nothing; nested lists and dicts are not searched.
 """
 

@@ -179,9 +179,11 @@ def compile_filter(flt: Filter | None, spec: IndexSpec) -> models.Filter | None:
     the server merges a query's filter into each prefetch's field by field, and ``should``
     lists merged side by side would turn an AND of two filters into an OR.
 
-    Semantics as in ``connectors.filters.matches`` for scalar metadata; for a list-valued
-    metadata key Qdrant matches when ANY element matches. An ``eq`` on a float compiles to
-    the closed range [v, v] (Qdrant matches only str, int and bool exactly).
+    Semantics of ``connectors.filters.matches`` as Qdrant has them natively: a list-valued
+    key matches a match or range condition when ANY element does (a range: one element within
+    every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
+    closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
+    an int ``eq`` / ``in_`` does not match a value stored as a float (``1`` vs ``1.0``).
     """
     if flt is None:
         return None
