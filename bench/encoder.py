@@ -164,6 +164,7 @@ def _measure(
     if done.returncode != 0:
         raise SystemExit(f"{impl} worker failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {suite} {impl} {outputs}: {result}", file=sys.stderr, flush=True)  # progress
     return result
 
 

@@ -106,15 +106,23 @@ def connector_overhead(
 
 
 def ingest(
-    backend: str, tmp: Path, spec: IndexSpec, n: int, *, colbert: bool, seed: int = 0
+    backend: str,
+    tmp: Path,
+    spec: IndexSpec,
+    n: int,
+    *,
+    colbert: bool,
+    seed: int = 0,
+    batch_size: int = BATCH,
 ) -> tuple[Connector, float]:
-    """A fresh collection filled with ``n`` synthetic documents; returns it and the seconds the
-    upserts took (generation of the synthetic embeddings is not timed)."""
+    """A fresh collection filled with ``n`` synthetic documents through ``upsert`` in batches of
+    ``batch_size``; returns it and the seconds the upserts took (generation of the synthetic
+    embeddings is not timed)."""
     conn = open_backend(backend, tmp, f"bench_{backend}_{n}_{int(colbert)}", spec)
     seconds = 0.0
     for batch in batched(synthetic.items(n, seed=seed, colbert=colbert), 1024):
         start = time.perf_counter()
-        conn.upsert(batch, batch_size=BATCH)
+        conn.upsert(batch, batch_size=batch_size)
         seconds += time.perf_counter() - start
     return conn, seconds
 
@@ -173,11 +181,18 @@ def _overhead_vs_encode(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument(
         "--colbert-sizes", type=int, nargs="*", default=[1000], help="sizes with ColBERT stored"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--colbert-batch-size",
+        type=int,
+        default=8,
+        help="upsert batch with ColBERT stored (Milvus Lite slows down sharply above ~1.5k rows "
+        "per request, see README)",
+    )
     parser.add_argument("--overhead-model", help="checkpoint: time the encoder too (overhead %%)")
     parser.add_argument("--overhead-docs", type=int, default=32)
     parser.add_argument("--json", help="also write the results here")
@@ -194,7 +209,8 @@ def main() -> None:
             for backend in args.backends:
                 seconds = []
                 for repeat in range(args.repeats if n <= 10000 else 1):
-                    conn, secs = ingest(backend, tmp, spec, n, colbert=colbert)
+                    batch = args.colbert_batch_size if colbert else BATCH
+                    conn, secs = ingest(backend, tmp, spec, n, colbert=colbert, batch_size=batch)
                     seconds.append(secs)
                     if repeat == 0:
                         count = conn.count()
@@ -205,6 +221,7 @@ def main() -> None:
                     "backend": backend,
                     "docs": n,
                     "colbert": colbert,
+                    "batch_size": args.colbert_batch_size if colbert else BATCH,
                     "count": count,
                     "seconds": seconds,
                     "docs_per_s": n / statistics.median(seconds),

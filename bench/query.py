@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--colbert-sizes", type=int, nargs="*", default=[1000])
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--colbert-batch-size", type=int, default=8, help="see bench/ingest.py")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     runs = [(n, False) for n in args.sizes] + [(n, True) for n in args.colbert_sizes]
