@@ -33,8 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,42 +88,11 @@ def matmul_ceiling(repeats: int = 5) -> dict[str, Any]:
     return {"gflops": max(best.values()), "per_shape": best, "threads": torch.get_num_threads()}
 
 
-def padding_aware_plan(
-    lengths: Sequence[int], *, token_budget: int, max_batch_size: int, min_fill: float
-) -> list[list[int]]:
-    """``encoder.batching.plan_batches`` plus one rule, proposed for the encoder: a text joins
-    the current batch only if it is at least ``min_fill`` x the batch's longest text, so no
-    text is padded by more than 1 / min_fill. On CPU the GEMMs are already large at batch 1
-    (a 512-token text is a 512 x 1024 matrix), so fewer, fuller batches buy nothing while
-    padding costs its full share of FLOPs."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        longest = lengths[current[0]] if current else lengths[index]
-        if current and (
-            (len(current) + 1) * longest > token_budget
-            or len(current) >= max_batch_size
-            or lengths[index] < min_fill * longest
-        ):
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
-
-
 def _load(args: argparse.Namespace) -> Any:
     """A callable encoding a list of texts with the implementation and outputs asked for."""
     outputs = dict(dense=True, sparse=args.outputs == "all", colbert=args.outputs == "all")
     if args.impl == "ours":
         from encoder import M3Encoder
-
-        if args.ours_min_fill:  # the proposed padding-aware batch plan, tried from outside
-            import encoder.model
-
-            encoder.model.plan_batches = partial(padding_aware_plan, min_fill=args.ours_min_fill)
 
         model = M3Encoder(args.model, device="cpu", dtype="float32")
 
@@ -191,7 +158,7 @@ def _measure(
         "--model", str(args.model), "--corpus", str(corpus),
         "--max-length", str(args.max_length), "--suite", suite,
         "--flag-batch-size", str(args.flag_batch_size), "--threads", str(args.threads),
-        "--dump", dump, "--ours-min-fill", str(args.ours_min_fill),
+        "--dump", dump,
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -377,12 +344,6 @@ def main() -> None:
     parser.add_argument("--bucket-tokens", type=int, default=2048, help="tokens per length")
     parser.add_argument("--plot-outputs", choices=["dense", "all"], default="all")
     parser.add_argument("--flag-batch-size", type=int, default=256, help="FlagEmbedding's default")
-    parser.add_argument(
-        "--ours-min-fill",
-        type=float,
-        default=0.0,
-        help="try the proposed padding-aware batch plan for ours (e.g. 0.75; 0: the encoder's)",
-    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", choices=["ours", "flag"], help=argparse.SUPPRESS)
