@@ -12,14 +12,13 @@ retrievers and rank_vectors need Enterprise or trial.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import docker_unavailable_reason
+from backends import server_client
 
 from schemas import elasticsearch as es
 
@@ -59,24 +58,22 @@ def _ensure_trial(client: Any) -> None:
         )
 
 
-@contextmanager
-def container() -> Iterator[Any]:
-    """An Elasticsearch server: ``$M3VDB_TEST_ELASTICSEARCH_URL`` or a container of
-    :data:`IMAGE`, with a trial licence."""
+def _connect(url: str) -> Any:
+    """A client of the server at ``url``, once the cluster is up and runs a trial licence."""
     from elasticsearch import Elasticsearch
 
-    url = os.environ.get(URL_ENV)
-    if url:
-        client = Elasticsearch(url, request_timeout=60)
-        try:
-            _ensure_trial(client)
-            yield client
-        finally:
-            client.close()
-        return
-    reason = docker_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"elasticsearch server: {reason}; or set {URL_ENV}=http://HOST:9200")
+    client = Elasticsearch(url, request_timeout=60)
+    try:
+        client.cluster.health(wait_for_status="yellow", timeout="60s")
+        _ensure_trial(client)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+@contextmanager
+def _elasticsearch_container() -> Iterator[str]:
     from testcontainers.community.elasticsearch import ElasticSearchContainer
 
     server = ElasticSearchContainer(IMAGE, mem_limit="2G")
@@ -84,14 +81,15 @@ def container() -> Iterator[Any]:
     server.with_env("ES_JAVA_OPTS", "-Xms1g -Xmx1g")
     server.with_env("xpack.security.enabled", "false")
     with server:
-        host = f"http://{server.get_container_host_ip()}:{server.get_exposed_port(server.port)}"
-        client = Elasticsearch(host, request_timeout=60)
-        try:
-            client.cluster.health(wait_for_status="yellow", timeout="60s")
-            _ensure_trial(client)
-            yield client
-        finally:
-            client.close()
+        yield f"http://{server.get_container_host_ip()}:{server.get_exposed_port(server.port)}"
+
+
+def container() -> AbstractContextManager[Any]:
+    """An Elasticsearch server: ``$M3VDB_TEST_ELASTICSEARCH_URL`` or a container of
+    :data:`IMAGE`, with a trial licence."""
+    return server_client(
+        "elasticsearch", URL_ENV, "http://HOST:9200", _connect, _elasticsearch_container
+    )
 
 
 def fuse_weighted(

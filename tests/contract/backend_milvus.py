@@ -10,14 +10,13 @@ Server: set ``M3VDB_TEST_MILVUS_URL=http://localhost:19530`` to use a running on
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import docker_unavailable_reason
+from backends import server_client
 
 from schemas.milvus import milvus_weighted_fusion
 
@@ -47,29 +46,20 @@ def embedded(tmp_path: Path) -> Iterator[Any]:
 
 
 @contextmanager
-def container() -> Iterator[Any]:
-    """A Milvus server: ``$M3VDB_TEST_MILVUS_URL`` or a container of :data:`IMAGE`."""
-    from pymilvus import MilvusClient
-
-    url = os.environ.get(URL_ENV)
-    if url:
-        client = MilvusClient(uri=url)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    reason = docker_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"milvus server: {reason}; or set {URL_ENV}=http://HOST:19530")
+def _milvus_container() -> Iterator[str]:
     from testcontainers.community.milvus import MilvusContainer
 
     with MilvusContainer(IMAGE) as server:
-        client = MilvusClient(uri=server.get_connection_url())
-        try:
-            yield client
-        finally:
-            client.close()
+        yield server.get_connection_url()
+
+
+def container() -> AbstractContextManager[Any]:
+    """A Milvus server: ``$M3VDB_TEST_MILVUS_URL`` or a container of :data:`IMAGE`."""
+    from pymilvus import MilvusClient
+
+    return server_client(
+        "milvus", URL_ENV, "http://HOST:19530", lambda url: MilvusClient(uri=url), _milvus_container
+    )
 
 
 def fuse_weighted(

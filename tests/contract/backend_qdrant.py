@@ -6,14 +6,12 @@ Docker engine runs :data:`IMAGE` through testcontainers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-from backends import docker_unavailable_reason
+from backends import server_client
 
 NAME = "qdrant"
 CLIENT_PACKAGE = "qdrant_client"
@@ -36,29 +34,20 @@ def embedded(tmp_path: Path) -> Iterator[Any]:
 
 
 @contextmanager
-def container() -> Iterator[Any]:
-    """A Qdrant server: ``$M3VDB_TEST_QDRANT_URL`` or a container of :data:`IMAGE`."""
-    from qdrant_client import QdrantClient
-
-    url = os.environ.get(URL_ENV)
-    if url:
-        client = QdrantClient(url=url)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    reason = docker_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"qdrant server: {reason}; or set {URL_ENV}=http://HOST:6333")
+def _qdrant_container() -> Iterator[str]:
     from testcontainers.community.qdrant import QdrantContainer
 
     with QdrantContainer(IMAGE) as server:
-        client = server.get_client()
-        try:
-            yield client
-        finally:
-            client.close()
+        yield f"http://{server.rest_host_address}"
+
+
+def container() -> AbstractContextManager[Any]:
+    """A Qdrant server: ``$M3VDB_TEST_QDRANT_URL`` or a container of :data:`IMAGE`."""
+    from qdrant_client import QdrantClient
+
+    return server_client(
+        "qdrant", URL_ENV, "http://HOST:6333", lambda url: QdrantClient(url=url), _qdrant_container
+    )
 
 
 def fuse_weighted(

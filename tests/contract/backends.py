@@ -39,8 +39,12 @@ Every backend implements the RRF of ``connectors.base``: sum of 1 / (rrf_k + ran
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -100,3 +104,31 @@ def docker_unavailable_reason() -> str | None:
     except Exception as exc:  # any failure means: no engine to run containers on
         return f"no Docker engine answered ({type(exc).__name__}: {exc})"
     return None
+
+
+@contextmanager
+def server_client(
+    name: str,
+    url_env: str,
+    example_url: str,
+    connect: Callable[[str], Any],
+    start_container: Callable[[], AbstractContextManager[str]],
+) -> Iterator[Any]:
+    """The client of a real server, what every factory's ``container()`` yields.
+
+    The server is the one at ``$url_env`` when set; else a container that
+    ``start_container`` runs (yielding its URL), when a Docker engine answers; else the test
+    is skipped with the reason. ``connect(url)`` makes the client; it is closed at the end.
+    """
+    with ExitStack() as stack:
+        url = os.environ.get(url_env)
+        if not url:
+            reason = docker_unavailable_reason()
+            if reason is not None:
+                pytest.skip(f"{name} server: {reason}; or set {url_env}={example_url}")
+            url = stack.enter_context(start_container())
+        client = connect(url)
+        try:
+            yield client
+        finally:
+            client.close()
