@@ -49,8 +49,6 @@ def connect(
         CollectionNotFoundError: ``create=False`` and the collection does not exist.
         SchemaMismatchError: the existing collection does not match ``spec``.
     """
-    if spec is None:
-        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
     module = registry.load(target)
     connector: Connector = module.open_connector(
         target, collection=collection, encoder=encoder, spec=spec, create=create
