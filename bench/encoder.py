@@ -37,12 +37,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# This file's name shadows the ``encoder`` package when its folder comes first on the path.
-sys.path[:] = (
-    [str(ROOT), str(ROOT / "tests")]
-    + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-    + [str(ROOT / "bench")]
-)
+# the tiny-checkpoint factory lives with the tests
+sys.path.append(str(ROOT / "tests"))
 
 ARCHS: dict[str, dict[str, int]] = {
     "tiny": {},
@@ -92,7 +88,7 @@ def _load(args: argparse.Namespace) -> Any:
     """A callable encoding a list of texts with the implementation and outputs asked for."""
     outputs = dict(dense=True, sparse=args.outputs == "all", colbert=args.outputs == "all")
     if args.impl == "ours":
-        from encoder import M3Encoder
+        from m3vdb.encoder import M3Encoder
 
         model = M3Encoder(args.model, device="cpu", dtype="float32")
 
@@ -355,8 +351,7 @@ def main() -> None:
         return _worker(args)
 
     from checkpoint_factory import build_checkpoint
-
-    from encoder.checkpoint import load_tokenizer
+    from m3vdb.encoder.checkpoint import load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -19,13 +19,9 @@ outputs is timed per backend: the issue's target is that overhead < 10 % of the 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/encoder.py would shadow the ``encoder`` package: put the repository first.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.append(str(ROOT / "bench"))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -36,10 +32,9 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 import synthetic  # noqa: E402
-
-from connectors import Connector, IndexSpec, connect  # noqa: E402
-from connectors.common import batched, embed_batch  # noqa: E402
-from encoder.data import Document, M3Embedding  # noqa: E402
+from m3vdb.connectors import Connector, IndexSpec, connect  # noqa: E402
+from m3vdb.connectors.common import batched, embed_batch  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 
 BACKENDS = ("milvus", "qdrant")
 BATCH = 64
@@ -65,7 +60,7 @@ def close(conn: Connector) -> None:
 def converter(backend: str, conn: Connector | None, spec: IndexSpec) -> Callable[[Any], Any]:
     """The connector's per-batch conversion to native rows, as its ``upsert`` runs it."""
     if backend == "milvus":
-        from schemas import milvus as ms
+        from m3vdb.schemas import milvus as ms
 
         layout = conn.colbert_layout if conn is not None else "companion"  # type: ignore[attr-defined]
 
@@ -83,7 +78,7 @@ def converter(backend: str, conn: Connector | None, spec: IndexSpec) -> Callable
             return [ms.main_row(d, e, spec, layout) for d, e in pairs]
 
         return to_rows
-    from schemas import qdrant as qs
+    from m3vdb.schemas import qdrant as qs
 
     return lambda pairs: [qs.to_point(d, e, spec) for d, e in pairs]
 
@@ -129,8 +124,7 @@ def ingest(
 
 def _overhead_vs_encode(args: argparse.Namespace) -> dict[str, Any]:
     from corpus import make_corpus
-
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
     enc = M3Encoder(args.overhead_model, device="cpu", dtype="float32")
     texts = make_corpus(

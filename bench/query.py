@@ -13,13 +13,9 @@ tokens would be ~57 GB of float32, beyond this machine).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/encoder.py would shadow the ``encoder`` package: put the repository first.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.append(str(ROOT / "bench"))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -30,9 +26,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import synthetic  # noqa: E402
 from ingest import BACKENDS, close, ingest  # noqa: E402
-
-from connectors import Connector, HybridOptions, IndexSpec  # noqa: E402
-from encoder.data import M3Embedding  # noqa: E402
+from m3vdb.connectors import Connector, HybridOptions, IndexSpec  # noqa: E402
+from m3vdb.schemas.data import M3Embedding  # noqa: E402
 
 K = 10
 MODES: dict[str, tuple[str, HybridOptions | None]] = {

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from corpus import SENTENCES
-
-from encoder.data import Document, M3Embedding
+from m3vdb.schemas.data import Document, M3Embedding
 
 VOCAB = 250002
 DIM = 1024

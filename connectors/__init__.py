@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from connectors import registry
-from connectors.base import Connector, FilterLike, Fusion, HybridOptions, SearchMode, UpsertItem
-from encoder.data import Document, Hit, M3Embedding
-from schemas.spec import IndexSpec
+from m3vdb.connectors import registry
+from m3vdb.connectors.base import (
+    Connector,
+    FilterLike,
+    Fusion,
+    HybridOptions,
+    SearchMode,
+    UpsertItem,
+)
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
 
 def connect(

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from connectors.filters import Filter
-from encoder.data import Document, Hit, M3Embedding
-from schemas.spec import IndexSpec
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.filters import Filter
+from m3vdb.schemas.spec import IndexSpec
 
 SearchMode = Literal["dense", "sparse", "colbert", "hybrid"]
 Fusion = Literal["rrf", "weighted"]

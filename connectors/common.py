@@ -16,14 +16,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
-
-from connectors.base import UpsertItem
-from encoder.data import Document, M3Embedding
-from encoder.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
-from schemas.spec import IndexSpec
+from m3vdb.connectors.base import UpsertItem
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
@@ -285,12 +284,12 @@ class BaseConnector(ABC, Generic[ClientT]):
         attempts: int = 5,
     ) -> None:
         """Args:
-            client: the native client every call goes through.
-            collection: the collection (index) name.
-            spec: what the collection stores.
-            encoder: encodes texts on upsert and search (None: embeddings only).
-            owns_client: the connector created the client (from a URL): ``close`` closes it.
-            attempts: tries per client call, transient failures retried with backoff.
+        client: the native client every call goes through.
+        collection: the collection (index) name.
+        spec: what the collection stores.
+        encoder: encodes texts on upsert and search (None: embeddings only).
+        owns_client: the connector created the client (from a URL): ``close`` closes it.
+        attempts: tries per client call, transient failures retried with backoff.
         """
         self._client = client
         self._collection = collection

@@ -52,9 +52,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-
-from connectors.base import FilterLike, HybridOptions, SearchMode
-from connectors.common import (
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
+from m3vdb.connectors.common import (
     BaseConnector,
     batched,
     closed_on_error,
@@ -62,30 +61,31 @@ from connectors.common import (
     resolve_spec,
     with_retries,
 )
-from connectors.filters import parse_filter
-from encoder.data import Document, Hit, M3Embedding
-from encoder.errors import (
+from m3vdb.schemas import elasticsearch as es
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.elasticsearch import (
+    ElasticsearchCapabilities,
+    ElasticsearchOptions,
+    HybridMethod,
+    Signal,
+)
+from m3vdb.schemas.errors import (
     BackendError,
+    BulkFailedError,
+    BulkRejectedError,
+    BulkWriteError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
     MissingDependencyError,
     UnsupportedCapabilityError,
 )
-from schemas import elasticsearch as es
-from schemas.elasticsearch import (
-    BulkItemFailure,
-    ElasticsearchCapabilities,
-    ElasticsearchOptions,
-    HybridMethod,
-    Signal,
-)
-from schemas.spec import IndexSpec
+from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
-
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
 __all__ = [
     "BulkWriteError",
@@ -113,42 +113,6 @@ def _import_client() -> Any:
 
 
 # --------------------------------------------------------------------------- errors
-
-
-class BulkWriteError(M3VDBError):
-    """Elasticsearch refused documents of a bulk write.
-
-    Attributes:
-        failures: every refused document: id, HTTP status, error type and reason.
-        written_ids: the ids of the same batch that were written (complete documents).
-    """
-
-    def __init__(
-        self, message: str, failures: Sequence[BulkItemFailure], written_ids: Sequence[str]
-    ) -> None:
-        super().__init__(message)
-        self.failures = list(failures)
-        self.written_ids = list(written_ids)
-
-
-class BulkRejectedError(BulkWriteError, InputError):
-    """Every failure was the documents' fault (e.g. a metadata value of the wrong type)."""
-
-
-class BulkFailedError(BulkWriteError, BackendError):
-    """Some failure was the cluster's (rejections, shard failures); ``retriable`` when all
-    failures were transient."""
-
-    def __init__(
-        self,
-        message: str,
-        failures: Sequence[BulkItemFailure],
-        written_ids: Sequence[str],
-        *,
-        retriable: bool,
-    ) -> None:
-        super().__init__(message, failures, written_ids)
-        self.retriable = retriable
 
 
 def raise_for_bulk_failures(
@@ -264,15 +228,19 @@ def detect_capabilities(client: Any) -> ElasticsearchCapabilities:
     """``GET /`` and ``GET _license``, once. A refused licence call (e.g. no privilege) counts
     as an unknown licence: only Basic features are used."""
     try:
-        info = with_retries(lambda: client.info(), is_transient=is_transient,
-                            what="Elasticsearch GET /")
+        info = with_retries(
+            lambda: client.info(), is_transient=is_transient, what="Elasticsearch GET /"
+        )
     except M3VDBError:
         raise
     except Exception as exc:
         raise translate_error(exc, "GET /") from exc
     try:
-        licence = with_retries(lambda: client.license.get(), is_transient=is_transient,
-                               what="Elasticsearch GET _license")
+        licence = with_retries(
+            lambda: client.license.get(),
+            is_transient=is_transient,
+            what="Elasticsearch GET _license",
+        )
         licence_body = dict(getattr(licence, "body", licence))
     except Exception as exc:
         logger.warning("GET _license failed (%s); assuming no paid features", exc)
@@ -441,12 +409,14 @@ class ElasticsearchConnector(BaseConnector[Any]):
         actions = []
         for doc, emb in pairs:
             es.check_document(doc, emb, self._spec)
-            actions.append({
-                "_op_type": "index",
-                "_index": self._collection,
-                "_id": doc.id,
-                "_source": es.document_source(doc, emb, self._spec),
-            })
+            actions.append(
+                {
+                    "_op_type": "index",
+                    "_index": self._collection,
+                    "_id": doc.id,
+                    "_source": es.document_source(doc, emb, self._spec),
+                }
+            )
         self._bulk(actions, "upsert")
 
     def _bulk(self, actions: list[dict[str, Any]], what: str) -> list[str]:
@@ -476,9 +446,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         """Deletes these ids; unknown ids are ignored."""
         ids = self._check_ids(ids)
         for chunk in batched(ids, 1000):
-            actions = [
-                {"_op_type": "delete", "_index": self._collection, "_id": i} for i in chunk
-            ]
+            actions = [{"_op_type": "delete", "_index": self._collection, "_id": i} for i in chunk]
             self._bulk(actions, "delete")
 
     def drop(self) -> None:
@@ -507,8 +475,9 @@ class ElasticsearchConnector(BaseConnector[Any]):
         for chunk in batched(list(dict.fromkeys(ids)), 1000):
             result = self._call(
                 "mget",
-                partial(self._client.mget, index=self._collection, ids=chunk,
-                        source_includes=fields),
+                partial(
+                    self._client.mget, index=self._collection, ids=chunk, source_includes=fields
+                ),
             )
             for doc in result["docs"]:
                 if doc.get("found"):
@@ -545,8 +514,13 @@ class ElasticsearchConnector(BaseConnector[Any]):
         spec = self._spec
         if mode != "hybrid":
             self._require(getattr(spec, mode), mode)
-            q = encode_query(query, self._encoder, dense=mode == "dense",
-                             sparse=mode == "sparse", colbert=mode == "colbert")
+            q = encode_query(
+                query,
+                self._encoder,
+                dense=mode == "dense",
+                sparse=mode == "sparse",
+                colbert=mode == "colbert",
+            )
             if mode == "dense":
                 body = es.knn_query(spec, self._query_dense(q), k, self._options, filters)
             elif mode == "sparse":
@@ -564,8 +538,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         if not (spec.dense or spec.sparse or use_bm25):
             self._require(False, "dense or sparse (hybrid)")
         rerank = options.rerank and spec.colbert
-        q = encode_query(query, self._encoder, dense=spec.dense, sparse=spec.sparse,
-                         colbert=rerank)
+        q = encode_query(query, self._encoder, dense=spec.dense, sparse=spec.sparse, colbert=rerank)
         text = query if use_bm25 and isinstance(query, str) else None
         return self._hybrid(q, text, k, filters, options, rerank)
 
@@ -585,15 +558,24 @@ class ElasticsearchConnector(BaseConnector[Any]):
             return es.colbert_from_es(raw, len(q.colbert))
         return float(raw)
 
-    def _hit(self, raw: Mapping[str, Any], signal: str, q: M3Embedding | None,
-             extra: Mapping[str, float] | None = None) -> Hit:
+    def _hit(
+        self,
+        raw: Mapping[str, Any],
+        signal: str,
+        q: M3Embedding | None,
+        extra: Mapping[str, float] | None = None,
+    ) -> Hit:
         doc = es.document_from_hit(raw, self._spec)
         score = self._score(float(raw["_score"]), signal, q)
         signals = {signal: score, **(extra or {})}
         return Hit(doc.id, score, doc.text, doc.metadata, signals)
 
     def _signals(
-        self, q: M3Embedding, text: str | None, candidates: int, filters: list[dict[str, Any]],
+        self,
+        q: M3Embedding,
+        text: str | None,
+        candidates: int,
+        filters: list[dict[str, Any]],
         options: HybridOptions,
     ) -> list[Signal]:
         spec, opts = self._spec, self._options
@@ -652,7 +634,10 @@ class ElasticsearchConnector(BaseConnector[Any]):
             )
         rescore = es.rescore(self._spec, rows, candidates) if rows is not None else None
         retriever = es.hybrid_retriever(
-            signals, fusion=options.fusion, rrf_k=options.rrf_k, candidates=candidates,
+            signals,
+            fusion=options.fusion,
+            rrf_k=options.rrf_k,
+            candidates=candidates,
             rerank=rescore,
         )
         response = self._search("hybrid search", retriever=retriever, size=k)
@@ -719,9 +704,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         if not ids:
             return []
         _, query_dsl, _ = es.dsl()
-        body = es.colbert_query(
-            self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters]
-        )
+        body = es.colbert_query(self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters])
         response = self._search("ColBERT rerank", query=body, size=min(k, len(ids)))
         return [
             self._hit(h, "colbert", q, {"fusion": fused[str(h["_id"])]})
@@ -736,4 +719,3 @@ class _MsearchError(Exception):
         super().__init__(str(response.get("error")))
         self.status_code = int(response.get("status", 500))
         self.body = response
-

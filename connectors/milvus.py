@@ -42,26 +42,25 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-
-from connectors.base import FilterLike, HybridOptions, SearchMode
-from connectors.common import (
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
+from m3vdb.connectors.common import (
     BaseConnector,
     batched,
     closed_on_error,
     encode_query,
     resolve_spec,
 )
-from connectors.filters import parse_filter
-from encoder.data import Document, Hit, M3Embedding
-from encoder.errors import (
+from m3vdb.schemas import milvus as ms
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
     MissingDependencyError,
 )
-from schemas import milvus as ms
-from schemas.milvus import (
+from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.milvus import (
     ColbertLayout,
     MilvusCapabilities,
     maxsim,
@@ -69,10 +68,10 @@ from schemas.milvus import (
     milvus_weighted_fusion,
     rrf_fusion,
 )
-from schemas.spec import IndexSpec
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
 __all__ = [
     "MilvusCapabilities",
@@ -818,4 +817,3 @@ class MilvusConnector(BaseConnector[Any]):
         return [
             self._hit(h, float(h["distance"]), {"colbert": float(h["distance"])}) for h in result[0]
         ]
-

@@ -30,23 +30,22 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import FilterLike, HybridOptions, SearchMode
-from connectors.common import BaseConnector, closed_on_error, encode_query, resolve_spec
-from connectors.filters import And, Eq, Filter, In, Or, Range, parse_filter
-from encoder.data import Document, Hit, M3Embedding
-from encoder.errors import (
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
+from m3vdb.connectors.common import BaseConnector, closed_on_error, encode_query, resolve_spec
+from m3vdb.schemas import qdrant as qschema
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
 )
-from schemas import qdrant as qschema
-from schemas.spec import IndexSpec
+from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range, parse_filter
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
+    from m3vdb.encoder import M3Encoder
     from qdrant_client import QdrantClient, models
-
-    from encoder import M3Encoder
 
 # HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -179,7 +178,7 @@ def compile_filter(flt: Filter | None, spec: IndexSpec) -> models.Filter | None:
     the server merges a query's filter into each prefetch's field by field, and ``should``
     lists merged side by side would turn an AND of two filters into an OR.
 
-    Semantics of ``connectors.filters.matches`` as Qdrant has them natively: a list-valued
+    Semantics of ``m3vdb.schemas.filters.matches`` as Qdrant has them natively: a list-valued
     key matches a match or range condition when ANY element does (a range: one element within
     every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
     closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
@@ -290,9 +289,12 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         else:
             self._validate()
         if not self._local:  # local mode has no payload indexes (and warns on each)
-            schema = self._call(
-                "collection info", lambda: self._client.get_collection(self._collection)
-            ).payload_schema or {}
+            schema = (
+                self._call(
+                    "collection info", lambda: self._client.get_collection(self._collection)
+                ).payload_schema
+                or {}
+            )
             for key, kind in qschema.payload_indexes(self._spec):
                 if key not in schema:
                     make_index = partial(

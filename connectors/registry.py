@@ -17,34 +17,34 @@ import importlib
 import importlib.util
 from typing import Any
 
-from encoder.errors import InputError, MissingDependencyError
+from m3vdb.schemas.errors import InputError, MissingDependencyError
 
 # URL scheme (the part before "://" or ":") -> connector module.
 _SCHEMES: dict[str, str] = {
-    "milvus": "connectors.milvus",
-    "milvus+http": "connectors.milvus",
-    "milvus+https": "connectors.milvus",
-    "milvus-lite": "connectors.milvus",
-    "qdrant": "connectors.qdrant",
-    "qdrant+http": "connectors.qdrant",
-    "qdrant+https": "connectors.qdrant",
-    "qdrant+memory": "connectors.qdrant",
-    "qdrant+local": "connectors.qdrant",
-    "elasticsearch": "connectors.elasticsearch",
-    "elasticsearch+http": "connectors.elasticsearch",
-    "elasticsearch+https": "connectors.elasticsearch",
+    "milvus": "m3vdb.connectors.milvus",
+    "milvus+http": "m3vdb.connectors.milvus",
+    "milvus+https": "m3vdb.connectors.milvus",
+    "milvus-lite": "m3vdb.connectors.milvus",
+    "qdrant": "m3vdb.connectors.qdrant",
+    "qdrant+http": "m3vdb.connectors.qdrant",
+    "qdrant+https": "m3vdb.connectors.qdrant",
+    "qdrant+memory": "m3vdb.connectors.qdrant",
+    "qdrant+local": "m3vdb.connectors.qdrant",
+    "elasticsearch": "m3vdb.connectors.elasticsearch",
+    "elasticsearch+http": "m3vdb.connectors.elasticsearch",
+    "elasticsearch+https": "m3vdb.connectors.elasticsearch",
 }
 # Top-level package of a native client's class -> connector module.
 _CLIENT_PACKAGES: dict[str, str] = {
-    "pymilvus": "connectors.milvus",
-    "qdrant_client": "connectors.qdrant",
-    "elasticsearch": "connectors.elasticsearch",
+    "pymilvus": "m3vdb.connectors.milvus",
+    "qdrant_client": "m3vdb.connectors.qdrant",
+    "elasticsearch": "m3vdb.connectors.elasticsearch",
 }
 # Connector module -> (client's import name, its pip name, the m3vdb extra, what needs it).
 _CLIENTS: dict[str, tuple[str, str, str, str]] = {
-    "connectors.milvus": ("pymilvus", "pymilvus", "milvus", "The Milvus connector"),
-    "connectors.qdrant": ("qdrant_client", "qdrant-client", "qdrant", "The Qdrant connector"),
-    "connectors.elasticsearch": (
+    "m3vdb.connectors.milvus": ("pymilvus", "pymilvus", "milvus", "The Milvus connector"),
+    "m3vdb.connectors.qdrant": ("qdrant_client", "qdrant-client", "qdrant", "The Qdrant connector"),
+    "m3vdb.connectors.elasticsearch": (
         "elasticsearch",
         "elasticsearch",
         "elasticsearch",
@@ -65,7 +65,7 @@ def module_for(target: Any) -> str:
     """The connector module name for ``target``; raises InputError listing the accepted forms."""
     if isinstance(target, str):
         if target.endswith(".db") and ":" not in target.split("/")[0]:
-            return "connectors.milvus"
+            return "m3vdb.connectors.milvus"
         scheme = target.split("://", 1)[0] if "://" in target else target.split(":", 1)[0]
         module = _SCHEMES.get(scheme.lower())
         if module is not None:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
-from encoder.errors import CheckpointError
+from m3vdb.schemas.errors import CheckpointError
 
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 # XLM-RoBERTa's special tokens, used when the checkpoint has no special_tokens_map.json.

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from encoder.data import FloatArray
+from m3vdb.schemas.data import FloatArray
 
 
 def sparse_weights(

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
-from encoder.data import M3Embedding
-from encoder.errors import InputError
+from m3vdb.schemas.data import M3Embedding
+from m3vdb.schemas.errors import InputError
 
 
 def _need(value: object, what: str) -> None:

@@ -1,10 +1,22 @@
-"""Index descriptions and their translation into each database's native schema.
+"""The bottom layer: the data model, the one error hierarchy, the portable filter, the
+``IndexSpec`` and, per database, the native schema and the document <-> row translation.
 
-``schemas.spec`` holds the portable :class:`IndexSpec`; one module per database holds pure
-functions from it (and from documents/embeddings) to native schemas and rows, with their
-inverses. No database client is needed to import this package.
+Depends on numpy alone: no torch, no database client (a database's schema module imports its
+client's types lazily, when a native object is built).
 """
 
-from schemas.spec import FieldNames, IndexSpec, MetadataField, MetadataType
+from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
+from m3vdb.schemas.encoding import Encoder
+from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField, MetadataType
 
-__all__ = ["FieldNames", "IndexSpec", "MetadataField", "MetadataType"]
+__all__ = [
+    "Document",
+    "Encoder",
+    "FieldNames",
+    "Hit",
+    "IndexSpec",
+    "M3Embedding",
+    "MetadataField",
+    "MetadataType",
+    "WindowEmbedding",
+]

@@ -36,11 +36,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-
-from connectors.filters import And, Eq, Filter, In, Or, Range
-from encoder.data import Document, M3Embedding
-from encoder.errors import InputError, MissingDependencyError, UnsupportedCapabilityError
-from schemas.spec import IndexSpec, MetadataType
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.errors import (
+    BulkItemFailure,
+    InputError,
+    MissingDependencyError,
+    UnsupportedCapabilityError,
+)
+from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.spec import IndexSpec, MetadataType
 
 DenseIndexType = Literal[
     "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
@@ -299,16 +303,33 @@ def mapping(
         properties[names.colbert] = _typed_field(
             "RankVectors", "rank_vectors", dims=spec.colbert_dim, element_type="float"
         )
-    vectors = [n for n, on in ((names.dense, spec.dense), (names.sparse, spec.sparse),
-                               (names.colbert, spec.colbert)) if on]
+    vectors = [
+        n
+        for n, on in (
+            (names.dense, spec.dense),
+            (names.sparse, spec.sparse),
+            (names.colbert, spec.colbert),
+        )
+        if on
+    ]
     path = f"{names.metadata}.*"
     return {
         # No typed class for dynamic templates in elasticsearch.dsl: plain dicts.
         "dynamic_templates": [
-            {"m3vdb_metadata_strings": {"path_match": path, "match_mapping_type": "string",
-                                        "mapping": {"type": "keyword"}}},
-            {"m3vdb_metadata_floats": {"path_match": path, "match_mapping_type": "double",
-                                       "mapping": {"type": "double"}}},
+            {
+                "m3vdb_metadata_strings": {
+                    "path_match": path,
+                    "match_mapping_type": "string",
+                    "mapping": {"type": "keyword"},
+                }
+            },
+            {
+                "m3vdb_metadata_floats": {
+                    "path_match": path,
+                    "match_mapping_type": "double",
+                    "mapping": {"type": "double"},
+                }
+            },
         ],
         "_source": {"excludes": vectors},
         # What the IndexSpec declared and the field types cannot show (rank_vectors has no
@@ -354,9 +375,16 @@ def validate_mapping(
 
     check(names.text, "text", {"type": "text"})
     if spec.dense:
-        check(names.dense, "dense", {"type": "dense_vector", "dims": spec.dense_dim,
-                                     "similarity": dense_similarity(spec),
-                                     "index_options": options.dense_index_type})
+        check(
+            names.dense,
+            "dense",
+            {
+                "type": "dense_vector",
+                "dims": spec.dense_dim,
+                "similarity": dense_similarity(spec),
+                "index_options": options.dense_index_type,
+            },
+        )
     if spec.sparse:
         check(names.sparse, "sparse", {"type": "sparse_vector"})
     if spec.colbert:
@@ -483,7 +511,7 @@ def linear_fuse(
 def compile_filter(flt: Filter | None, spec: IndexSpec) -> list[dict[str, Any]]:
     """The ``bool.filter`` clauses of a portable filter over ``metadata.<key>`` (empty: none).
 
-    Semantics of ``connectors.filters.matches``: Elasticsearch indexes a list as the set of
+    Semantics of ``m3vdb.schemas.filters.matches``: Elasticsearch indexes a list as the set of
     its elements, so ``term`` / ``terms`` match a list holding a wanted element and ``range``
     a list holding ONE element within all bounds (each value is its own point). A range on a
     key declared ``keyword`` or ``bool`` is refused (Elasticsearch would compare strings).
@@ -577,8 +605,10 @@ def sparse_query(
         query_vector=sparse_source(weights),
         prune=options.sparse_prune,
     )
-    out: dict[str, Any] = q.Bool(must=[sparse], filter=filters).to_dict() if filters else (
-        q.Bool(must=[sparse]).to_dict()
+    out: dict[str, Any] = (
+        q.Bool(must=[sparse], filter=filters).to_dict()
+        if filters
+        else (q.Bool(must=[sparse]).to_dict())
     )
     return out
 
@@ -586,8 +616,9 @@ def sparse_query(
 def bm25_query(spec: IndexSpec, text: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
     _, q, _ = dsl()
     match = q.Match(**{spec.fields.text: text})
-    out: dict[str, Any] = (q.Bool(must=[match], filter=filters) if filters
-                           else q.Bool(must=[match])).to_dict()
+    out: dict[str, Any] = (
+        q.Bool(must=[match], filter=filters) if filters else q.Bool(must=[match])
+    ).to_dict()
     return out
 
 
@@ -678,20 +709,6 @@ def hybrid_retriever(
 # --------------------------------------------------------------------------- bulk results
 
 
-@dataclass(frozen=True)
-class BulkItemFailure:
-    """One document Elasticsearch refused in a bulk request."""
-
-    id: str
-    status: int
-    error_type: str
-    reason: str
-
-    @property
-    def transient(self) -> bool:
-        return self.status == 429 or self.status >= 500
-
-
 def bulk_item_failures(
     results: Sequence[tuple[bool, Mapping[str, Any]]],
 ) -> tuple[list[str], list[BulkItemFailure]]:
@@ -701,7 +718,7 @@ def bulk_item_failures(
     done: list[str] = []
     failed: list[BulkItemFailure] = []
     for ok, result in results:
-        (op, item), = result.items()
+        ((op, item),) = result.items()
         doc_id = str(item.get("_id", ""))
         status = int(item.get("status", 500))
         if ok or (op == "delete" and status == 404):

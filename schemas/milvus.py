@@ -41,11 +41,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
-from connectors.filters import And, Eq, Filter, In, Or, Range
-from encoder.data import Document, M3Embedding
-from encoder.errors import InputError
-from schemas.spec import IndexSpec
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from pymilvus import CollectionSchema
@@ -560,7 +559,7 @@ def _literal(value: Any) -> str:
 def compile_filter(flt: Filter | None, metadata_field: str = "metadata") -> str:
     """A portable filter as a Milvus boolean expression over the JSON metadata field.
 
-    Semantics of ``connectors.filters.matches``: a list-valued key matches ``eq`` / ``in_``
+    Semantics of ``m3vdb.schemas.filters.matches``: a list-valued key matches ``eq`` / ``in_``
     when any element does, hence a scalar test OR a ``json_contains`` one:
 
     - ``Eq("tag", "x")`` -> ``metadata["tag"] == "x" or json_contains(metadata["tag"], "x")``;

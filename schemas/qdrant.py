@@ -25,10 +25,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from encoder.data import Document, M3Embedding
-from encoder.errors import InputError, MissingDependencyError
-from schemas.spec import IndexSpec, MetadataType
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.errors import InputError, MissingDependencyError
+from m3vdb.schemas.spec import IndexSpec, MetadataType
 
 if TYPE_CHECKING:
     from qdrant_client import models
@@ -223,11 +222,13 @@ def validate_collection(
             problems.append(f"{what} '{name}': is a multivector, expected a single vector")
 
     if spec.dense:
-        check_dense_like(spec.fields.dense, "dense vector", spec.dense_dim,
-                         dense_distance(spec), multi=False)
+        check_dense_like(
+            spec.fields.dense, "dense vector", spec.dense_dim, dense_distance(spec), multi=False
+        )
     if spec.colbert:
-        check_dense_like(spec.fields.colbert, "ColBERT multivector", spec.colbert_dim,
-                         m.Distance.DOT, multi=True)
+        check_dense_like(
+            spec.fields.colbert, "ColBERT multivector", spec.colbert_dim, m.Distance.DOT, multi=True
+        )
         found = vectors.get(spec.fields.colbert)
         if found is not None:
             is_f16 = found.datatype == m.Datatype.FLOAT16

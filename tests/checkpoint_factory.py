@@ -24,8 +24,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
-from encoder.checkpoint import XLMR_SPECIAL_TOKENS
+from m3vdb.encoder.checkpoint import XLMR_SPECIAL_TOKENS
 
 CORPUS = Path(__file__).parent / "data" / "multilingual.txt"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3, as in XLM-R; <mask> is last

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from checkpoint_factory import build_checkpoint
-
-from encoder import M3Encoder
+from m3vdb.encoder import M3Encoder
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from encoder.checkpoint import Checkpoint
+from m3vdb.encoder.checkpoint import Checkpoint
 
 
 @torch.inference_mode()

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from encoder.batching import plan_batches
+from m3vdb.encoder.batching import plan_batches
 
 LENGTHS = [5, 300, 12, 8192, 40, 40, 7, 100, 290, 280, 11, 39]
 
@@ -26,7 +25,13 @@ def test_padding_is_bounded_by_min_fill():
         sizes = [LENGTHS[i] for i in batch]
         assert min(sizes) >= 0.8 * max(sizes)
     assert [[LENGTHS[i] for i in b] for b in batches] == [
-        [8192], [300, 290, 280], [100], [40, 40, 39], [12, 11], [7], [5]
+        [8192],
+        [300, 290, 280],
+        [100],
+        [40, 40, 39],
+        [12, 11],
+        [7],
+        [5],
     ]
     # without the bound, everything but the longest text shares one padded batch
     assert len(plan_batches(LENGTHS, token_budget=100_000, max_batch_size=64, min_fill=0)) == 1

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 import torch
+from m3vdb.encoder import M3Encoder
+from m3vdb.encoder.checkpoint import load_tokenizer
 from sample_texts import SAMPLE_TEXTS
 from tokenizers import Tokenizer
 
-from encoder import CheckpointError, M3Encoder
-from encoder.checkpoint import load_tokenizer
+from m3vdb import CheckpointError
 
 
 @pytest.fixture

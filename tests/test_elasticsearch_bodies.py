@@ -21,28 +21,31 @@ pytest.importorskip("elasticsearch", reason="elasticsearch client not installed"
 
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig  # noqa: E402
 from elasticsearch import ApiError, ConnectionError  # noqa: E402
-
-from connectors import Connector, HybridOptions, registry  # noqa: E402
-from connectors import elasticsearch as conn  # noqa: E402
-from connectors.filters import and_, eq, in_, or_, parse_filter, range_  # noqa: E402
-from encoder.data import Document, M3Embedding  # noqa: E402
-from encoder.errors import (  # noqa: E402
+from m3vdb.connectors import Connector, HybridOptions, registry  # noqa: E402
+from m3vdb.connectors import elasticsearch as conn  # noqa: E402
+from m3vdb.schemas import elasticsearch as es  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
+from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
     CollectionNotFoundError,
     InputError,
     SchemaMismatchError,
     UnsupportedCapabilityError,
 )
-from schemas import elasticsearch as es  # noqa: E402
-from schemas.spec import IndexSpec, MetadataField  # noqa: E402
+from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_  # noqa: E402
+from m3vdb.schemas.spec import IndexSpec, MetadataField  # noqa: E402
 
 TRIAL = es.ElasticsearchCapabilities("9.4.3", "trial")
 BASIC = es.ElasticsearchCapabilities("9.4.3", "basic")
 SPEC = IndexSpec(
     dense_dim=2,
     colbert_dim=2,
-    metadata_fields=(MetadataField("lang"), MetadataField("year", "int"),
-                     MetadataField("rating", "float"), MetadataField("public", "bool")),
+    metadata_fields=(
+        MetadataField("lang"),
+        MetadataField("year", "int"),
+        MetadataField("rating", "float"),
+        MetadataField("public", "bool"),
+    ),
 )
 SCRIPT = "Math.exp(maxSimDotProduct(params.query_vector, 'colbert') / params.n)"
 Q = M3Embedding(
@@ -60,22 +63,43 @@ SOURCE = ["id", "text", "metadata"]
 def test_mapping_exact() -> None:
     assert es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL) == {
         "dynamic_templates": [
-            {"m3vdb_metadata_strings": {"path_match": "metadata.*", "match_mapping_type": "string",
-                                        "mapping": {"type": "keyword"}}},
-            {"m3vdb_metadata_floats": {"path_match": "metadata.*", "match_mapping_type": "double",
-                                       "mapping": {"type": "double"}}},
+            {
+                "m3vdb_metadata_strings": {
+                    "path_match": "metadata.*",
+                    "match_mapping_type": "string",
+                    "mapping": {"type": "keyword"},
+                }
+            },
+            {
+                "m3vdb_metadata_floats": {
+                    "path_match": "metadata.*",
+                    "match_mapping_type": "double",
+                    "mapping": {"type": "double"},
+                }
+            },
         ],
         "_source": {"excludes": ["dense", "sparse", "colbert"]},
         "_meta": {"m3vdb": {"colbert_precision": "float32"}},
         "properties": {
             "id": {"type": "keyword"},
             "text": {"type": "text"},
-            "metadata": {"type": "object", "dynamic": True, "properties": {
-                "lang": {"type": "keyword"}, "year": {"type": "long"},
-                "rating": {"type": "double"}, "public": {"type": "boolean"},
-            }},
-            "dense": {"type": "dense_vector", "dims": 2, "similarity": "dot_product",
-                      "index": True, "index_options": {"type": "hnsw"}},
+            "metadata": {
+                "type": "object",
+                "dynamic": True,
+                "properties": {
+                    "lang": {"type": "keyword"},
+                    "year": {"type": "long"},
+                    "rating": {"type": "double"},
+                    "public": {"type": "boolean"},
+                },
+            },
+            "dense": {
+                "type": "dense_vector",
+                "dims": 2,
+                "similarity": "dot_product",
+                "index": True,
+                "index_options": {"type": "hnsw"},
+            },
             "sparse": {"type": "sparse_vector", "index_options": {"prune": False}},
             "colbert": {"type": "rank_vectors", "dims": 2, "element_type": "float"},
         },
@@ -84,27 +108,42 @@ def test_mapping_exact() -> None:
 
 def test_mapping_options_cosine_and_old_cluster() -> None:
     spec = IndexSpec(dense_dim=4, colbert=False, dense_metric="cosine")
-    options = es.ElasticsearchOptions(dense_index_type="int8_hnsw", hnsw_m=32,
-                                      hnsw_ef_construction=200, text_analyzer="icu_analyzer")
+    options = es.ElasticsearchOptions(
+        dense_index_type="int8_hnsw",
+        hnsw_m=32,
+        hnsw_ef_construction=200,
+        text_analyzer="icu_analyzer",
+    )
     body = es.mapping(spec, options, es.ElasticsearchCapabilities("9.0.2", "basic"))
     props = body["properties"]
-    assert props["dense"] == {"type": "dense_vector", "dims": 4, "similarity": "cosine",
-                              "index": True, "index_options": {"type": "int8_hnsw", "m": 32,
-                                                               "ef_construction": 200}}
+    assert props["dense"] == {
+        "type": "dense_vector",
+        "dims": 4,
+        "similarity": "cosine",
+        "index": True,
+        "index_options": {"type": "int8_hnsw", "m": 32, "ef_construction": 200},
+    }
     # 9.0 has no sparse_vector index_options (and does not prune by default)
     assert props["sparse"] == {"type": "sparse_vector"}
     assert props["text"] == {"type": "text", "analyzer": "icu_analyzer"}
     assert "colbert" not in props and body["_source"] == {"excludes": ["dense", "sparse"]}
     assert es.index_settings(es.ElasticsearchOptions(number_of_replicas=0)) == {
-        "number_of_shards": 1, "number_of_replicas": 0}
+        "number_of_shards": 1,
+        "number_of_replicas": 0,
+    }
 
 
 def test_validate_mapping_accepts_its_own_and_names_differences() -> None:
     options = es.ElasticsearchOptions()
     own = json.loads(json.dumps(es.mapping(SPEC, options, TRIAL)))
     assert es.validate_mapping(own, SPEC, options) == []
-    other = IndexSpec(dense_dim=3, colbert_dim=2, dense_metric="cosine",
-                      colbert_precision="float16", metadata_fields=(MetadataField("year"),))
+    other = IndexSpec(
+        dense_dim=3,
+        colbert_dim=2,
+        dense_metric="cosine",
+        colbert_precision="float16",
+        metadata_fields=(MetadataField("year"),),
+    )
     problems = es.validate_mapping(own, other, es.ElasticsearchOptions(dense_index_type="flat"))
     assert problems == [
         "dense field 'dense': dims 2, expected 3",
@@ -145,11 +184,16 @@ def test_capabilities_from_responses() -> None:
 @pytest.mark.parametrize(
     ("caps", "needs"),
     [
-        (BASIC, "needs an active Enterprise or trial licence; this cluster is "
-                "Elasticsearch 9.4.3 with a basic licence"),
-        (es.ElasticsearchCapabilities("8.19.3", "basic"),
-         "needs Elasticsearch >= 9.0 and an active Enterprise or trial licence; this cluster "
-         "is Elasticsearch 8.19.3 with a basic licence"),
+        (
+            BASIC,
+            "needs an active Enterprise or trial licence; this cluster is "
+            "Elasticsearch 9.4.3 with a basic licence",
+        ),
+        (
+            es.ElasticsearchCapabilities("8.19.3", "basic"),
+            "needs Elasticsearch >= 9.0 and an active Enterprise or trial licence; this cluster "
+            "is Elasticsearch 8.19.3 with a basic licence",
+        ),
     ],
 )
 def test_rank_vectors_capability_error_names_version_and_licence(caps, needs) -> None:
@@ -167,18 +211,35 @@ def test_rank_vectors_capability_error_names_version_and_licence(caps, needs) ->
 
 
 def test_filter_compilation() -> None:
-    flt = and_(eq("lang", "de"), or_(in_("tag", ["a", "b"]), range_("year", gte=2000, lt=2010)),
-               eq("public", True), eq("rating", 2.5))
-    assert es.compile_filter(flt, SPEC) == [{"bool": {"filter": [
-        {"term": {"metadata.lang": "de"}},
-        {"bool": {"should": [{"terms": {"metadata.tag": ["a", "b"]}},
-                             {"range": {"metadata.year": {"gte": 2000, "lt": 2010}}}],
-                  "minimum_should_match": 1}},
-        {"term": {"metadata.public": True}},
-        {"term": {"metadata.rating": 2.5}},
-    ]}}]
+    flt = and_(
+        eq("lang", "de"),
+        or_(in_("tag", ["a", "b"]), range_("year", gte=2000, lt=2010)),
+        eq("public", True),
+        eq("rating", 2.5),
+    )
+    assert es.compile_filter(flt, SPEC) == [
+        {
+            "bool": {
+                "filter": [
+                    {"term": {"metadata.lang": "de"}},
+                    {
+                        "bool": {
+                            "should": [
+                                {"terms": {"metadata.tag": ["a", "b"]}},
+                                {"range": {"metadata.year": {"gte": 2000, "lt": 2010}}},
+                            ],
+                            "minimum_should_match": 1,
+                        }
+                    },
+                    {"term": {"metadata.public": True}},
+                    {"term": {"metadata.rating": 2.5}},
+                ]
+            }
+        }
+    ]
     assert es.compile_filter(parse_filter({"lang": "en"}), SPEC) == [
-        {"term": {"metadata.lang": "en"}}]
+        {"term": {"metadata.lang": "en"}}
+    ]
     assert es.compile_filter(None, SPEC) == []
     with pytest.raises(InputError, match="declared 'keyword'"):
         es.compile_filter(range_("lang", gt=1), SPEC)
@@ -190,13 +251,16 @@ def test_filter_values_of_the_wrong_json_type_match_nothing() -> None:
     assert es.compile_filter(eq("public", 1), SPEC) == [{"match_none": {}}]
     assert es.compile_filter(eq("year", True), SPEC) == [{"match_none": {}}]
     assert es.compile_filter(in_("public", [1, False]), SPEC) == [
-        {"terms": {"metadata.public": [False]}}]
+        {"terms": {"metadata.public": [False]}}
+    ]
     assert es.compile_filter(in_("rating", [True, 2, 2.5, "x"]), SPEC) == [
-        {"terms": {"metadata.rating": [2, 2.5]}}]
+        {"terms": {"metadata.rating": [2, 2.5]}}
+    ]
     # undeclared keys and keyword keys: as given (a list value matches any element)
     assert es.compile_filter(eq("tags", 1), SPEC) == [{"term": {"metadata.tags": 1}}]
     assert es.compile_filter(in_("lang", ["en", 1]), SPEC) == [
-        {"terms": {"metadata.lang": ["en", 1]}}]
+        {"terms": {"metadata.lang": ["en", 1]}}
+    ]
 
 
 # ----------------------------------------------------------------------------- queries
@@ -205,21 +269,44 @@ def test_filter_values_of_the_wrong_json_type_match_nothing() -> None:
 def test_single_signal_bodies() -> None:
     filters = [{"term": {"metadata.lang": "en"}}]
     options = es.ElasticsearchOptions()
-    assert es.knn_query(SPEC, QD, 10, options, filters) == {"knn": {
-        "field": "dense", "query_vector": QD, "k": 10, "num_candidates": 100, "filter": filters}}
+    assert es.knn_query(SPEC, QD, 10, options, filters) == {
+        "knn": {
+            "field": "dense",
+            "query_vector": QD,
+            "k": 10,
+            "num_candidates": 100,
+            "filter": filters,
+        }
+    }
     assert es.knn_query(SPEC, QD, 80, es.ElasticsearchOptions(rescore_oversample=2.0), [])[
-        "knn"] == {"field": "dense", "query_vector": QD, "k": 80, "num_candidates": 160,
-                   "rescore_vector": {"oversample": 2.0}}
-    assert es.sparse_query(SPEC, {7: 0.5}, options, filters) == {"bool": {
-        "must": [{"sparse_vector": {"field": "sparse", "query_vector": {"7": 0.5},
-                                    "prune": False}}],
-        "filter": filters}}
-    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {"script_score": {
-        "query": {"match_all": {}},
-        "script": {"source": SCRIPT, "params": {"query_vector": [[1.0, 0.0], [0.0, 1.0]],
-                                                "n": 2}}}}
+        "knn"
+    ] == {
+        "field": "dense",
+        "query_vector": QD,
+        "k": 80,
+        "num_candidates": 160,
+        "rescore_vector": {"oversample": 2.0},
+    }
+    assert es.sparse_query(SPEC, {7: 0.5}, options, filters) == {
+        "bool": {
+            "must": [
+                {"sparse_vector": {"field": "sparse", "query_vector": {"7": 0.5}, "prune": False}}
+            ],
+            "filter": filters,
+        }
+    }
+    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {
+        "script_score": {
+            "query": {"match_all": {}},
+            "script": {
+                "source": SCRIPT,
+                "params": {"query_vector": [[1.0, 0.0], [0.0, 1.0]], "n": 2},
+            },
+        }
+    }
     assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), filters)["script_score"][
-        "query"] == {"bool": {"filter": filters}}
+        "query"
+    ] == {"bool": {"filter": filters}}
 
 
 def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
@@ -228,19 +315,39 @@ def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
     rescore = es.rescore(SPEC, np.eye(2, dtype=np.float32), 50)
     tree = es.hybrid_retriever(
         [es.Signal("dense", knn, 0.5), es.Signal("sparse", sparse, 0.5)],
-        fusion="rrf", rrf_k=60, candidates=50, rerank=rescore,
+        fusion="rrf",
+        rrf_k=60,
+        candidates=50,
+        rerank=rescore,
     )
-    assert tree == {"rescorer": {
-        "retriever": {"rrf": {
-            "retrievers": [{"knn": knn["knn"]}, {"standard": {"query": sparse}}],
-            "rank_window_size": 50,
-            "rank_constant": 60,
-        }},
-        "rescore": {"window_size": 50, "query": {
-            "rescore_query": {"script_score": {"query": {"match_all": {}}, "script": {
-                "source": SCRIPT, "params": {"query_vector": [[1.0, 0.0], [0.0, 1.0]], "n": 2}}}},
-            "query_weight": 0.0, "rescore_query_weight": 1.0, "score_mode": "total"}},
-    }}
+    assert tree == {
+        "rescorer": {
+            "retriever": {
+                "rrf": {
+                    "retrievers": [{"knn": knn["knn"]}, {"standard": {"query": sparse}}],
+                    "rank_window_size": 50,
+                    "rank_constant": 60,
+                }
+            },
+            "rescore": {
+                "window_size": 50,
+                "query": {
+                    "rescore_query": {
+                        "script_score": {
+                            "query": {"match_all": {}},
+                            "script": {
+                                "source": SCRIPT,
+                                "params": {"query_vector": [[1.0, 0.0], [0.0, 1.0]], "n": 2},
+                            },
+                        }
+                    },
+                    "query_weight": 0.0,
+                    "rescore_query_weight": 1.0,
+                    "score_mode": "total",
+                },
+            },
+        }
+    }
 
 
 def test_hybrid_retriever_linear_exact() -> None:
@@ -248,23 +355,41 @@ def test_hybrid_retriever_linear_exact() -> None:
     sparse = es.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
     bm25 = es.bm25_query(SPEC, "river", [])
     tree = es.hybrid_retriever(
-        [es.Signal("dense", knn, 0.3), es.Signal("sparse", sparse, 0.7),
-         es.Signal("bm25", bm25, 0.1)],
-        fusion="weighted", rrf_k=60, candidates=20, rerank=None,
+        [
+            es.Signal("dense", knn, 0.3),
+            es.Signal("sparse", sparse, 0.7),
+            es.Signal("bm25", bm25, 0.1),
+        ],
+        fusion="weighted",
+        rrf_k=60,
+        candidates=20,
+        rerank=None,
     )
-    assert tree == {"linear": {"retrievers": [
-        {"retriever": {"knn": knn["knn"]}, "weight": 0.3, "normalizer": "none"},
-        {"retriever": {"standard": {"query": sparse}}, "weight": 0.7, "normalizer": "none"},
-        {"retriever": {"standard": {"query": {"bool": {"must": [{"match": {"text": "river"}}]}}}},
-         "weight": 0.1, "normalizer": "none"},
-    ], "rank_window_size": 20}}
+    assert tree == {
+        "linear": {
+            "retrievers": [
+                {"retriever": {"knn": knn["knn"]}, "weight": 0.3, "normalizer": "none"},
+                {"retriever": {"standard": {"query": sparse}}, "weight": 0.7, "normalizer": "none"},
+                {
+                    "retriever": {
+                        "standard": {"query": {"bool": {"must": [{"match": {"text": "river"}}]}}}
+                    },
+                    "weight": 0.1,
+                    "normalizer": "none",
+                },
+            ],
+            "rank_window_size": 20,
+        }
+    }
 
 
 def test_fusion_formulas() -> None:
     assert es.rrf_fuse([["a", "b"], ["b", "c"]], 60) == pytest.approx(
-        {"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62})
+        {"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62}
+    )
     assert es.linear_fuse([{"a": 0.9, "b": 0.8}, {"b": 2.0}], [0.3, 0.7]) == pytest.approx(
-        {"a": 0.27, "b": 0.24 + 1.4})
+        {"a": 0.27, "b": 0.24 + 1.4}
+    )
 
 
 def test_score_conversions_invert_elasticsearch() -> None:
@@ -292,9 +417,14 @@ def test_stored_sparse_weight_keeps_nine_bits() -> None:
 def test_document_source_and_checks() -> None:
     doc = Document("d1", "river bank", {"lang": "en"})
     source = es.document_source(doc, Q, SPEC)
-    assert source == {"id": "d1", "text": "river bank", "metadata": {"lang": "en"},
-                      "dense": QD, "sparse": {"7": 0.5, "9": 0.25},
-                      "colbert": [[1.0, 0.0], [0.0, 1.0]]}
+    assert source == {
+        "id": "d1",
+        "text": "river bank",
+        "metadata": {"lang": "en"},
+        "dense": QD,
+        "sparse": {"7": 0.5, "9": 0.25},
+        "colbert": [[1.0, 0.0], [0.0, 1.0]],
+    }
     es.check_document(doc, Q, SPEC)
     with pytest.raises(InputError, match="unit-length"):
         es.check_document(doc, M3Embedding(dense=np.array([1.0, 1.0], np.float32)), SPEC)
@@ -309,7 +439,7 @@ def test_index_names_and_urls() -> None:
     for bad in ("Upper", "_x", "a b", "a*", ".", "", "x" * 256):
         with pytest.raises(InputError):
             es.check_index_name(bad)
-    assert registry.module_for("elasticsearch://localhost:9200") == "connectors.elasticsearch"
+    assert registry.module_for("elasticsearch://localhost:9200") == "m3vdb.connectors.elasticsearch"
     client = conn.client_from_url("elasticsearch+https://u%40x:p@h:9243")
     assert [n.base_url for n in client.transport.node_pool.all()] == ["https://h:9243"]
     with pytest.raises(InputError):
@@ -329,7 +459,7 @@ def _item(op: str, doc_id: str, status: int, error: Any = None) -> tuple[bool, d
 MAPPER_ERROR = {
     "type": "document_parsing_exception",
     "reason": "[1:40] failed to parse field [metadata.year] of type [long]",
-    "caused_by": {"type": "illegal_argument_exception", "reason": "For input string: \"x\""},
+    "caused_by": {"type": "illegal_argument_exception", "reason": 'For input string: "x"'},
 }
 
 
@@ -346,9 +476,11 @@ def test_bulk_item_errors_are_reported_not_swallowed() -> None:
     err = info.value
     assert isinstance(err, InputError) and err.caller_fault and not err.retriable
     assert [f.id for f in err.failures] == ["b", "d"] and err.written_ids == ["a", "c"]
-    assert "'b': HTTP 400 document_parsing_exception: [1:40] failed to parse field " \
-           "[metadata.year] of type [long] (caused by illegal_argument_exception: For input " \
-           "string: \"x\")" in str(err)
+    assert (
+        "'b': HTTP 400 document_parsing_exception: [1:40] failed to parse field "
+        "[metadata.year] of type [long] (caused by illegal_argument_exception: For input "
+        'string: "x")' in str(err)
+    )
     assert "refused 2 of 4 documents" in str(err)
 
 
@@ -379,14 +511,28 @@ def _api_error(status: int, body: dict) -> ApiError:
 
 
 def test_error_translation() -> None:
-    bad = _api_error(400, {"error": {"root_cause": [{"type": "parsing_exception",
-                                                     "reason": "unknown field [x]"}],
-                                     "type": "parsing_exception", "reason": "unknown field [x]"},
-                           "status": 400})
+    bad = _api_error(
+        400,
+        {
+            "error": {
+                "root_cause": [{"type": "parsing_exception", "reason": "unknown field [x]"}],
+                "type": "parsing_exception",
+                "reason": "unknown field [x]",
+            },
+            "status": 400,
+        },
+    )
     assert isinstance(conn.translate_error(bad, "search"), InputError)
-    licence = _api_error(403, {"error": {"type": "security_exception",
-                                         "reason": "current license is non-compliant for [rrf]"},
-                               "status": 403})
+    licence = _api_error(
+        403,
+        {
+            "error": {
+                "type": "security_exception",
+                "reason": "current license is non-compliant for [rrf]",
+            },
+            "status": 403,
+        },
+    )
     err = conn.translate_error(licence, "hybrid search")
     assert isinstance(err, UnsupportedCapabilityError) and "start_trial" in str(err)
     busy = _api_error(503, {"error": {"type": "unavailable_shards_exception", "reason": "x"}})
@@ -441,8 +587,14 @@ def test_new_index_is_created_with_the_mapping() -> None:
     assert isinstance(store, Connector)
     assert client.calls == [
         ("indices.exists", {"index": "c"}),
-        ("indices.create", {"index": "c", "mappings": es.mapping(SPEC, store.options, TRIAL),
-                            "settings": {"number_of_shards": 1}}),
+        (
+            "indices.create",
+            {
+                "index": "c",
+                "mappings": es.mapping(SPEC, store.options, TRIAL),
+                "settings": {"number_of_shards": 1},
+            },
+        ),
     ]
 
 
@@ -458,15 +610,22 @@ def test_missing_index_without_create_is_refused_and_nothing_is_created() -> Non
 def test_existing_index_that_differs_is_a_schema_mismatch() -> None:
     other = es.mapping(IndexSpec(dense_dim=3, colbert_dim=2), es.ElasticsearchOptions(), TRIAL)
     with pytest.raises(SchemaMismatchError, match="dims 3, expected 2"):
-        _connector(TRIAL, SPEC, **{"indices.exists": True,
-                                   "indices.get_mapping": {"c": {"mappings": other}}})
+        _connector(
+            TRIAL,
+            SPEC,
+            **{"indices.exists": True, "indices.get_mapping": {"c": {"mappings": other}}},
+        )
 
 
 def _hits(*pairs: tuple[str, float]) -> dict:
-    return {"hits": {"hits": [
-        {"_id": i, "_score": s, "_source": {"id": i, "text": f"t {i}", "metadata": {}}}
-        for i, s in pairs
-    ]}}
+    return {
+        "hits": {
+            "hits": [
+                {"_id": i, "_score": s, "_source": {"id": i, "text": f"t {i}", "metadata": {}}}
+                for i, s in pairs
+            ]
+        }
+    }
 
 
 def test_hybrid_on_trial_is_one_search_with_retrievers() -> None:
@@ -476,14 +635,19 @@ def test_hybrid_on_trial_is_one_search_with_retrievers() -> None:
     flt = [{"term": {"metadata.lang": "en"}}]
     assert name == "search" and request["size"] == 3 and request["source"] == SOURCE
     assert request["retriever"] == es.hybrid_retriever(
-        [es.Signal("dense", es.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
-         es.Signal("sparse", es.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5)],
-        fusion="rrf", rrf_k=60, candidates=50,
+        [
+            es.Signal("dense", es.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
+            es.Signal("sparse", es.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5),
+        ],
+        fusion="rrf",
+        rrf_k=60,
+        candidates=50,
         rerank=es.rescore(SPEC, np.asarray(Q.colbert), 50),
     )
     assert [h.id for h in hits] == ["a"]
     assert hits[0].score == pytest.approx(1.5) and hits[0].signal_scores == {
-        "colbert": pytest.approx(1.5)}
+        "colbert": pytest.approx(1.5)
+    }
     with pytest.raises(InputError, match="candidates"):
         store.search(Q, 30, hybrid=HybridOptions(candidates=10))
 
@@ -491,13 +655,20 @@ def test_hybrid_on_trial_is_one_search_with_retrievers() -> None:
 def test_single_modes_send_one_typed_query_and_convert_scores() -> None:
     store, client = _connector(TRIAL, SPEC, search=_hits(("a", 0.9), ("b", 0.75)))
     hits = store.search(Q, 2, mode="dense")
-    assert client.calls[-1] == ("search", {
-        "index": "c", "source": SOURCE, "size": 2,
-        "query": es.knn_query(SPEC, QD, 2, store.options, [])})
+    assert client.calls[-1] == (
+        "search",
+        {
+            "index": "c",
+            "source": SOURCE,
+            "size": 2,
+            "query": es.knn_query(SPEC, QD, 2, store.options, []),
+        },
+    )
     assert [h.score for h in hits] == [pytest.approx(0.8), pytest.approx(0.5)]
     hits = store.search(Q, 2, mode="colbert", filter=eq("year", 2001))
     assert client.calls[-1][1]["query"] == es.colbert_query(
-        SPEC, np.asarray(Q.colbert), [{"term": {"metadata.year": 2001}}])
+        SPEC, np.asarray(Q.colbert), [{"term": {"metadata.year": 2001}}]
+    )
     assert hits[0].score == pytest.approx(2 * math.log(0.9))
     assert store.search(M3Embedding(sparse={}), 2, mode="sparse") == []
 
@@ -505,7 +676,7 @@ def test_single_modes_send_one_typed_query_and_convert_scores() -> None:
 def test_basic_licence_fallback_is_one_msearch_fused_in_m3vdb(caplog) -> None:
     spec = IndexSpec(dense_dim=2, colbert=False)
     responses = {"responses": [_hits(("a", 0.9), ("b", 0.8)), _hits(("b", 1.2), ("c", 0.4))]}
-    with caplog.at_level("WARNING", logger="connectors.elasticsearch"):
+    with caplog.at_level("WARNING", logger="m3vdb.connectors.elasticsearch"):
         store, client = _connector(BASIC, spec, msearch=responses)
     assert "client-side" in caplog.text or "in m3vdb" in caplog.text
     assert store.hybrid_method == "client_fusion"
@@ -514,19 +685,27 @@ def test_basic_licence_fallback_is_one_msearch_fused_in_m3vdb(caplog) -> None:
     name, request = client.calls[-1]
     assert name == "msearch" and request["index"] == "c"
     assert request["searches"] == [
-        {}, {"query": es.knn_query(spec, QD, 20, store.options, flt), "size": 20,
-             "_source": SOURCE},
-        {}, {"query": es.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt), "size": 20,
-             "_source": SOURCE},
+        {},
+        {"query": es.knn_query(spec, QD, 20, store.options, flt), "size": 20, "_source": SOURCE},
+        {},
+        {
+            "query": es.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt),
+            "size": 20,
+            "_source": SOURCE,
+        },
     ]
     # RRF over Elasticsearch's own ranks, as the rrf retriever computes it
     assert [h.id for h in hits] == ["b", "a", "c"]
     assert hits[0].score == pytest.approx(1 / 62 + 1 / 61)
-    assert hits[0].signal_scores == {"dense": pytest.approx(0.6), "sparse": 1.2,
-                                     "fusion": pytest.approx(1 / 62 + 1 / 61)}
+    assert hits[0].signal_scores == {
+        "dense": pytest.approx(0.6),
+        "sparse": 1.2,
+        "fusion": pytest.approx(1 / 62 + 1 / 61),
+    }
     hits = store.search(Q, 3, hybrid=HybridOptions(fusion="weighted", weights=(0.3, 0.7)))
     assert {h.id: h.score for h in hits} == pytest.approx(
-        {"a": 0.3 * 0.9, "b": 0.3 * 0.8 + 0.7 * 1.2, "c": 0.7 * 0.4})
+        {"a": 0.3 * 0.9, "b": 0.3 * 0.8 + 0.7 * 1.2, "c": 0.7 * 0.4}
+    )
 
 
 def test_bm25_signal_needs_text() -> None:

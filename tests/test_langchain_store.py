@@ -20,8 +20,8 @@ from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
 from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
 
-from encoder import InputError, M3Encoder  # noqa: E402
-from m3vdb_langchain import M3Embeddings, M3VectorStore  # noqa: E402
+from m3vdb import InputError, M3Encoder  # noqa: E402
+from m3vdb.langchain import M3Embeddings, M3VectorStore  # noqa: E402
 
 
 def _standard(cls: type) -> type:

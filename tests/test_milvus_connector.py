@@ -19,20 +19,19 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from pymilvus import MilvusClient  # noqa: E402
-from pymilvus.exceptions import MilvusException  # noqa: E402
-
-from connectors import milvus as cm  # noqa: E402
-from connectors.filters import matches, parse_filter  # noqa: E402
-from encoder.data import Document, M3Embedding  # noqa: E402
-from encoder.errors import (  # noqa: E402
+from m3vdb.connectors import milvus as cm  # noqa: E402
+from m3vdb.schemas import milvus as ms  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
+from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
 )
-from schemas import milvus as ms  # noqa: E402
-from schemas.spec import IndexSpec  # noqa: E402
+from m3vdb.schemas.filters import matches, parse_filter  # noqa: E402
+from m3vdb.schemas.spec import IndexSpec  # noqa: E402
+from pymilvus import MilvusClient  # noqa: E402
+from pymilvus.exceptions import MilvusException  # noqa: E402
 
 DIM = 16
 SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
@@ -326,10 +325,15 @@ def test_range_over_list_values_matches_scalars_only(lite, flt):
         con = _connector(lite, collection, IndexSpec(dense_dim=DIM, sparse=False, colbert=False))
         con.upsert([(Document(f"m{i}", "t", m), _emb(i)) for i, m in enumerate(METADATA)])
     parsed = parse_filter(flt)
-    found = {r["id"] for r in lite.query(collection, filter=ms.compile_filter(parsed),
-                                         output_fields=["id"])}
-    scalar_only = {f"m{i}" for i, m in enumerate(METADATA)
-                   if not isinstance(m.get("years"), list) and matches(parsed, m)}
+    found = {
+        r["id"]
+        for r in lite.query(collection, filter=ms.compile_filter(parsed), output_fields=["id"])
+    }
+    scalar_only = {
+        f"m{i}"
+        for i, m in enumerate(METADATA)
+        if not isinstance(m.get("years"), list) and matches(parsed, m)
+    }
     with_lists = {f"m{i}" for i, m in enumerate(METADATA) if matches(parsed, m)}
     assert scalar_only != with_lists, "test setup: the filter must match a list value"
     assert found == scalar_only
@@ -366,7 +370,7 @@ def test_missing_pymilvus_says_what_to_install(monkeypatch):
 
 
 def test_connector_satisfies_the_protocol(lite, name):
-    from connectors.base import Connector
+    from m3vdb.connectors.base import Connector
 
     assert isinstance(_connector(lite, name), Connector)
 

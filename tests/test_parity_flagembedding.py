@@ -60,7 +60,7 @@ def test_every_output_equals_flagembedding(tiny_encoder, reference_model, max_le
 
 
 def test_scores_equal_flagembedding(tiny_encoder, reference_model):
-    from encoder import colbert_score, sparse_score
+    from m3vdb.encoder import colbert_score, sparse_score
 
     texts = SAMPLE_TEXTS[:6]
     ref = reference_model.encode(

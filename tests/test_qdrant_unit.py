@@ -12,15 +12,8 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from qdrant_client import QdrantClient, models  # noqa: E402
-from qdrant_client.http.exceptions import (  # noqa: E402
-    ResponseHandlingException,
-    UnexpectedResponse,
-)
-
-from connectors import connect  # noqa: E402
-from connectors.filters import and_, eq, in_, matches, or_, parse_filter, range_  # noqa: E402
-from connectors.qdrant import (  # noqa: E402
+from m3vdb.connectors import connect  # noqa: E402
+from m3vdb.connectors.qdrant import (  # noqa: E402
     client_from_target,
     client_options,
     compile_filter,
@@ -28,15 +21,21 @@ from connectors.qdrant import (  # noqa: E402
     open_connector,
     translate_error,
 )
-from encoder.data import Document, M3Embedding  # noqa: E402
-from encoder.errors import (  # noqa: E402
+from m3vdb.schemas import qdrant as qs  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
+from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
 )
-from schemas import qdrant as qs  # noqa: E402
-from schemas.spec import FieldNames, IndexSpec, MetadataField  # noqa: E402
+from m3vdb.schemas.filters import and_, eq, in_, matches, or_, parse_filter, range_  # noqa: E402
+from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField  # noqa: E402
+from qdrant_client import QdrantClient, models  # noqa: E402
+from qdrant_client.http.exceptions import (  # noqa: E402
+    ResponseHandlingException,
+    UnexpectedResponse,
+)
 
 SPEC = IndexSpec(
     dense_dim=4,
@@ -60,8 +59,13 @@ def test_vectors_config_is_native() -> None:
     assert colbert.size == 3 and colbert.distance == models.Distance.DOT
     assert colbert.multivector_config.comparator == models.MultiVectorComparator.MAX_SIM
     assert colbert.hnsw_config.m == 0 and colbert.datatype is None
-    indexed = IndexSpec(dense_dim=4, colbert_dim=3, colbert_index=True, colbert_precision="float16",
-                        dense_metric="cosine")
+    indexed = IndexSpec(
+        dense_dim=4,
+        colbert_dim=3,
+        colbert_index=True,
+        colbert_precision="float16",
+        dense_metric="cosine",
+    )
     config = qs.vectors_config(indexed)
     assert config["dense"].distance == models.Distance.COSINE
     assert config["colbert"].hnsw_config is None
@@ -89,8 +93,9 @@ def test_point_round_trip_and_ids() -> None:
 
 def test_custom_field_names() -> None:
     names = FieldNames(id="doc_id", text="body", dense="d", sparse="s", colbert="c", metadata="m")
-    spec = IndexSpec(dense_dim=4, colbert_dim=3, fields=names,
-                     metadata_fields=(MetadataField("lang"),))
+    spec = IndexSpec(
+        dense_dim=4, colbert_dim=3, fields=names, metadata_fields=(MetadataField("lang"),)
+    )
     point = qs.to_point(Document("x", "y", {"lang": "en"}), _emb(), spec)
     assert set(point.vector) == {"d", "s", "c"}
     assert point.payload == {"doc_id": "x", "body": "y", "m": {"lang": "en"}}
@@ -109,20 +114,23 @@ def test_validate_collection_lists_every_mismatch() -> None:
     assert "Cosine" in text
     assert "'colbert': missing" in text
     assert "'sparse': missing" in text
-    client.create_collection("ok", vectors_config=qs.vectors_config(SPEC),
-                             sparse_vectors_config=qs.sparse_vectors_config(SPEC))
+    client.create_collection(
+        "ok",
+        vectors_config=qs.vectors_config(SPEC),
+        sparse_vectors_config=qs.sparse_vectors_config(SPEC),
+    )
     assert qs.validate_collection(client.get_collection("ok"), SPEC) == []
 
 
 def test_compile_filter_structure() -> None:
-    flt = compile_filter(and_(eq("lang", "en"), or_(range_("year", gte=2000), in_("n", [1, 2]))),
-                         SPEC)
+    flt = compile_filter(
+        and_(eq("lang", "en"), or_(range_("year", gte=2000), in_("n", [1, 2]))), SPEC
+    )
     # always must at the top: the server merges filters field by field
     assert flt.should is None and len(flt.must) == 1
     (top,) = flt.must
     first, second = top.must
-    assert first == models.FieldCondition(key="metadata.lang",
-                                          match=models.MatchValue(value="en"))
+    assert first == models.FieldCondition(key="metadata.lang", match=models.MatchValue(value="en"))
     assert second.should[0].range == models.Range(gte=2000)
     assert second.should[1].match == models.MatchAny(any=[1, 2])
     mixed = compile_filter(in_("x", ["a", 1]), SPEC).must[0]
@@ -159,10 +167,16 @@ def test_compiled_filters_agree_with_matches_on_lists_and_bools(flt) -> None:
     """Local mode evaluates compiled filters as the server documents it: a list matches when
     any element does, and bool / int are distinct types."""
     client = QdrantClient(":memory:")
-    client.create_collection("f", vectors_config={"d": models.VectorParams(
-        size=1, distance=models.Distance.DOT)})
-    client.upsert("f", [models.PointStruct(id=i, vector={"d": [1.0]}, payload={"metadata": m})
-                        for i, m in enumerate(FILTER_METADATA)])
+    client.create_collection(
+        "f", vectors_config={"d": models.VectorParams(size=1, distance=models.Distance.DOT)}
+    )
+    client.upsert(
+        "f",
+        [
+            models.PointStruct(id=i, vector={"d": [1.0]}, payload={"metadata": m})
+            for i, m in enumerate(FILTER_METADATA)
+        ],
+    )
     parsed = parse_filter(flt)
     points, _ = client.scroll("f", scroll_filter=compile_filter(parsed, SPEC), limit=100)
     expected = {i for i, m in enumerate(FILTER_METADATA) if matches(parsed, m)}
@@ -209,7 +223,7 @@ def test_transient_failures_are_retried(monkeypatch: pytest.MonkeyPatch) -> None
         return real(*args, **kwargs)
 
     monkeypatch.setattr(client, "count", flaky)
-    monkeypatch.setattr("connectors.common.time.sleep", lambda s: None)
+    monkeypatch.setattr("m3vdb.connectors.common.time.sleep", lambda s: None)
     assert store.count() == 0
     monkeypatch.setattr(client, "count", lambda *a, **k: (_ for _ in ()).throw(_unexpected(400)))
     with pytest.raises(InputError):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from connectors import connect, registry
-from encoder.errors import MissingDependencyError
-from schemas.spec import IndexSpec
+from m3vdb.connectors import connect, registry
+from m3vdb.schemas.errors import MissingDependencyError
+from m3vdb.schemas.spec import IndexSpec
 
 SPEC = IndexSpec(dense_dim=4, colbert_dim=4)
 

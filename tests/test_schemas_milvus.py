@@ -1,4 +1,4 @@
-"""schemas.milvus: capabilities, field layouts, pymilvus schema objects, filter expressions,
+"""m3vdb.schemas.milvus: capabilities, field layouts, pymilvus schema objects, filter expressions,
 rows and their inverses, the validator, and Milvus's fusion formulas. No Milvus needed."""
 
 from __future__ import annotations
@@ -7,12 +7,11 @@ import math
 
 import numpy as np
 import pytest
-
-from connectors.filters import and_, eq, in_, or_, parse_filter, range_
-from encoder.data import Document, M3Embedding
-from encoder.errors import InputError
-from schemas import milvus as ms
-from schemas.spec import IndexSpec, MetadataField
+from m3vdb.schemas import milvus as ms
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_
+from m3vdb.schemas.spec import IndexSpec, MetadataField
 
 DIM = 8
 SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)

@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from encoder import (
-    InputError,
-    M3Embedding,
+from m3vdb.encoder import (
     colbert_maxsim,
     colbert_score,
     combined_score,
     dense_score,
     sparse_score,
 )
+
+from m3vdb import InputError, M3Embedding
 
 
 def test_scores_follow_flagembedding_definitions():

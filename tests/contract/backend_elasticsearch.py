@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 from backends import server_client
-
-from schemas import elasticsearch as es
+from m3vdb.schemas import elasticsearch as es
 
 NAME = "elasticsearch"
 CLIENT_PACKAGE = "elasticsearch"

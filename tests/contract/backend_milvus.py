@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from backends import server_client
-
-from schemas.milvus import milvus_weighted_fusion
+from m3vdb.schemas.milvus import milvus_weighted_fusion
 
 NAME = "milvus"
 CLIENT_PACKAGE = "pymilvus"

@@ -22,9 +22,8 @@ import backends
 import contract_data
 import pytest
 from contract_data import DIM, Corpus, SyntheticEncoder, build_corpus
-
-from connectors import Connector, connect
-from schemas.spec import IndexSpec, MetadataField
+from m3vdb.connectors import Connector, connect
+from m3vdb.schemas.spec import IndexSpec, MetadataField
 
 METADATA_FIELDS = (
     MetadataField("lang", "keyword"),

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
-
-from connectors.base import HybridOptions
-from connectors.filters import Filter, matches
-from encoder.data import Document, Hit, M3Embedding
+from m3vdb.connectors.base import HybridOptions
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.filters import Filter, matches
 
 DIM = 32
 VOCAB = 50_000
@@ -229,8 +228,12 @@ def sparse_scores(q: M3Embedding, embs: Mapping[str, M3Embedding], ids: Iterable
         shared = set(doc) & set(q.sparse)
         if shared:
             # query weights travel as float32; stored ones as the backend keeps them
-            out[i] = float(sum(_stored_sparse_weight(doc[t]) * np.float64(np.float32(q.sparse[t]))
-                               for t in shared))
+            out[i] = float(
+                sum(
+                    _stored_sparse_weight(doc[t]) * np.float64(np.float32(q.sparse[t]))
+                    for t in shared
+                )
+            )
     return out
 
 

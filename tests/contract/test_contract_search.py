@@ -22,9 +22,8 @@ from contract_data import (
     sparse_scores,
     top,
 )
-
-from connectors import Connector, HybridOptions, M3Embedding
-from connectors.filters import Filter, and_, eq, in_, or_, parse_filter, range_
+from m3vdb.connectors import Connector, HybridOptions, M3Embedding
+from m3vdb.schemas.filters import Filter, and_, eq, in_, or_, parse_filter, range_
 
 FILTERS: dict[str, Filter | dict | None] = {
     "none": None,
@@ -77,12 +76,15 @@ def test_single_signal_modes_equal_numpy(
 
 
 def _scalar_values_only(corpus: Corpus, key: str) -> dict[str, dict[str, object]]:
-    return {i: {k: v for k, v in m.items() if not (k == key and isinstance(v, list))}
-            for i, m in corpus.metadata().items()}
+    return {
+        i: {k: v for k, v in m.items() if not (k == key and isinstance(v, list))}
+        for i, m in corpus.metadata().items()
+    }
 
 
-@pytest.mark.parametrize("flt", list(RANGE_OVER_LIST_FILTERS.values()),
-                         ids=list(RANGE_OVER_LIST_FILTERS))
+@pytest.mark.parametrize(
+    "flt", list(RANGE_OVER_LIST_FILTERS.values()), ids=list(RANGE_OVER_LIST_FILTERS)
+)
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
 def test_range_over_list_values(
     corpus_store: Connector, corpus: Corpus, backend_target, mode: str, flt: Filter
@@ -99,13 +101,32 @@ def test_range_over_list_values(
     for n, q in enumerate(corpus.queries):
         hits = corpus_store.search(q, 10, mode=mode, filter=flt, hybrid=options)
         if mode == "dense":
-            assert_ranking(hits, dense_scores(q, corpus.embeddings, ids), 10,
-                           tol=factory.SCORE_TOLERANCE, what=f"query {n}")
+            assert_ranking(
+                hits,
+                dense_scores(q, corpus.embeddings, ids),
+                10,
+                tol=factory.SCORE_TOLERANCE,
+                what=f"query {n}",
+            )
         else:
-            ref = hybrid_reference(q, corpus.embeddings, ids, 10, options,
-                                   factory.fuse_weighted, rerank_available=False)
-            assert_ranking(hits, ref.scores, 10, tol=1e-6, required=ref.required,
-                           expected_len=ref.expected_len, what=f"query {n}")
+            ref = hybrid_reference(
+                q,
+                corpus.embeddings,
+                ids,
+                10,
+                options,
+                factory.fuse_weighted,
+                rerank_available=False,
+            )
+            assert_ranking(
+                hits,
+                ref.scores,
+                10,
+                tol=1e-6,
+                required=ref.required,
+                expected_len=ref.expected_len,
+                what=f"query {n}",
+            )
 
 
 def test_hits_carry_text_and_metadata(corpus_store: Connector, corpus: Corpus) -> None:
@@ -143,14 +164,24 @@ def test_hybrid_equals_numpy(
         k = 8
         hits = corpus_store.search(q, k, mode="hybrid", filter=flt, hybrid=options)  # type: ignore[arg-type]
         ref = hybrid_reference(
-            q, corpus.embeddings, ids, k, options, backend_target.factory.fuse_weighted,
+            q,
+            corpus.embeddings,
+            ids,
+            k,
+            options,
+            backend_target.factory.fuse_weighted,
             rerank_available=True,
         )
         # RRF scores are tiny (~1/60): compare them tighter than raw similarity scores.
         score_tol = tol if (options.rerank or options.fusion == "weighted") else 1e-6
         assert_ranking(
-            hits, ref.scores, k, tol=score_tol, required=ref.required,
-            expected_len=ref.expected_len, what=f"query {n} {options}",
+            hits,
+            ref.scores,
+            k,
+            tol=score_tol,
+            required=ref.required,
+            expected_len=ref.expected_len,
+            what=f"query {n} {options}",
         )
 
 
@@ -166,11 +197,21 @@ def test_hybrid_filter_applies_before_candidates(
     all_ids = [d.id for d in corpus.docs]
     ids = _ids(corpus, flt)
     ref = hybrid_reference(
-        q, corpus.embeddings, ids, k, options, backend_target.factory.fuse_weighted,
+        q,
+        corpus.embeddings,
+        ids,
+        k,
+        options,
+        backend_target.factory.fuse_weighted,
         rerank_available=False,
     )
     post = hybrid_reference(
-        q, corpus.embeddings, all_ids, 10, options, backend_target.factory.fuse_weighted,
+        q,
+        corpus.embeddings,
+        all_ids,
+        10,
+        options,
+        backend_target.factory.fuse_weighted,
         rerank_available=False,
     )
     post_ids = [i for i in top(post.scores, len(post.scores)) if i in set(ids)][:k]
@@ -181,11 +222,22 @@ def test_hybrid_filter_applies_before_candidates(
     options = HybridOptions(candidates=10)
     hits = corpus_store.search(q, k, mode="hybrid", filter=flt, hybrid=options)
     ref = hybrid_reference(
-        q, corpus.embeddings, ids, k, options, backend_target.factory.fuse_weighted,
+        q,
+        corpus.embeddings,
+        ids,
+        k,
+        options,
+        backend_target.factory.fuse_weighted,
         rerank_available=True,
     )
-    assert_ranking(hits, ref.scores, k, tol=backend_target.factory.SCORE_TOLERANCE,
-                   required=ref.required, expected_len=ref.expected_len)
+    assert_ranking(
+        hits,
+        ref.scores,
+        k,
+        tol=backend_target.factory.SCORE_TOLERANCE,
+        required=ref.required,
+        expected_len=ref.expected_len,
+    )
     assert all(h.metadata["lang"] == "ar" for h in hits)
 
 
@@ -207,15 +259,25 @@ def test_text_queries_go_through_the_encoder(
     ids = list(embs)
     for text in corpus.query_texts[:3]:
         q = synthetic_encoder.encode([text])[0]
-        for mode, ref in (("dense", dense_scores), ("sparse", sparse_scores),
-                          ("colbert", maxsim_scores)):
+        for mode, ref in (
+            ("dense", dense_scores),
+            ("sparse", sparse_scores),
+            ("colbert", maxsim_scores),
+        ):
             hits = store.search(text, 5, mode=mode)
             assert_ranking(hits, ref(q, embs, ids), 5, tol=backend.tolerance, what=mode)
         hits = store.search(text, 5)
-        href = hybrid_reference(q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted,
-                                rerank_available=True)
-        assert_ranking(hits, href.scores, 5, tol=backend.tolerance, required=href.required,
-                       expected_len=href.expected_len)
+        href = hybrid_reference(
+            q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted, rerank_available=True
+        )
+        assert_ranking(
+            hits,
+            href.scores,
+            5,
+            tol=backend.tolerance,
+            required=href.required,
+            expected_len=href.expected_len,
+        )
 
 
 def test_tiny_encoder_end_to_end(backend: ContractBackend, request: pytest.FixtureRequest) -> None:
@@ -227,7 +289,7 @@ def test_tiny_encoder_end_to_end(backend: ContractBackend, request: pytest.Fixtu
     from contract_data import build_corpus
 
     docs = build_corpus().docs[:60]
-    from schemas.spec import IndexSpec
+    from m3vdb.schemas.spec import IndexSpec
 
     spec = IndexSpec.for_encoder(encoder, metadata_fields=corpus_spec().metadata_fields)
     store = backend.open(spec, encoder=encoder)
@@ -237,16 +299,21 @@ def test_tiny_encoder_end_to_end(backend: ContractBackend, request: pytest.Fixtu
     flt = {"lang": {"in": ["en", "de", "zh", "ru", "ar"]}}
     text = docs[0].text
     q = encoder.encode([text])[0]
-    for mode, ref in (("dense", dense_scores), ("sparse", sparse_scores),
-                      ("colbert", maxsim_scores)):
+    for mode, ref in (
+        ("dense", dense_scores),
+        ("sparse", sparse_scores),
+        ("colbert", maxsim_scores),
+    ):
         hits = store.search(text, 5, mode=mode, filter=flt)
         # the encoder runs twice (upsert vs here): allow its float noise
         assert_ranking(hits, ref(q, embs, ids), 5, tol=1e-3, what=mode)
     hits = store.search(text, 5, filter=flt)
-    href = hybrid_reference(q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted,
-                            rerank_available=True)
-    assert_ranking(hits, href.scores, 5, tol=1e-3, required=href.required,
-                   expected_len=href.expected_len)
+    href = hybrid_reference(
+        q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted, rerank_available=True
+    )
+    assert_ranking(
+        hits, href.scores, 5, tol=1e-3, required=href.required, expected_len=href.expected_len
+    )
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "colbert", "hybrid"])
@@ -261,14 +328,24 @@ def test_colbert_float16_and_cosine(backend: ContractBackend, corpus: Corpus, mo
     for q in corpus.queries[:3]:
         hits = store.search(q, 10, mode=mode)
         if mode == "hybrid":
-            ref = hybrid_reference(q, embs, ids, 10, HybridOptions(), backend.factory.fuse_weighted,
-                                   rerank_available=True, float16=True)
-            assert_ranking(hits, ref.scores, 10, tol=2e-2, required=ref.required,
-                           expected_len=ref.expected_len)
+            ref = hybrid_reference(
+                q,
+                embs,
+                ids,
+                10,
+                HybridOptions(),
+                backend.factory.fuse_weighted,
+                rerank_available=True,
+                float16=True,
+            )
+            assert_ranking(
+                hits, ref.scores, 10, tol=2e-2, required=ref.required, expected_len=ref.expected_len
+            )
         else:
             scores = {"dense": dense_scores, "sparse": sparse_scores}.get(mode)
-            ref_scores = (scores(q, embs, ids) if scores else
-                          maxsim_scores(q, embs, ids, float16=True))
+            ref_scores = (
+                scores(q, embs, ids) if scores else maxsim_scores(q, embs, ids, float16=True)
+            )
             # float16 rows: ~1e-3 per dot, summed over the query rows
             assert_ranking(hits, ref_scores, 10, tol=2e-2 if mode == "colbert" else 1e-4)
 
@@ -283,6 +360,13 @@ def test_collection_without_colbert_hybrid_has_no_rerank(
     embs = {d.id: e for d, e in pairs}
     q = corpus.queries[1]
     hits = store.search(q, 7)  # rerank requested by default, but nothing to rerank with
-    ref = hybrid_reference(q, embs, list(embs), 7, HybridOptions(), backend.factory.fuse_weighted,
-                           rerank_available=False)
+    ref = hybrid_reference(
+        q,
+        embs,
+        list(embs),
+        7,
+        HybridOptions(),
+        backend.factory.fuse_weighted,
+        rerank_available=False,
+    )
     assert_ranking(hits, ref.scores, 7, tol=1e-6, expected_len=ref.expected_len)

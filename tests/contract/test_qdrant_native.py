@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from conftest import BackendTarget, ContractBackend, corpus_spec
 from contract_data import Corpus
-
-from connectors import Document, HybridOptions, IndexSpec, M3Embedding
-from encoder.errors import InputError
+from m3vdb.connectors import Document, HybridOptions, IndexSpec, M3Embedding
+from m3vdb.schemas.errors import InputError
 
 
 @pytest.fixture(scope="module", params=backends.params(("backend_qdrant",)))
@@ -56,7 +55,7 @@ def test_native_collection_layout(qdrant: ContractBackend) -> None:
 def test_points_have_uuid5_ids_and_keep_the_original_id(
     qdrant: ContractBackend, corpus: Corpus
 ) -> None:
-    from schemas.qdrant import M3VDB_NAMESPACE
+    from m3vdb.schemas.qdrant import M3VDB_NAMESPACE
 
     store = qdrant.open()
     doc, emb = corpus.pairs()[0]
@@ -67,8 +66,9 @@ def test_points_have_uuid5_ids_and_keep_the_original_id(
     assert record.payload["id"] == doc.id
     assert record.payload["metadata"] == dict(doc.metadata)
     np.testing.assert_allclose(record.vector["dense"], emb.dense, rtol=1e-6)
-    stored_sparse = dict(zip(record.vector["sparse"].indices, record.vector["sparse"].values,
-                             strict=True))
+    stored_sparse = dict(
+        zip(record.vector["sparse"].indices, record.vector["sparse"].values, strict=True)
+    )
     assert stored_sparse == pytest.approx(emb.sparse)
 
 
@@ -88,8 +88,9 @@ def test_hybrid_with_rerank_is_one_query_points_call(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(client, "query_points", spy)
-    hits = store.search(corpus.queries[0], 5, filter={"lang": "en"},
-                        hybrid=HybridOptions(candidates=12))
+    hits = store.search(
+        corpus.queries[0], 5, filter={"lang": "en"}, hybrid=HybridOptions(candidates=12)
+    )
     assert len(calls) == 1
     assert len(hits) == 5
     call = calls[0]
@@ -112,8 +113,9 @@ def test_multivector_cap_is_enforced_before_any_write(qdrant: ContractBackend) -
     def pair(doc_id: str, rows: int) -> tuple[Document, M3Embedding]:
         colbert = np.ones((rows, 1024), np.float32) / 32.0
         dense = rng.normal(size=4).astype(np.float32)
-        return Document(doc_id, "long text"), M3Embedding(dense=dense / np.linalg.norm(dense),
-                                                          colbert=colbert)
+        return Document(doc_id, "long text"), M3Embedding(
+            dense=dense / np.linalg.norm(dense), colbert=colbert
+        )
 
     with pytest.raises(InputError, match="encode_windows") as info:
         store.upsert([pair("ok", 3), pair("too-long", 1025)])
@@ -121,7 +123,7 @@ def test_multivector_cap_is_enforced_before_any_write(qdrant: ContractBackend) -
     assert store.count() == 0
     # a smaller dimension allows more rows: the cap is on floats, not rows
     small = IndexSpec(dense_dim=4, colbert_dim=256, sparse=False, max_colbert_rows=4096)
-    from schemas.qdrant import check_multivector_cap
+    from m3vdb.schemas.qdrant import check_multivector_cap
 
     check_multivector_cap(small, "x", 4096)
     with pytest.raises(InputError):
@@ -138,10 +140,12 @@ def test_weighted_fusion_is_a_formula_over_prefetch_scores(
     client = store.client  # type: ignore[attr-defined]
     calls = []
     real = client.query_points
-    monkeypatch.setattr(client, "query_points",
-                        lambda *a, **kw: calls.append(kw) or real(*a, **kw))
-    store.search(corpus.queries[1], 5,
-                 hybrid=HybridOptions(fusion="weighted", weights=(0.25, 0.75), rerank=False))
+    monkeypatch.setattr(client, "query_points", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    store.search(
+        corpus.queries[1],
+        5,
+        hybrid=HybridOptions(fusion="weighted", weights=(0.25, 0.75), rerank=False),
+    )
     (call,) = calls
     assert isinstance(call["query"], models.FormulaQuery)
     assert call["query"].defaults == {"$score[0]": 0.0, "$score[1]": 0.0}

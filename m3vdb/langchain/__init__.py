@@ -6,7 +6,7 @@ Needs the optional extra: ``pip install 'm3vdb[langchain]'``. The core packages
 
 from __future__ import annotations
 
-from m3vdb_langchain.embeddings import M3Embeddings
-from m3vdb_langchain.vectorstore import M3VectorStore
+from m3vdb.langchain.embeddings import M3Embeddings
+from m3vdb.langchain.vectorstore import M3VectorStore
 
 __all__ = ["M3Embeddings", "M3VectorStore"]

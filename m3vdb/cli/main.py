@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from encoder.errors import BackendError, CollectionNotFoundError, InputError, M3VDBError
+from m3vdb.schemas.errors import BackendError, CollectionNotFoundError, InputError, M3VDBError
 
 if TYPE_CHECKING:
-    from connectors import Connector
-    from encoder import M3Encoder
+    from m3vdb.connectors import Connector
+    from m3vdb.encoder import M3Encoder
 
 DEFAULT_DB = "m3vdb.db"
 DEFAULT_COLLECTION = "m3vdb"
@@ -189,9 +189,9 @@ def _quiet_clients(verbose: bool) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     """``m3vdb index PATH...``"""
-    from m3vdb_cli import sources
-    from m3vdb_cli.indexing import Chunking, index_documents
-    from m3vdb_cli.render import summary_text
+    from m3vdb.cli import sources
+    from m3vdb.cli.indexing import Chunking, index_documents
+    from m3vdb.cli.render import summary_text
 
     files = sources.discover(args.paths)  # before loading the model: fail fast on bad paths
     total = sources.count_documents(files)
@@ -216,9 +216,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """``m3vdb search QUERY``"""
-    from connectors import HybridOptions
-    from connectors.filters import parse_filter
-    from m3vdb_cli.render import hits_json, hits_table
+    from m3vdb.cli.render import hits_json, hits_table
+    from m3vdb.connectors import HybridOptions
+    from m3vdb.schemas.filters import parse_filter
 
     flt = parse_filter(_filter_json(args.filter)) if args.filter else None  # before the model
     encoder = _encoder(args)
@@ -236,7 +236,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``m3vdb info``"""
-    from m3vdb_cli.render import describe, info_text
+    from m3vdb.cli.render import describe, info_text
 
     encoder = _encoder(args)  # the collection's expected dimensions come from the model
     with _connector(args, encoder, must_exist=True) as connector:
@@ -262,7 +262,7 @@ def _filter_json(text: str) -> Any:
 
 
 def _encoder(args: argparse.Namespace) -> M3Encoder:
-    from encoder import M3Encoder
+    from m3vdb.encoder import M3Encoder
 
     model = str(args.model)
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
@@ -287,7 +287,8 @@ def _connector(
     that does not exist or holds nothing is the caller's mistake (a typo in --db or
     --collection); the collection is then opened with ``create=False``, so a typo creates
     nothing."""
-    import connectors
+
+    from m3vdb.connectors import connect
 
     db, name = args.db, args.collection
     if must_exist and _is_lite_file(db) and not Path(db.removeprefix("milvus-lite:")).exists():
@@ -297,9 +298,7 @@ def _connector(
             "pass the --db you indexed into"
         )
     try:
-        connector = connectors.connect(
-            db, collection=name, encoder=encoder, create=not must_exist
-        )
+        connector = connect(db, collection=name, encoder=encoder, create=not must_exist)
     except CollectionNotFoundError as exc:
         raise InputError(
             f"no collection {name!r} at {db}: index into it first "

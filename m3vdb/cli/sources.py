@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from encoder import Document, InputError
+from m3vdb import Document, InputError
 
 SUFFIXES = (".txt", ".md", ".jsonl")
 

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-import connectors
-from connectors.base import Connector, FilterLike, HybridOptions, SearchMode, UpsertItem
-from encoder import Document, InputError, M3Embedding, M3Encoder
-from m3vdb_langchain._langchain import Embeddings, LCDocument, VectorStore
-from m3vdb_langchain.embeddings import M3Embeddings
-from schemas.spec import IndexSpec
+from m3vdb import Document, InputError
+from m3vdb.connectors import connect
+from m3vdb.connectors.base import Connector, FilterLike, HybridOptions, SearchMode, UpsertItem
+from m3vdb.encoder import M3Embedding, M3Encoder
+from m3vdb.langchain._langchain import Embeddings, LCDocument, VectorStore
+from m3vdb.langchain.embeddings import M3Embeddings
+from m3vdb.schemas.spec import IndexSpec
 
 _MODES: tuple[SearchMode, ...] = ("dense", "sparse", "colbert", "hybrid")
 
@@ -69,8 +70,8 @@ class M3VectorStore(VectorStore):
 
     Example::
 
-        from encoder import M3Encoder
-        from m3vdb_langchain import M3VectorStore
+        from m3vdb.encoder import M3Encoder
+        from m3vdb.langchain import M3VectorStore
 
         store = M3VectorStore.connect("m3vdb.db", collection="docs", embedding=M3Encoder())
         store.add_texts(["BGE-M3 is multilingual"], metadatas=[{"lang": "en"}])
@@ -155,7 +156,7 @@ class M3VectorStore(VectorStore):
             hybrid: default hybrid options.
         """
         spec = spec or spec_for_embedding(embedding)
-        connector = connectors.connect(
+        connector = connect(
             target, collection=collection, encoder=_encoder_of(embedding), spec=spec
         )
         return cls(connector, embedding=embedding, mode=mode, hybrid=hybrid, owns_connector=True)
@@ -298,7 +299,7 @@ class M3VectorStore(VectorStore):
             query: the query text.
             k: how many documents.
             filter: a metadata filter dict (``{"lang": "en", "year": {"gte": 2020}}``, see
-                ``connectors.filters``) or a ``connectors.filters`` object.
+                ``m3vdb.schemas.filters``) or a ``m3vdb.schemas.filters`` object.
             mode: "dense", "sparse", "colbert" or "hybrid"; default: the store's.
             hybrid: fusion / rerank options for ``mode="hybrid"``.
         """

@@ -2,7 +2,7 @@
 
 Build it with the helpers::
 
-    from connectors.filters import eq, in_, range_, and_, or_
+    from m3vdb.schemas.filters import eq, in_, range_, and_, or_
     f = and_(eq("lang", "en"), range_("year", gte=2020))
 
 or from a plain dict (the form the CLI and LangChain's ``filter=`` use)::
@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from encoder.errors import InputError
+from m3vdb.schemas.errors import InputError
 
 Scalar = str | int | float | bool
 
@@ -111,7 +111,7 @@ def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
         return value
     if not isinstance(value, Mapping):
         raise InputError(
-            f"a filter must be a dict or a connectors.filters object, got {type(value).__name__}"
+            f"a filter must be a dict or a m3vdb.schemas.filters object, got {type(value).__name__}"
         )
     clauses: list[Filter] = []
     for key, cond in value.items():

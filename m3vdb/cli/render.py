@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connectors import Connector, Hit
-from m3vdb_cli.indexing import IndexSummary
-from schemas.spec import IndexSpec
+from m3vdb.cli.indexing import IndexSummary
+from m3vdb.connectors import Connector, Hit
+from m3vdb.schemas.spec import IndexSpec
 
 _SIGNAL_ORDER = ("dense", "sparse", "colbert", "fusion")
 

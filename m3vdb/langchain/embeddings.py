@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from encoder import M3Encoder
-from m3vdb_langchain._langchain import Embeddings
+from m3vdb.encoder import M3Encoder
+from m3vdb.langchain._langchain import Embeddings
 
 
 class M3Embeddings(Embeddings):

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from connectors import Connector
-from connectors.common import batched
-from encoder import Document, InputError, M3Embedding, M3Encoder
-from schemas.spec import IndexSpec
+from m3vdb import Document, InputError
+from m3vdb.connectors import Connector
+from m3vdb.connectors.common import batched
+from m3vdb.encoder import M3Embedding, M3Encoder
+from m3vdb.schemas.spec import IndexSpec
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from encoder.errors import MissingDependencyError
+from m3vdb.schemas.errors import MissingDependencyError
 
 try:
     from langchain_core.documents import Document as LCDocument
     from langchain_core.embeddings import Embeddings
     from langchain_core.vectorstores import VectorStore
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("langchain-core", "langchain", "m3vdb_langchain") from exc
+    raise MissingDependencyError("langchain-core", "langchain", "m3vdb.langchain") from exc
 
 __all__ = ["Embeddings", "LCDocument", "VectorStore"]

@@ -6,6 +6,6 @@ Without ``--db`` everything goes to an embedded Milvus Lite file in the working 
 
 from __future__ import annotations
 
-from m3vdb_cli.main import main
+from m3vdb.cli.main import main
 
 __all__ = ["main"]

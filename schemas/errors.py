@@ -8,6 +8,9 @@ embedded and server backends raise the same exceptions for the same failure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class M3VDBError(Exception):
     """Base class of every m3vdb error."""
@@ -40,9 +43,9 @@ class SchemaMismatchError(M3VDBError):
     """An existing collection or index does not match what the connector expects."""
 
 
-class CollectionNotFoundError(SchemaMismatchError):
-    """The collection (index) does not exist and the connector was opened with
-    ``create=False``; nothing was created."""
+class CollectionNotFoundError(M3VDBError):
+    """The collection (index) does not exist: the connector was opened with ``create=False``
+    (nothing was created), or the collection was dropped while the connector was open."""
 
     def __init__(self, collection: str, database: str, *, kind: str = "collection") -> None:
         super().__init__(
@@ -66,3 +69,49 @@ class BackendError(M3VDBError):
     def __init__(self, message: str, *, retriable: bool = False) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+@dataclass(frozen=True)
+class BulkItemFailure:
+    """One document a database refused in a bulk write (Elasticsearch's per-item errors)."""
+
+    id: str
+    status: int
+    error_type: str
+    reason: str
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+class BulkWriteError(BackendError):
+    """The database refused documents of a bulk write.
+
+    Attributes:
+        failures: every refused document: id, status, error type and reason.
+        written_ids: the ids of the same batch that were written (complete documents).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        failures: Sequence[BulkItemFailure],
+        written_ids: Sequence[str],
+        *,
+        retriable: bool = False,
+    ) -> None:
+        super().__init__(message, retriable=retriable)
+        self.failures = list(failures)
+        self.written_ids = list(written_ids)
+
+
+class BulkRejectedError(BulkWriteError, InputError):
+    """Every failure was the documents' fault (e.g. a metadata value of the wrong type)."""
+
+    caller_fault = True
+
+
+class BulkFailedError(BulkWriteError):
+    """Some failure was the database's (rejections, shard failures); ``retriable`` when all
+    failures were transient."""
