@@ -351,6 +351,7 @@ def main() -> None:
         return _worker(args)
 
     from checkpoint_factory import build_checkpoint
+
     from m3vdb.encoder.checkpoint import load_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp_name:

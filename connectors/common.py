@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
-from m3vdb.connectors.base import UpsertItem
-from m3vdb.schemas.data import Document, M3Embedding
+
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from m3vdb.connectors.plan import SearchPlan, build_plan
+from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
 from m3vdb.schemas.spec import IndexSpec
 
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
 SelfT = TypeVar("SelfT", bound="BaseConnector[Any]")
-SEARCH_MODES = ("dense", "sparse", "colbert", "hybrid")
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -163,21 +164,6 @@ def embed_batch(
     return out
 
 
-def encode_query(
-    query: str | M3Embedding, encoder: M3Encoder | None, *, dense: bool, sparse: bool, colbert: bool
-) -> M3Embedding:
-    """The query's embedding: given, or encoded with only the outputs the mode needs."""
-    if isinstance(query, M3Embedding):
-        return query
-    if not isinstance(query, str):
-        raise TypeError(f"query must be a str or an M3Embedding, got {type(query).__name__}")
-    if not query.strip():
-        raise InputError("the query is empty; give a text to search for")
-    if encoder is None:
-        raise InputError("a text query needs an encoder: pass encoder=M3Encoder(...) to connect()")
-    return encoder.encode([query], dense=dense, sparse=sparse, colbert=colbert)[0]
-
-
 def with_retries(
     operation: Callable[[], T],
     *,
@@ -252,7 +238,8 @@ class BaseConnector(ABC, Generic[ClientT]):
     translated client calls, the streaming ``upsert`` loop and the validation of ids and
     query vectors. Implements ``connectors.base.Connector`` together with a subclass.
 
-    A subclass sets ``_database`` (its name in messages) and implements:
+    A subclass sets ``_database`` (its name in messages) and ``_max_k`` (its result limit)
+    and implements:
 
     - ``_write_batch(pairs)``: writes one batch of validated ``(Document, M3Embedding)``
       pairs, idempotent by id, through :meth:`_call`; database-specific checks of a document
@@ -260,16 +247,20 @@ class BaseConnector(ABC, Generic[ClientT]):
     - ``_is_transient(exc)``: whether a retry may fix a native client error.
     - ``_translate_error(exc, what)``: a native client error as an m3vdb error (the same type
       for embedded and server backends).
-    - the rest of ``connectors.base.Connector``: ``search``, ``get``, ``delete``, ``count``
-      and ``drop``, using :meth:`_check_search`, :meth:`_check_ids`, :meth:`_require` and
-      the ``_query_*`` validators (a subclass missing one fails the protocol conformance
-      test each connector has).
+    - ``_run(plan)``: compiles the validated :class:`~m3vdb.connectors.plan.SearchPlan`'s
+      filter into the native form and runs it; ``search`` itself (validation, encoding the
+      query) is this class's, so backends cannot drift apart in what they accept.
+    - the rest of ``connectors.base.Connector``: ``get``, ``delete``, ``count`` and ``drop``,
+      using :meth:`_check_ids` (a subclass missing one fails the protocol conformance test
+      each connector has).
 
     The subclass's constructor calls ``super().__init__`` and then opens (or creates) the
     collection; ``close`` closes the client only when the connector created it.
     """
 
     _database: ClassVar[str] = "the database"
+    #: The most results (and candidates per signal) one request may ask for; None: no limit.
+    _max_k: ClassVar[int | None] = None
     #: What the database calls a collection, in messages ("index" for Elasticsearch).
     _kind: ClassVar[str] = "collection"
 
@@ -392,6 +383,60 @@ class BaseConnector(ABC, Generic[ClientT]):
     def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """Writes one validated batch (see the class docstring)."""
 
+    # -- search -----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents for ``query``, in one database request where the database
+        allows; ``filter`` applies to every stage. See ``m3vdb.connectors.base`` for the score
+        scales and ``m3vdb.connectors.plan`` for what is accepted (the same on every backend).
+
+        Raises:
+            InputError: a bad ``k``, mode, option, filter or query vector, or a mode the
+                collection cannot answer.
+            TypeError: a query or option of the wrong type.
+            BackendError: the database failed.
+        """
+        return self._execute(self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid))
+
+    def _plan(
+        self,
+        query: str | M3Embedding,
+        k: int,
+        *,
+        mode: str,
+        filter: FilterLike,
+        hybrid: HybridOptions | None,
+    ) -> SearchPlan:
+        return build_plan(
+            query,
+            k,
+            mode=mode,
+            filter=filter,
+            hybrid=hybrid,
+            spec=self._spec,
+            encoder=self._encoder,
+            collection=self._collection,
+            max_k=self._max_k,
+        )
+
+    def _execute(self, plan: SearchPlan) -> list[Hit]:
+        if plan.matches_nothing:
+            return []  # no token of the query has a weight: nothing can match
+        return self._run(plan)
+
+    @abstractmethod
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """Compiles the plan's filter and runs the plan in the database (see the class
+        docstring)."""
+
     # -- validation -------------------------------------------------------------------
 
     def _schema_mismatch(self, problems: Sequence[str], remedy: str) -> SchemaMismatchError:
@@ -413,60 +458,3 @@ class BaseConnector(ABC, Generic[ClientT]):
             if not isinstance(i, str) or not i:
                 raise InputError(f"ids must be non-empty strings, got {i!r}")
         return out
-
-    def _check_search(self, k: int, mode: str, *, max_k: int | None = None) -> None:
-        """InputError for a ``k`` that is not a positive int (or exceeds the database's
-        ``max_k``) and for an unknown mode."""
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive int, got {k!r}")
-        if max_k is not None and k > max_k:
-            raise InputError(f"k={k} exceeds {self._database}'s limit of {max_k} results")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-
-    def _require(self, stored: bool, what: str) -> None:
-        """InputError when a search mode needs an output the collection does not store."""
-        if not stored:
-            raise InputError(
-                f"{self._kind} {self._collection!r} stores no {what} vectors (see its "
-                "IndexSpec); search with another mode or index with that output enabled"
-            )
-
-    def _query_dense(self, q: M3Embedding) -> np.ndarray:
-        """The query's dense vector as float32, checked against the spec."""
-        dim = self._spec.dense_dim
-        if q.dense is None or np.shape(q.dense) != (dim,):
-            raise InputError(
-                f"the query needs a dense vector of shape ({dim},), got "
-                f"{None if q.dense is None else np.shape(q.dense)}"
-            )
-        dense = np.asarray(q.dense, dtype=np.float32)
-        if not np.all(np.isfinite(dense)):
-            raise InputError("the query's dense vector contains NaN or infinity")
-        return dense
-
-    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
-        """The query's positive sparse weights (token id -> weight), checked; empty when no
-        token has a weight (such a query matches nothing)."""
-        if q.sparse is None:
-            raise InputError("the query needs sparse weights; encode it with sparse=True")
-        for token, weight in q.sparse.items():
-            if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
-                raise InputError(
-                    f"the query's sparse key {token!r} is not a token id (int in [0, 2^32))"
-                )
-            if not np.isfinite(weight):
-                raise InputError("the query's sparse weights contain NaN or infinity")
-        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
-
-    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
-        """The query's ColBERT rows as float32, checked against the spec."""
-        rows, dim = q.colbert, self._spec.colbert_dim
-        if rows is None or rows.ndim != 2 or rows.shape[1] != dim or not len(rows):
-            raise InputError(
-                f"the query needs ColBERT rows of shape (n >= 1, {dim}), got "
-                f"{None if rows is None else rows.shape}"
-            )
-        if not np.all(np.isfinite(rows)):
-            raise InputError("the query's ColBERT rows contain NaN or infinity")
-        return np.asarray(rows, dtype=np.float32)

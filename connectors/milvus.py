@@ -42,14 +42,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
-from m3vdb.connectors.common import (
-    BaseConnector,
-    batched,
-    closed_on_error,
-    encode_query,
-    resolve_spec,
-)
+
+from m3vdb.connectors.common import BaseConnector, batched, closed_on_error, resolve_spec
+from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import (
@@ -59,15 +54,9 @@ from m3vdb.schemas.errors import (
     M3VDBError,
     MissingDependencyError,
 )
-from m3vdb.schemas.filters import parse_filter
-from m3vdb.schemas.milvus import (
-    ColbertLayout,
-    MilvusCapabilities,
-    maxsim,
-    milvus_normalize,
-    milvus_weighted_fusion,
-    rrf_fusion,
-)
+from m3vdb.schemas.milvus import ColbertLayout, MilvusCapabilities
+from m3vdb.schemas.optional import import_optional
+from m3vdb.schemas.scoring import maxsim
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
@@ -77,11 +66,7 @@ __all__ = [
     "MilvusCapabilities",
     "MilvusConnector",
     "detect_capabilities",
-    "maxsim",
-    "milvus_normalize",
-    "milvus_weighted_fusion",
     "open_connector",
-    "rrf_fusion",
 ]
 
 DEFAULT_PORT = 19530
@@ -91,12 +76,11 @@ DEFAULT_PORT = 19530
 _INSERT_BYTES = 4 * 2**20
 
 
-def _import_pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError as exc:
-        raise MissingDependencyError("pymilvus", "milvus", "The Milvus connector") from exc
-    return pymilvus
+def import_pymilvus() -> Any:
+    """``pymilvus``, or MissingDependencyError with the pip command."""
+    return import_optional(
+        "pymilvus", package="pymilvus", extra="milvus", purpose="The Milvus connector"
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -165,7 +149,7 @@ def _lite_path(url: str) -> str | None:
 
 def _client_from_url(url: str) -> tuple[Any, bool]:
     """(MilvusClient, is_lite) for a URL; the caller owns (closes) the client."""
-    pymilvus = _import_pymilvus()
+    pymilvus = import_pymilvus()
     path = _lite_path(url)
     if path is not None:
         if not path.endswith(".db"):
@@ -253,7 +237,7 @@ def open_connector(
         client, lite = _client_from_url(target)
         owns = True
     else:
-        _import_pymilvus()
+        import_pymilvus()
         client, lite, owns = target, None, False
     with closed_on_error(client, owns):
         caps = detect_capabilities(client, lite=lite)
@@ -283,6 +267,7 @@ class MilvusConnector(BaseConnector[Any]):
     """
 
     _database = "Milvus"
+    _max_k = ms.QUERY_LIMIT
 
     def __init__(
         self,
@@ -597,48 +582,18 @@ class MilvusConnector(BaseConnector[Any]):
 
     # -- search ---------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents for ``query``; see the module docstring for what runs where and
-        ``connectors.base`` for the score scales.
-
-        Raises:
-            InputError: bad ``k``, mode or filter, or a mode needing an output the collection
-                does not store.
-            BackendError: Milvus failed.
-        """
-        self._check_search(k, mode, max_k=ms.QUERY_LIMIT)
-        options = hybrid if hybrid is not None else HybridOptions()
-        expr = ms.compile_filter(parse_filter(filter), self._spec.fields.metadata)
-        spec = self._spec
-        if mode == "dense":
-            self._require(spec.dense, "dense")
-            q = encode_query(query, self._encoder, dense=True, sparse=False, colbert=False)
-            return self._single_search(self._query_dense(q), spec.fields.dense, "dense", k, expr)
-        if mode == "sparse":
-            self._require(spec.sparse, "sparse")
-            q = encode_query(query, self._encoder, dense=False, sparse=True, colbert=False)
-            sparse = self._query_sparse(q)
-            if not sparse:
-                return []  # nothing to match: no token of the query has a weight
-            return self._single_search(sparse, spec.fields.sparse, "sparse", k, expr)
-        if mode == "colbert":
-            self._require(spec.colbert, "colbert")
-            q = encode_query(query, self._encoder, dense=False, sparse=False, colbert=True)
-            return self._colbert_search(self._query_colbert(q), k, expr, options.candidate_count(k))
-        if mode == "hybrid":
-            self._require(spec.dense and spec.sparse, "dense and sparse (hybrid)")
-            rerank = options.rerank and spec.colbert
-            q = encode_query(query, self._encoder, dense=True, sparse=True, colbert=rerank)
-            return self._hybrid_search(q, k, expr, options, rerank)
-        raise InputError(f"unknown search mode {mode!r}; use dense, sparse, colbert or hybrid")
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """Runs a validated plan; see the module docstring for what runs where."""
+        expr = ms.compile_filter(plan.filter, self._spec.fields.metadata)
+        fields = self._spec.fields
+        if plan.mode == "dense":
+            return self._single_search(plan.dense, fields.dense, "dense", plan.k, expr)
+        if plan.mode == "sparse":
+            return self._single_search(plan.sparse, fields.sparse, "sparse", plan.k, expr)
+        if plan.mode == "colbert":
+            assert plan.colbert is not None  # the plan sets it for this mode
+            return self._colbert_search(plan.colbert, plan.k, expr, plan.candidates)
+        return self._hybrid_search(plan, expr)
 
     def _metric(self, field: str) -> str:
         if field == self._spec.fields.dense:
@@ -674,47 +629,35 @@ class MilvusConnector(BaseConnector[Any]):
             signal_scores=dict(signals),
         )
 
-    def _hybrid_search(
-        self, q: M3Embedding, k: int, expr: str, options: HybridOptions, rerank: bool
-    ) -> list[Hit]:
-        pymilvus = _import_pymilvus()
+    def _hybrid_search(self, plan: SearchPlan, expr: str) -> list[Hit]:
+        pymilvus = import_pymilvus()
         spec, c = self._spec, self._client
-        candidates = options.candidate_count(k)
-        if candidates > ms.QUERY_LIMIT:
-            raise InputError(f"candidates={candidates} exceeds Milvus's limit of {ms.QUERY_LIMIT}")
         requests = [
             pymilvus.AnnSearchRequest(
-                [self._query_dense(q)],
+                [plan.dense],
                 spec.fields.dense,
                 {"metric_type": self._metric(spec.fields.dense)},
-                candidates,
+                plan.candidates,
                 expr=expr or None,
             )
         ]
-        weights = [options.weights[0]]
-        sparse = self._query_sparse(q)
-        if sparse:  # an empty sparse query cannot be sent; it would return nothing anyway
+        weights = [plan.weights[0]]
+        if plan.sparse:  # an empty sparse query cannot be sent; it would return nothing anyway
             requests.append(
                 pymilvus.AnnSearchRequest(
-                    [sparse],
+                    [plan.sparse],
                     spec.fields.sparse,
                     {"metric_type": "IP"},
-                    candidates,
+                    plan.candidates,
                     expr=expr or None,
                 )
             )
-            weights.append(options.weights[1])
-        if options.fusion == "rrf":
-            if not 0 < options.rrf_k < ms.QUERY_LIMIT:
-                raise InputError(f"rrf_k must be in (0, 16384) for Milvus, got {options.rrf_k}")
-            ranker = pymilvus.RRFRanker(options.rrf_k)
-        elif options.fusion == "weighted":
-            if any(not 0 <= w <= 1 for w in options.weights):
-                raise InputError(f"Milvus weights must lie in [0, 1], got {options.weights}")
-            ranker = pymilvus.WeightedRanker(*weights, norm_score=True)
+            weights.append(plan.weights[1])
+        if plan.fusion == "rrf":
+            ranker = pymilvus.RRFRanker(plan.rrf_k)
         else:
-            raise InputError(f"unknown fusion {options.fusion!r}; use 'rrf' or 'weighted'")
-        limit = candidates if rerank else k
+            ranker = pymilvus.WeightedRanker(*weights, norm_score=True)
+        limit = plan.candidates if plan.rerank else plan.k
         result = self._call(
             "hybrid search",
             lambda: c.hybrid_search(
@@ -726,11 +669,12 @@ class MilvusConnector(BaseConnector[Any]):
             ),
         )
         fused = list(result[0])
-        if not rerank:
+        if not plan.rerank:
             return [
                 self._hit(h, float(h["distance"]), {"fusion": float(h["distance"])}) for h in fused
             ]
-        return self._rerank(self._query_colbert(q), fused, k, expr)
+        assert plan.colbert is not None  # the plan sets it when it reranks
+        return self._rerank(plan.colbert, fused, plan.k, expr)
 
     def _rerank(
         self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str

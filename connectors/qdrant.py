@@ -9,7 +9,7 @@ Targets accepted by :func:`open_connector` (and so by ``connectors.connect``):
 - ``qdrant://HOST:PORT`` / ``qdrant+http://HOST:PORT``: a server over REST,
 - ``qdrant+https://HOST:PORT``: a server over REST with TLS.
 
-Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector.search`)::
+Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector._run`)::
 
     query_points(
         prefetch=[Prefetch(                       # only when reranking by ColBERT
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
-from m3vdb.connectors.common import BaseConnector, closed_on_error, encode_query, resolve_spec
+from m3vdb.connectors.common import BaseConnector, closed_on_error, resolve_spec
+from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import qdrant as qschema
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import (
@@ -40,12 +40,12 @@ from m3vdb.schemas.errors import (
     InputError,
     M3VDBError,
 )
-from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range, parse_filter
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
     from qdrant_client import QdrantClient, models
+
+    from m3vdb.encoder import M3Encoder
 
 # HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -169,53 +169,6 @@ def translate_error(exc: Exception, what: str) -> M3VDBError:
     if isinstance(exc, ValueError) and "not found" not in message:
         return InputError(f"Qdrant rejected the {what}: {message}")
     return BackendError(f"Qdrant {what} failed: {message}", retriable=is_transient(exc))
-
-
-def compile_filter(flt: Filter | None, spec: IndexSpec) -> models.Filter | None:
-    """The Qdrant Filter of a portable filter (keys are metadata keys: ``metadata.<key>``).
-
-    The result is always ``Filter(must=[...])`` with ``Or`` as a nested ``Filter(should=...)``:
-    the server merges a query's filter into each prefetch's field by field, and ``should``
-    lists merged side by side would turn an AND of two filters into an OR.
-
-    Semantics of ``m3vdb.schemas.filters.matches`` as Qdrant has them natively: a list-valued
-    key matches a match or range condition when ANY element does (a range: one element within
-    every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
-    closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
-    an int ``eq`` / ``in_`` does not match a value stored as a float (``1`` vs ``1.0``).
-    """
-    if flt is None:
-        return None
-    m = qschema.qdrant_models()
-    return m.Filter(must=[_condition(flt, spec, m)])
-
-
-def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
-    if isinstance(flt, Eq):
-        key = qschema.metadata_key(spec, flt.field)
-        if isinstance(flt.value, float):
-            return m.FieldCondition(key=key, range=m.Range(gte=flt.value, lte=flt.value))
-        return m.FieldCondition(key=key, match=m.MatchValue(value=flt.value))
-    if isinstance(flt, In):
-        values = flt.values
-        all_str = all(isinstance(v, str) for v in values)
-        all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        if all_str or all_int:
-            key = qschema.metadata_key(spec, flt.field)
-            return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
-        # MatchAny takes only all-str or all-int lists: mixed values become alternatives.
-        return m.Filter(should=[_condition(Eq(flt.field, v), spec, m) for v in values])
-    if isinstance(flt, Range):
-        return m.FieldCondition(
-            key=qschema.metadata_key(spec, flt.field),
-            range=m.Range(gt=flt.gt, gte=flt.gte, lt=flt.lt, lte=flt.lte),
-        )
-    if isinstance(flt, (And, Or)):
-        if not flt.clauses:
-            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
-        parts = [_condition(c, spec, m) for c in flt.clauses]
-        return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
-    raise InputError(f"not a filter: {flt!r}")
 
 
 class QdrantConnector(BaseConnector["QdrantClient"]):
@@ -370,28 +323,18 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         result = self._call("count", lambda: self._client.count(self._collection, exact=True))
         return int(result.count)
 
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents in ONE ``query_points`` call; ``filter`` applies to every stage.
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """ONE ``query_points`` call; ``filter`` applies to every stage.
 
         Modes and scores:
 
         - ``dense``: the dense vector; score = dot product (or cosine).
-        - ``sparse``: the sparse vector; score = sum of q_w * p_w over shared token ids. A
-          query without any sparse weight matches nothing (returns ``[]``).
+        - ``sparse``: the sparse vector; score = sum of q_w * p_w over shared token ids.
         - ``colbert``: the multivector, MaxSim; score = SUM over query rows of the best dot
           (FlagEmbedding's colbert score is this divided by the number of query rows).
-        - ``hybrid``: prefetch dense and sparse candidates (``candidate_count(k)`` each,
-          filtered), fuse them in Qdrant, and, when ``rerank`` is on and ColBERT vectors are
-          stored, rerank the fused top ``candidate_count(k)`` by MaxSim in the same call
-          (nested prefetch); the score is then the MaxSim sum.
+        - ``hybrid``: prefetch dense and sparse candidates (``plan.candidates`` each,
+          filtered), fuse them in Qdrant, and, with ``rerank``, rerank the fused candidates by
+          MaxSim in the same call (nested prefetch); the score is then the MaxSim sum.
 
           - ``fusion="rrf"``: ``Rrf(k=rrf_k + 1)``. Qdrant's RRF is 1 / (k + position) with a
             0-based position, so k + 1 gives 1 / (rrf_k + rank) with the 1-based rank, the
@@ -401,35 +344,17 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             $score[1]`` with 0 for a candidate missing from one list: the raw weighted sum
             of BGE-M3's own ``compute_score``. (Qdrant's other score fusion, DBSF, takes no
             weights, so it is not used.)
-
-        Raises:
-            InputError: bad ``k``/``mode``, a query of the wrong shape, or a mode needing an
-                output the collection does not store.
         """
-        self._check_search(k, mode)
-        options = hybrid if hybrid is not None else HybridOptions()
         spec = self._spec
-        needs = self._signals(mode, options)
-        emb = encode_query(
-            query,
-            self._encoder,
-            dense="dense" in needs,
-            sparse="sparse" in needs,
-            colbert="colbert" in needs,
-        )
-        queries = self._native_queries(emb, needs)
-        qfilter = compile_filter(parse_filter(filter), spec)
+        queries = self._native_queries(plan)
+        qfilter = qschema.compile_filter(plan.filter, spec)
         m = qschema.qdrant_models()
-
-        if mode == "hybrid":
-            request = self._hybrid_request(queries, k, options, qfilter, m)
-            if request is None:
-                return []
-        elif mode not in queries:
-            return []  # a sparse query without any weight > 0 matches nothing
+        if plan.mode == "hybrid":
+            request = self._hybrid_request(queries, plan, qfilter, m)
+            signal = "colbert" if plan.rerank else "fusion"
         else:
-            request = {"query": queries[mode], "using": getattr(spec.fields, mode)}
-        signal = mode if mode != "hybrid" else ("colbert" if request.get("using") else None)
+            request = {"query": queries[plan.mode], "using": getattr(spec.fields, plan.mode)}
+            signal = plan.mode
         response = self._call(
             "search",
             lambda: self._client.query_points(
@@ -438,7 +363,7 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                 query=request["query"],
                 using=request.get("using"),
                 query_filter=qfilter,
-                limit=k,
+                limit=plan.k,
                 with_payload=True,
                 with_vectors=False,
             ),
@@ -447,63 +372,33 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         for point in response.points:
             doc = qschema.document_from_payload(point.payload, spec)
             score = float(point.score)
-            hits.append(
-                Hit(
-                    id=doc.id,
-                    score=score,
-                    text=doc.text,
-                    metadata=doc.metadata,
-                    signal_scores={signal: score} if signal else {},
-                )
-            )
+            hits.append(Hit(doc.id, score, doc.text, doc.metadata, {signal: score}))
         return hits
 
-    def _signals(self, mode: SearchMode, options: HybridOptions) -> set[str]:
-        """The query outputs a mode needs; InputError when the collection lacks one."""
-        spec = self._spec
-        stored = {name for name in ("dense", "sparse", "colbert") if getattr(spec, name)}
-        if mode != "hybrid":
-            if mode not in stored:
-                raise InputError(
-                    f"mode={mode!r} needs {mode} vectors, but collection {self._collection!r} "
-                    f"stores only {sorted(stored)} (IndexSpec({mode}=False)); use another mode"
-                )
-            return {mode}
-        needs = stored & {"dense", "sparse"}
-        if (options.rerank or not needs) and spec.colbert:
-            needs.add("colbert")
-        if options.fusion not in ("rrf", "weighted"):
-            raise InputError(f"fusion must be 'rrf' or 'weighted', got {options.fusion!r}")
-        return needs
-
-    def _native_queries(self, emb: M3Embedding, needs: set[str]) -> dict[str, Any]:
-        """signal -> the query in Qdrant's form, for every signal in ``needs``, validated by
-        the shared ``_query_*`` checks; "sparse" is left out when no weight is > 0."""
+    def _native_queries(self, plan: SearchPlan) -> dict[str, Any]:
+        """signal -> the plan's query vector in Qdrant's form; "sparse" is left out when no
+        weight is > 0."""
         queries: dict[str, Any] = {}
-        if "dense" in needs:
-            queries["dense"] = self._query_dense(emb).tolist()
-        if "sparse" in needs and (weights := self._query_sparse(emb)):
-            queries["sparse"] = qschema.sparse_vector(weights)
-        if "colbert" in needs:
-            queries["colbert"] = self._query_colbert(emb).tolist()
+        if plan.dense is not None:
+            queries["dense"] = plan.dense.tolist()
+        if plan.sparse:
+            queries["sparse"] = qschema.sparse_vector(plan.sparse)
+        if plan.colbert is not None:
+            queries["colbert"] = plan.colbert.tolist()
         return queries
 
     def _hybrid_request(
         self,
         queries: dict[str, Any],
-        k: int,
-        options: HybridOptions,
+        plan: SearchPlan,
         qfilter: models.Filter | None,
         m: Any,
-    ) -> dict[str, Any] | None:
-        """prefetch/query/using of the one hybrid query_points call; None: nothing matches."""
+    ) -> dict[str, Any]:
+        """prefetch/query/using of the one hybrid query_points call."""
         spec = self._spec
-        limit = options.candidate_count(k)
-        if limit <= 0:
-            raise InputError(f"HybridOptions.candidates must be positive, got {limit}")
         stages = []
         weights = []
-        for signal, weight in (("dense", options.weights[0]), ("sparse", options.weights[1])):
+        for signal, weight in (("dense", plan.weights[0]), ("sparse", plan.weights[1])):
             if signal not in queries:
                 continue
             stages.append(
@@ -511,28 +406,22 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                     query=queries[signal],
                     using=getattr(spec.fields, signal),
                     filter=qfilter,
-                    limit=limit,
+                    limit=plan.candidates,
                 )
             )
             weights.append(float(weight))
-        rerank = "colbert" in queries
-        if not stages:
-            if not rerank:
-                return None
-            # Nothing to fuse (a colbert-only collection): MaxSim over the filtered collection.
-            return {"query": queries["colbert"], "using": spec.fields.colbert}
-        fusion = self._fusion_query(options, weights, m)
-        if not rerank:
+        fusion = self._fusion_query(plan, weights, m)
+        if not plan.rerank:
             return {"prefetch": stages, "query": fusion}
-        fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=limit)
+        fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=plan.candidates)
         return {
             "prefetch": [fused],
             "query": queries["colbert"],
             "using": spec.fields.colbert,
         }
 
-    def _fusion_query(self, options: HybridOptions, weights: list[float], m: Any) -> Any:
-        if options.fusion == "weighted":
+    def _fusion_query(self, plan: SearchPlan, weights: list[float], m: Any) -> Any:
+        if plan.fusion == "weighted":
             if not self._formula:
                 raise InputError(
                     "fusion='weighted' needs FormulaQuery (qdrant-client >= 1.14 and server "
@@ -547,10 +436,10 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                 defaults={f"$score[{i}]": 0.0 for i in range(len(weights))},
             )
         if self._rrf_has_k:
-            return m.RrfQuery(rrf=m.Rrf(k=options.rrf_k + 1))
+            return m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k + 1))
         warnings.warn(
             f"this qdrant-client has no Rrf(k=...); hybrid search uses Qdrant's fixed RRF "
-            f"k=2 (HybridOptions.rrf_k=1), not rrf_k={options.rrf_k}. Upgrade qdrant-client.",
+            f"k=2 (HybridOptions.rrf_k=1), not rrf_k={plan.rrf_k}. Upgrade qdrant-client.",
             stacklevel=3,
         )
         return m.FusionQuery(fusion=m.Fusion.RRF)

@@ -8,12 +8,13 @@ from typing import Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
-from tqdm.auto import tqdm
 
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import (
     BulkItemFailure,
@@ -44,15 +45,13 @@ from m3vdb.schemas.errors import (
     UnsupportedCapabilityError,
 )
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.options import ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec, MetadataType
+from m3vdb.schemas.versions import parse_version
 
-DenseIndexType = Literal[
-    "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
-]
 HybridMethod = Literal["retrievers", "client_fusion"]
 
 ID_MAX_BYTES = 512  # Elasticsearch's limit on _id
-MAX_NUM_CANDIDATES = 10_000  # knn num_candidates upper bound
 PAID_LICENCES = frozenset({"enterprise", "trial"})  # rrf, linear, rank_vectors: ENTERPRISE mode
 RANK_VECTORS_SINCE = (9, 0, 0)
 RETRIEVERS_SINCE = (9, 0, 0)  # rrf + linear + rescorer retrievers all present
@@ -80,14 +79,6 @@ def dsl() -> Any:
 
 
 # --------------------------------------------------------------------------- capabilities
-
-
-def parse_version(version: str) -> tuple[int, int, int] | None:
-    """``"9.1.4-SNAPSHOT"`` -> ``(9, 1, 4)``; None when no ``major.minor[.patch]`` is found."""
-    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 @dataclass(frozen=True)
@@ -165,55 +156,6 @@ class ElasticsearchCapabilities:
             f"this cluster is {self.describe()}. Open the index with IndexSpec(colbert=False), "
             "or start a trial (POST _license/start_trial?acknowledge=true) or upgrade the licence"
         )
-
-
-# --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class ElasticsearchOptions:
-    """Elasticsearch-specific settings of a connector (the IndexSpec stays portable).
-
-    Attributes:
-        dense_index_type: ``index_options.type`` of the dense field. ``hnsw`` (default) keeps
-            float vectors in the graph, so knn scores are the exact float dot product and equal
-            the reference; ``int8_hnsw`` quarters the graph's memory at a small score error
-            (set ``rescore_oversample`` to rescore with the float vectors); ``bbq_*`` is 1-bit.
-        hnsw_m: HNSW ``m`` (None: Elasticsearch's default, 16).
-        hnsw_ef_construction: HNSW ``ef_construction`` (None: default, 100).
-        rescore_oversample: for quantized types, rescore ``k * oversample`` knn results with
-            the float vectors (``rescore_vector.oversample``); None: off.
-        num_candidates: knn ``num_candidates`` (None: ``max(2 * k, 100)``, capped at 10,000).
-        sparse_prune: let Elasticsearch prune query tokens (faster, approximate scores). Off by
-            default so that sparse scores equal the reference lexical score.
-        bm25: add BM25 over the stored text as a third hybrid signal (text queries only).
-        bm25_weight: its weight for ``fusion="weighted"``.
-        text_analyzer: analyzer of the text field (None: ``standard``).
-        refresh: ``refresh`` of writes: ``"wait_for"`` (default: a search after ``upsert`` or
-            ``delete`` sees it), True (refresh now), False (fastest bulk loads; call
-            ``connector.refresh()`` before searching).
-        number_of_shards: shards of a new index.
-        number_of_replicas: replicas of a new index (None: the cluster's default).
-        max_retries: retries of transient failures (429, 5xx, connection) with backoff.
-    """
-
-    dense_index_type: DenseIndexType = "hnsw"
-    hnsw_m: int | None = None
-    hnsw_ef_construction: int | None = None
-    rescore_oversample: float | None = None
-    num_candidates: int | None = None
-    sparse_prune: bool = False
-    bm25: bool = False
-    bm25_weight: float = 0.5
-    text_analyzer: str | None = None
-    refresh: bool | Literal["wait_for"] = "wait_for"
-    number_of_shards: int = 1
-    number_of_replicas: int | None = None
-    max_retries: int = 5
-
-    def num_candidates_for(self, k: int) -> int:
-        wanted = self.num_candidates if self.num_candidates is not None else max(2 * k, 100)
-        return min(MAX_NUM_CANDIDATES, max(k, wanted))
 
 
 # --------------------------------------------------------------------------- mapping
@@ -482,27 +424,6 @@ def dense_to_es(similarity: float) -> float:
 def colbert_from_es(score: float, query_rows: int) -> float:
     """MaxSim (SUM over query rows) of the ``exp(maxsim / n)`` the script returns."""
     return query_rows * math.log(float(score))
-
-
-def rrf_fuse(ranked: Sequence[Sequence[str]], rank_constant: int) -> dict[str, float]:
-    """Elasticsearch's RRF: sum over the lists of 1 / (rank_constant + rank), rank 1-based."""
-    out: dict[str, float] = {}
-    for ids in ranked:
-        for rank, doc_id in enumerate(ids, start=1):
-            out[doc_id] = out.get(doc_id, 0.0) + 1.0 / (rank_constant + rank)
-    return out
-
-
-def linear_fuse(
-    scores: Sequence[Mapping[str, float]], weights: Sequence[float]
-) -> dict[str, float]:
-    """The linear retriever with ``normalizer: none``: sum of weight * the retriever's own
-    score (knn: ``(1 + dot) / 2``); a document missing from a list adds 0 for it."""
-    out: dict[str, float] = {}
-    for per_list, weight in zip(scores, weights):
-        for doc_id, score in per_list.items():
-            out[doc_id] = out.get(doc_id, 0.0) + weight * score
-    return out
 
 
 # --------------------------------------------------------------------------- filters

@@ -35,16 +35,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.versions import parse_version
 
 if TYPE_CHECKING:
     from pymilvus import CollectionSchema
@@ -119,14 +120,6 @@ class MilvusCapabilities:
     def dense_index_type(self) -> str:
         # Lite builds only FLAT / IVF_FLAT; a server picks its tuned default (HNSW today).
         return "FLAT" if self.lite else "AUTOINDEX"
-
-
-def parse_version(version: str) -> tuple[int, int, int] | None:
-    """``"v2.6.4-rc1"`` -> ``(2, 6, 4)``; None when no ``major.minor[.patch]`` is found."""
-    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 # --------------------------------------------------------------------------- field layout
@@ -638,75 +631,3 @@ def and_expressions(*exprs: str) -> str:
     if len(parts) <= 1:
         return parts[0] if parts else ""
     return " and ".join(f"({e})" for e in parts)
-
-
-# --------------------------------------------------------------------------- Milvus's scoring
-
-
-def rrf_fusion(ranked_ids: Sequence[Sequence[str]], k: float = 60) -> list[tuple[str, float]]:
-    """Milvus's RRFRanker, reproduced: ``score(d) = sum over lists of 1 / (k + rank_d)``.
-
-    ``rank_d`` is the 1-based position of ``d`` in each list it appears in (a list it is
-    absent from adds nothing). Results are sorted by score descending, ties by id ascending.
-    Source: milvus-io/milvus ``internal/util/function/rerank/rrf_function.go`` (2.6) and
-    ``internal/proxy/reScorer.go`` (2.4/2.5): ``1 / (k + float32(idx + 1))``; k in (0, 16384).
-    Milvus computes in float32: compare with a tolerance of about 1e-6.
-    """
-    scores: dict[str, float] = {}
-    for ids in ranked_ids:
-        for position, doc_id in enumerate(ids):
-            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + position + 1)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-
-
-def milvus_normalize(score: float, metric: str) -> float:
-    """Milvus's score normalisation of WeightedRanker (``norm_score=True``).
-
-    IP: ``0.5 + arctan(s) / pi``; COSINE: ``(1 + s) / 2``; BM25: ``2 * arctan(s) / pi``; L2 and
-    other distances: ``1 - 2 * arctan(d) / pi``. Source: milvus-io/milvus
-    ``internal/util/function/rerank/util.go`` ``getNormalizeFunc``.
-    """
-    metric = metric.upper()
-    if metric == "IP":
-        return 0.5 + math.atan(score) / math.pi
-    if metric == "COSINE":
-        return (1.0 + score) * 0.5
-    if metric == "BM25":
-        return 2.0 * math.atan(score) / math.pi
-    return 1.0 - 2.0 * math.atan(score) / math.pi
-
-
-def milvus_weighted_fusion(
-    scored: Sequence[Mapping[str, float]],
-    weights: Sequence[float],
-    metrics: Sequence[str],
-) -> list[tuple[str, float]]:
-    """Milvus's WeightedRanker (``norm_score=True``), reproduced.
-
-    ``score(d) = sum over requests i where d is in request i's results of
-    w_i * normalize_i(s_i(d))`` with :func:`milvus_normalize` for request i's metric; a request
-    that did not return ``d`` adds nothing (no renormalisation of the weights). Weights must lie
-    in [0, 1]. Sorted by score descending, ties by id ascending. Sources: milvus-io/milvus
-    ``internal/util/function/rerank/weighted_function.go`` (2.6); measured equal on Milvus Lite
-    2.5.1, which normalises this way whatever ``norm_score`` says.
-
-    Args:
-        scored: per request, ``{doc id: raw score}`` of the hits it returned.
-        weights: one weight per request.
-        metrics: one metric per request (``"IP"``, ``"COSINE"``...).
-    """
-    if not (len(scored) == len(weights) == len(metrics)):
-        raise InputError("milvus_weighted_fusion needs one weight and one metric per request")
-    totals: dict[str, float] = {}
-    for hits, weight, metric in zip(scored, weights, metrics):
-        for doc_id, score in hits.items():
-            totals[doc_id] = totals.get(doc_id, 0.0) + weight * milvus_normalize(score, metric)
-    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-
-
-def maxsim(query: np.ndarray, doc: np.ndarray) -> float:
-    """ColBERT MaxSim as Milvus's ``MAX_SIM_IP`` defines it: the SUM over query rows of the best
-    dot product with any document row (FlagEmbedding's colbert score is this / len(query))."""
-    q = np.asarray(query, dtype=np.float32)
-    d = np.asarray(doc, dtype=np.float32)
-    return float((q @ d.T).max(axis=1).sum())

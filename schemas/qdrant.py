@@ -25,8 +25,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import InputError, MissingDependencyError
+from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.spec import IndexSpec, MetadataType
 
 if TYPE_CHECKING:
@@ -259,3 +261,57 @@ def validate_collection(
                     f"payload index '{key}': type {index.data_type}, expected {expected}"
                 )
     return problems
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def compile_filter(flt: Filter | None, spec: IndexSpec, m: Any = None) -> Any:
+    """The Qdrant Filter of a portable filter (keys are metadata keys: ``metadata.<key>``).
+
+    The result is always ``Filter(must=[...])`` with ``Or`` as a nested ``Filter(should=...)``:
+    the server merges a query's filter into each prefetch's field by field, and ``should``
+    lists merged side by side would turn an AND of two filters into an OR.
+
+    Semantics of ``m3vdb.schemas.filters.matches`` as Qdrant has them natively: a list-valued
+    key matches a match or range condition when ANY element does (a range: one element within
+    every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
+    closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
+    an int ``eq`` / ``in_`` does not match a value stored as a float (``1`` vs ``1.0``).
+
+    ``m`` is the namespace of the filter model classes (``qdrant_client.models`` by default);
+    another engine with the same classes (Filter, FieldCondition, MatchValue, MatchAny, Range)
+    can pass its own.
+    """
+    if flt is None:
+        return None
+    m = m if m is not None else qdrant_models()
+    return m.Filter(must=[_condition(flt, spec, m)])
+
+
+def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
+    if isinstance(flt, Eq):
+        key = metadata_key(spec, flt.field)
+        if isinstance(flt.value, float):
+            return m.FieldCondition(key=key, range=m.Range(gte=flt.value, lte=flt.value))
+        return m.FieldCondition(key=key, match=m.MatchValue(value=flt.value))
+    if isinstance(flt, In):
+        values = flt.values
+        all_str = all(isinstance(v, str) for v in values)
+        all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if all_str or all_int:
+            key = metadata_key(spec, flt.field)
+            return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
+        # MatchAny takes only all-str or all-int lists: mixed values become alternatives.
+        return m.Filter(should=[_condition(Eq(flt.field, v), spec, m) for v in values])
+    if isinstance(flt, Range):
+        return m.FieldCondition(
+            key=metadata_key(spec, flt.field),
+            range=m.Range(gt=flt.gt, gte=flt.gte, lt=flt.lt, lte=flt.lte),
+        )
+    if isinstance(flt, (And, Or)):
+        if not flt.clauses:
+            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
+        parts = [_condition(c, spec, m) for c in flt.clauses]
+        return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
+    raise InputError(f"not a filter: {flt!r}")

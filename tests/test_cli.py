@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from m3vdb.connectors import connect
-from m3vdb.encoder import M3Encoder
 
 from m3vdb.cli.main import main
+from m3vdb.connectors import connect
+from m3vdb.encoder import M3Encoder
 
 pytest.importorskip("milvus_lite", reason="milvus-lite (the default embedded engine) is missing")
 

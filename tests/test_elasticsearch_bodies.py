@@ -21,9 +21,11 @@ pytest.importorskip("elasticsearch", reason="elasticsearch client not installed"
 
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig  # noqa: E402
 from elasticsearch import ApiError, ConnectionError  # noqa: E402
+
 from m3vdb.connectors import Connector, HybridOptions, registry  # noqa: E402
 from m3vdb.connectors import elasticsearch as conn  # noqa: E402
 from m3vdb.schemas import elasticsearch as es  # noqa: E402
+from m3vdb.schemas import scoring  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
@@ -384,10 +386,10 @@ def test_hybrid_retriever_linear_exact() -> None:
 
 
 def test_fusion_formulas() -> None:
-    assert es.rrf_fuse([["a", "b"], ["b", "c"]], 60) == pytest.approx(
+    assert scoring.rrf([["a", "b"], ["b", "c"]], 60) == pytest.approx(
         {"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62}
     )
-    assert es.linear_fuse([{"a": 0.9, "b": 0.8}, {"b": 2.0}], [0.3, 0.7]) == pytest.approx(
+    assert scoring.weighted_sum([{"a": 0.9, "b": 0.8}, {"b": 2.0}], [0.3, 0.7]) == pytest.approx(
         {"a": 0.27, "b": 0.24 + 1.4}
     )
 

@@ -59,9 +59,8 @@ def test_encoder_loads_no_database_client() -> None:
 
 
 def test_m3encoder_is_importable_from_the_front_door() -> None:
-    from m3vdb.encoder import M3Encoder
-
     import m3vdb
+    from m3vdb.encoder import M3Encoder
 
     assert m3vdb.M3Encoder is M3Encoder
     assert isinstance(m3vdb.__version__, str) and m3vdb.__version__

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import ContractBackend, corpus_spec
 from contract_data import DIM, Corpus, SyntheticEncoder
+
 from m3vdb.connectors import Connector, Document, M3Embedding
 from m3vdb.schemas.errors import (
     CollectionNotFoundError,
