@@ -24,7 +24,7 @@ from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, SchemaMis
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.encoding import Encoder
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
@@ -108,7 +108,7 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
 def embed_batch(
     items: Sequence[UpsertItem],
     spec: IndexSpec,
-    encoder: M3Encoder | None,
+    encoder: Encoder | None,
     *,
     offset: int = 0,
 ) -> list[tuple[Document, M3Embedding]]:
@@ -193,9 +193,7 @@ def with_retries(
 # --------------------------------------------------------------------------- opening
 
 
-def resolve_spec(
-    collection: object, encoder: M3Encoder | None, spec: IndexSpec | None
-) -> IndexSpec:
+def resolve_spec(collection: object, encoder: Encoder | None, spec: IndexSpec | None) -> IndexSpec:
     """The front matter of every ``open_connector``: checks the collection name and the
     encoder's dimensions, and returns ``spec`` (default: the encoder's dimensions, or BGE-M3's).
 
@@ -270,7 +268,7 @@ class BaseConnector(ABC, Generic[ClientT]):
         *,
         collection: str,
         spec: IndexSpec,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
         owns_client: bool = False,
         attempts: int = 5,
     ) -> None:

@@ -77,16 +77,16 @@ from m3vdb.schemas.errors import (
     CollectionNotFoundError,
     InputError,
     M3VDBError,
-    MissingDependencyError,
     UnsupportedCapabilityError,
 )
+from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MAX_NUM_CANDIDATES, ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.encoding import Encoder
 
 __all__ = [
     "BulkWriteError",
@@ -104,13 +104,12 @@ _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def _import_client() -> Any:
-    try:
-        import elasticsearch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "elasticsearch", "elasticsearch", "The Elasticsearch connector"
-        ) from exc
-    return elasticsearch
+    return import_optional(
+        "elasticsearch",
+        package="elasticsearch",
+        extra="elasticsearch",
+        purpose="The Elasticsearch connector",
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -253,7 +252,7 @@ def open_connector(
     target: Any,
     *,
     collection: str,
-    encoder: M3Encoder | None = None,
+    encoder: Encoder | None = None,
     spec: IndexSpec | None = None,
     options: ElasticsearchOptions | None = None,
     create: bool = True,
@@ -322,7 +321,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         client: Any,
         *,
         collection: str,
-        encoder: M3Encoder | None,
+        encoder: Encoder | None,
         spec: IndexSpec,
         capabilities: ElasticsearchCapabilities,
         options: ElasticsearchOptions | None = None,

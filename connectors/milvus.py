@@ -45,6 +45,7 @@ import numpy as np
 
 from m3vdb.connectors.common import BaseConnector, batched, closed_on_error, resolve_spec
 from m3vdb.connectors.plan import SearchPlan
+from m3vdb.connectors.registry import lite_path
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import (
@@ -56,11 +57,12 @@ from m3vdb.schemas.errors import (
 )
 from m3vdb.schemas.milvus import ColbertLayout, MilvusCapabilities
 from m3vdb.schemas.optional import import_optional
+from m3vdb.schemas.options import MilvusOptions
 from m3vdb.schemas.scoring import maxsim
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.encoding import Encoder
 
 __all__ = [
     "MilvusCapabilities",
@@ -139,23 +141,20 @@ def translate_error(exc: Exception, what: str) -> M3VDBError:
 # --------------------------------------------------------------------------- opening
 
 
-def _lite_path(url: str) -> str | None:
-    """The file of a Milvus Lite URL (``milvus-lite:PATH`` or a bare ``PATH.db``), else None."""
-    if url.startswith("milvus-lite:") or (url.endswith(".db") and "://" not in url):
-        path = url[len("milvus-lite:") :] if url.startswith("milvus-lite:") else url
-        return path[2:] if path.startswith("//") else path
-    return None
-
-
-def _client_from_url(url: str) -> tuple[Any, bool]:
+def _client_from_url(url: str, options: MilvusOptions) -> tuple[Any, bool]:
     """(MilvusClient, is_lite) for a URL; the caller owns (closes) the client."""
     pymilvus = import_pymilvus()
-    path = _lite_path(url)
+    path = lite_path(url)
     if path is not None:
         if not path.endswith(".db"):
             raise InputError(f"Milvus Lite needs a file path ending in .db, got {path!r}")
         if importlib.util.find_spec("milvus_lite") is None:
             raise MissingDependencyError("milvus-lite", "milvus", "Milvus Lite (a local .db file)")
+        if options.client_settings():
+            raise InputError(
+                f"MilvusOptions {options} configure a Milvus server client; Milvus Lite "
+                f"({path}) takes none: leave options out"
+            )
         try:
             return pymilvus.MilvusClient(path), True
         except Exception as exc:
@@ -170,11 +169,16 @@ def _client_from_url(url: str) -> tuple[Any, bool]:
             "milvus://HOST:19530 or milvus+https://HOST:PORT"
         )
     uri = f"{scheme}://{parts.hostname}:{parts.port or DEFAULT_PORT}"
-    token = ""
-    if parts.username:
+    token = options.token or ""
+    if parts.username and not token:
         token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    settings: dict[str, Any] = {}
+    if options.db_name is not None:
+        settings["db_name"] = options.db_name
+    if options.timeout is not None:
+        settings["timeout"] = options.timeout
     try:
-        return pymilvus.MilvusClient(uri=uri, token=token), False
+        return pymilvus.MilvusClient(uri=uri, token=token, **settings), False
     except Exception as exc:
         raise translate_error(exc, f"connecting to Milvus at {uri}") from exc
 
@@ -205,8 +209,9 @@ def open_connector(
     target: Any,
     *,
     collection: str,
-    encoder: M3Encoder | None = None,
+    encoder: Encoder | None = None,
     spec: IndexSpec | None = None,
+    options: MilvusOptions | None = None,
     create: bool = True,
 ) -> MilvusConnector:
     """Opens ``collection`` in the Milvus ``target``, creating it (and its companion collection,
@@ -218,6 +223,7 @@ def open_connector(
         collection: the collection name.
         encoder: encodes texts on upsert and search.
         spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
+        options: client settings for a server URL (token, database, timeout).
         create: create the collection when it is missing; with False, a missing collection
             (or Milvus Lite file) raises CollectionNotFoundError and nothing is created.
 
@@ -229,15 +235,21 @@ def open_connector(
         BackendError: Milvus failed.
     """
     spec = resolve_spec(collection, encoder, spec)
+    options = options or MilvusOptions()
     if isinstance(target, str):
-        path = _lite_path(target)
+        path = lite_path(target)
         if not create and path is not None and not os.path.exists(path):
             # Opening a Lite file creates it: refuse before that.
             raise CollectionNotFoundError(collection, f"Milvus Lite at {path} (no such file)")
-        client, lite = _client_from_url(target)
+        client, lite = _client_from_url(target, options)
         owns = True
     else:
         import_pymilvus()
+        if options.client_settings():
+            raise InputError(
+                "MilvusOptions configure the client m3vdb creates from a URL; a MilvusClient "
+                "passed in keeps its own settings: leave options out"
+            )
         client, lite, owns = target, None, False
     with closed_on_error(client, owns):
         caps = detect_capabilities(client, lite=lite)
@@ -274,7 +286,7 @@ class MilvusConnector(BaseConnector[Any]):
         client: Any,
         *,
         collection: str,
-        encoder: M3Encoder | None,
+        encoder: Encoder | None,
         spec: IndexSpec,
         capabilities: MilvusCapabilities,
         owns: bool = False,

@@ -40,12 +40,13 @@ from m3vdb.schemas.errors import (
     InputError,
     M3VDBError,
 )
+from m3vdb.schemas.options import QdrantOptions
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
 
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.encoding import Encoder
 
 # HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -83,22 +84,38 @@ def client_options(target: str) -> dict[str, str]:
     )
 
 
-def client_from_target(target: Any) -> QdrantClient:
+def client_from_target(target: Any, options: QdrantOptions | None = None) -> QdrantClient:
     """A QdrantClient for a URL form of the module docstring, or ``target`` itself."""
     client_class = _client_class()
+    options = options or QdrantOptions()
     if isinstance(target, client_class):
+        if options.client_settings():
+            raise InputError(
+                "QdrantOptions configure the client m3vdb creates from a URL; a QdrantClient "
+                "passed in keeps its own settings: leave options out"
+            )
         return target
     if not isinstance(target, str):
         raise InputError(
             f"cannot open Qdrant from a {type(target).__name__}; pass a QdrantClient or a URL "
             "(qdrant+memory://, qdrant+local:PATH, qdrant://HOST:PORT, qdrant+https://HOST:PORT)"
         )
-    options = client_options(target)
-    if "location" in options:
-        return client_class(location=options["location"])
-    if "path" in options:
-        return client_class(path=options["path"])
-    return client_class(url=options["url"])
+    where = client_options(target)
+    if "url" not in where and options.client_settings():
+        raise InputError(
+            f"QdrantOptions {options} configure a Qdrant server client; local mode ({target}) "
+            "takes none: leave options out"
+        )
+    if "location" in where:
+        return client_class(location=where["location"])
+    if "path" in where:
+        return client_class(path=where["path"])
+    return client_class(
+        url=where["url"],
+        api_key=options.api_key,
+        timeout=options.timeout,
+        prefer_grpc=options.prefer_grpc,
+    )
 
 
 def is_local(client: QdrantClient) -> bool:
@@ -188,7 +205,7 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         *,
         collection: str,
         spec: IndexSpec,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
         owns_client: bool = False,
     ) -> None:
         super().__init__(
@@ -449,8 +466,9 @@ def open_connector(
     target: Any,
     *,
     collection: str,
-    encoder: M3Encoder | None = None,
+    encoder: Encoder | None = None,
     spec: IndexSpec | None = None,
+    options: QdrantOptions | None = None,
     create: bool = True,
 ) -> QdrantConnector:
     """Opens a Qdrant collection, creating it if missing, else validating it against ``spec``.
@@ -460,6 +478,7 @@ def open_connector(
         collection: the collection name.
         encoder: encodes texts on upsert and search (optional with precomputed embeddings).
         spec: what to store; defaults to all outputs at the encoder's dimensions.
+        options: client settings for a server URL (API key, timeout, gRPC).
         create: create the collection when it is missing; with False, a missing collection
             (or local-mode folder) raises CollectionNotFoundError and nothing is created.
 
@@ -477,7 +496,7 @@ def open_connector(
             raise CollectionNotFoundError(
                 collection, f"Qdrant local mode at {folder} (no such folder)"
             )
-    client = client_from_target(target)
+    client = client_from_target(target, options)
     owns_client = client is not target
     with closed_on_error(client, owns_client):
         connector = QdrantConnector(

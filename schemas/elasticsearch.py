@@ -41,10 +41,10 @@ from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import (
     BulkItemFailure,
     InputError,
-    MissingDependencyError,
     UnsupportedCapabilityError,
 )
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec, MetadataType
 from m3vdb.schemas.versions import parse_version
@@ -69,13 +69,16 @@ _INDEX_NAME_FORBIDDEN = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
 def dsl() -> Any:
     """``(field, query, types)`` modules of ``elasticsearch.dsl``, or MissingDependencyError."""
-    try:
-        from elasticsearch.dsl import field, query, types
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "elasticsearch", "elasticsearch", "The Elasticsearch connector (client >= 8.18)"
-        ) from exc
-    return field, query, types
+    modules = [
+        import_optional(
+            f"elasticsearch.dsl.{name}",
+            package="elasticsearch",
+            extra="elasticsearch",
+            purpose="The Elasticsearch connector (client >= 8.18)",
+        )
+        for name in ("field", "query", "types")
+    ]
+    return tuple(modules)
 
 
 # --------------------------------------------------------------------------- capabilities

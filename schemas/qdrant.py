@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError, MissingDependencyError
+from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.spec import IndexSpec, MetadataType
 
 if TYPE_CHECKING:
@@ -50,11 +51,12 @@ _PAYLOAD_TYPES: dict[MetadataType, str] = {
 
 def qdrant_models() -> Any:
     """``qdrant_client.models``, or a MissingDependencyError with the pip command."""
-    try:
-        from qdrant_client import models
-    except ImportError as exc:
-        raise MissingDependencyError("qdrant-client", "qdrant", "The Qdrant connector") from exc
-    return models
+    return import_optional(
+        "qdrant_client.models",
+        package="qdrant-client",
+        extra="qdrant",
+        purpose="The Qdrant connector",
+    )
 
 
 def point_id(doc_id: str) -> str:

@@ -274,11 +274,6 @@ def _encoder(args: argparse.Namespace) -> M3Encoder:
     return M3Encoder(args.model, device=args.device, dtype=args.dtype)
 
 
-def _is_lite_file(db: str) -> bool:
-    path = db.removeprefix("milvus-lite:")
-    return path.endswith(".db") and "://" not in path
-
-
 @contextmanager
 def _connector(
     args: argparse.Namespace, encoder: M3Encoder, *, must_exist: bool
@@ -289,9 +284,11 @@ def _connector(
     nothing."""
 
     from m3vdb.connectors import connect
+    from m3vdb.connectors.registry import lite_path
 
     db, name = args.db, args.collection
-    if must_exist and _is_lite_file(db) and not Path(db.removeprefix("milvus-lite:")).exists():
+    lite = lite_path(db)
+    if must_exist and lite is not None and not Path(lite).exists():
         # checked before connecting: opening a Lite file creates it
         raise InputError(
             f"no database at {db}: index documents first (m3vdb index PATH... --db {db}) or "

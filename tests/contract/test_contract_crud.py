@@ -265,3 +265,20 @@ def test_mode_needing_an_output_not_stored(backend: ContractBackend, corpus: Cor
     store = backend.open(corpus_spec(colbert=False))
     with pytest.raises(M3VDBError):
         store.search(corpus.queries[0], 3, mode="colbert")
+
+
+@pytest.mark.parametrize("missing", ["dense", "sparse"])
+def test_hybrid_on_a_collection_missing_a_signal_is_refused(
+    backend: ContractBackend, corpus: Corpus, missing: str
+) -> None:
+    """ONE behaviour on every backend: hybrid fuses dense AND sparse, so a collection without
+    one of them refuses it with an InputError that names the modes it can answer (never a
+    silent fallback to one signal, whose scores mean something else). If this fails on one
+    backend only, its connector bypasses ``connectors.plan.build_plan``."""
+    store = backend.open(corpus_spec(**{missing: False}))
+    store.upsert((doc, replace(emb, **{missing: None})) for doc, emb in corpus.pairs()[:5])
+    with pytest.raises(InputError, match="hybrid") as info:
+        store.search(corpus.queries[0], 3, mode="hybrid")
+    assert "colbert" in str(info.value)  # the modes left are named
+    other = "sparse" if missing == "dense" else "dense"
+    assert store.search(corpus.queries[0], 3, mode=other)  # the other signal still answers
