@@ -1,8 +1,8 @@
-"""IndexSpec -> Elasticsearch: the index mapping, documents, filters and request bodies, with
-the capabilities of a cluster and the score conversions. Pure functions: nothing here talks to
-a server. The mapping and the queries are built with the typed classes of ``elasticsearch.dsl``
-(field, query and type classes generated from Elasticsearch's API specification); that package
-has no typed classes for retrievers, rescorers or dynamic templates, which are plain dicts.
+"""IndexSpec -> Elasticsearch: the index mapping, documents <-> ``_source``, the filter
+compiler, the capabilities of a cluster and the score conversions. Pure functions: nothing here
+talks to a server (the request bodies of searches are built in
+``m3vdb.connectors.elasticsearch.queries``). The mapping is built with the typed classes of
+``elasticsearch.dsl``; it has no typed class for dynamic templates, which are plain dicts.
 
 Layout of an index (one Elasticsearch document per m3vdb document, so every write of a
 document is atomic: its text, metadata and three representations are one Lucene document):
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ import numpy as np
 
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import (
-    BulkItemFailure,
     InputError,
     UnsupportedCapabilityError,
 )
@@ -56,7 +55,6 @@ PAID_LICENCES = frozenset({"enterprise", "trial"})  # rrf, linear, rank_vectors:
 RANK_VECTORS_SINCE = (9, 0, 0)
 RETRIEVERS_SINCE = (9, 0, 0)  # rrf + linear + rescorer retrievers all present
 SPARSE_INDEX_OPTIONS_SINCE = (9, 1, 0)  # sparse_vector index_options (and default pruning)
-COLBERT_SCRIPT = "Math.exp(maxSimDotProduct(params.query_vector, '{field}') / params.n)"
 
 _METADATA_TYPES: dict[MetadataType, str] = {
     "keyword": "Keyword",
@@ -487,177 +485,3 @@ def _fits(declared: str | None, value: Any) -> bool:
     if declared in ("int", "float"):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True
-
-
-# --------------------------------------------------------------------------- queries
-
-
-def knn_query(
-    spec: IndexSpec,
-    vector: Sequence[float] | np.ndarray,
-    k: int,
-    options: ElasticsearchOptions,
-    filters: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The ``knn`` query (top ``k``, filtered during the graph search, not after it)."""
-    _, q, types = dsl()
-    params: dict[str, Any] = {
-        "field": spec.fields.dense,
-        "query_vector": [float(x) for x in vector],
-        "k": k,
-        "num_candidates": options.num_candidates_for(k),
-    }
-    if filters:
-        params["filter"] = filters
-    if options.rescore_oversample is not None:
-        params["rescore_vector"] = types.RescoreVector(oversample=options.rescore_oversample)
-    out: dict[str, Any] = q.Knn(**params).to_dict()
-    return out
-
-
-def sparse_query(
-    spec: IndexSpec,
-    weights: Mapping[int, float],
-    options: ElasticsearchOptions,
-    filters: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """``bool`` of the ``sparse_vector`` query (precomputed ``query_vector``, pruning off unless
-    asked) and the filter: the score is the sum over shared tokens of q_w * stored p_w."""
-    _, q, _ = dsl()
-    sparse = q.SparseVector(
-        field=spec.fields.sparse,
-        query_vector=sparse_source(weights),
-        prune=options.sparse_prune,
-    )
-    out: dict[str, Any] = (
-        q.Bool(must=[sparse], filter=filters).to_dict()
-        if filters
-        else (q.Bool(must=[sparse]).to_dict())
-    )
-    return out
-
-
-def bm25_query(spec: IndexSpec, text: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
-    _, q, _ = dsl()
-    match = q.Match(**{spec.fields.text: text})
-    out: dict[str, Any] = (
-        q.Bool(must=[match], filter=filters) if filters else q.Bool(must=[match])
-    ).to_dict()
-    return out
-
-
-def colbert_script(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
-    _, _, types = dsl()
-    out: dict[str, Any] = types.Script(
-        source=COLBERT_SCRIPT.format(field=spec.fields.colbert),
-        params={"query_vector": np.asarray(rows, dtype=np.float32).tolist(), "n": len(rows)},
-    ).to_dict()
-    return out
-
-
-def colbert_query(
-    spec: IndexSpec, rows: np.ndarray, filters: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """``script_score`` with MaxSim over every (filtered) document: rank_vectors has no index,
-    so this is an exact scan."""
-    _, q, _ = dsl()
-    inner = q.Bool(filter=filters) if filters else q.MatchAll()
-    out: dict[str, Any] = q.ScriptScore(query=inner, script=colbert_script(spec, rows)).to_dict()
-    return out
-
-
-def rescore(spec: IndexSpec, rows: np.ndarray, window: int) -> dict[str, Any]:
-    """A query rescorer whose final score IS the MaxSim script (original score weighted 0).
-    No typed rescore class in elasticsearch.dsl: a plain dict."""
-    _, q, _ = dsl()
-    script_score = q.ScriptScore(query=q.MatchAll(), script=colbert_script(spec, rows))
-    return {
-        "window_size": window,
-        "query": {
-            "rescore_query": script_score.to_dict(),
-            "query_weight": 0.0,
-            "rescore_query_weight": 1.0,
-            "score_mode": "total",
-        },
-    }
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One hybrid signal: its name, the query body of its candidate list, and its weight."""
-
-    name: Literal["dense", "sparse", "bm25"]
-    query: dict[str, Any]
-    weight: float
-
-
-def hybrid_retriever(
-    signals: Sequence[Signal],
-    *,
-    fusion: Literal["rrf", "weighted"],
-    rrf_k: int,
-    candidates: int,
-    rerank: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The retriever tree of ONE hybrid search: an ``rrf`` (or ``linear``, weights,
-    ``normalizer: none``) retriever over a ``knn`` retriever and ``standard`` retrievers,
-    optionally wrapped in a ``rescorer`` retriever (``rerank`` from :func:`rescore`).
-    elasticsearch.dsl has no retriever classes: the tree is plain dicts, its queries typed."""
-    children = []
-    for s in signals:
-        if s.name == "dense":
-            knn = dict(s.query["knn"])
-            knn.pop("boost", None)
-            children.append({"knn": knn})
-        else:
-            children.append({"standard": {"query": s.query}})
-    if fusion == "rrf":
-        fused: dict[str, Any] = {
-            "rrf": {"retrievers": children, "rank_window_size": candidates, "rank_constant": rrf_k}
-        }
-    else:
-        fused = {
-            "linear": {
-                "retrievers": [
-                    {"retriever": child, "weight": s.weight, "normalizer": "none"}
-                    for child, s in zip(children, signals)
-                ],
-                "rank_window_size": candidates,
-            }
-        }
-    if rerank is None:
-        return fused
-    return {"rescorer": {"retriever": fused, "rescore": rerank}}
-
-
-# --------------------------------------------------------------------------- bulk results
-
-
-def bulk_item_failures(
-    results: Sequence[tuple[bool, Mapping[str, Any]]],
-) -> tuple[list[str], list[BulkItemFailure]]:
-    """Splits ``streaming_bulk`` results (``(ok, {op: item})`` pairs, as ES returns them) into
-    the ids that succeeded and the failures. A ``delete`` of an unknown id (404 not_found) is a
-    success: deleting what is not there leaves the wanted state."""
-    done: list[str] = []
-    failed: list[BulkItemFailure] = []
-    for ok, result in results:
-        ((op, item),) = result.items()
-        doc_id = str(item.get("_id", ""))
-        status = int(item.get("status", 500))
-        if ok or (op == "delete" and status == 404):
-            done.append(doc_id)
-            continue
-        error = item.get("error")
-        if isinstance(error, Mapping):
-            error_type = str(error.get("type", "error"))
-            reason = str(error.get("reason", ""))
-            caused = error.get("caused_by")
-            if isinstance(caused, Mapping) and caused.get("reason"):
-                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
-        else:
-            exc = item.get("exception")
-            error_type = type(exc).__name__ if exc is not None else "error"
-            reason = str(error)
-        failed.append(BulkItemFailure(doc_id, status, error_type, reason))
-    return done, failed

@@ -23,7 +23,13 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig  # noqa: 
 from elasticsearch import ApiError, ConnectionError  # noqa: E402
 
 from m3vdb.connectors import Connector, HybridOptions, registry  # noqa: E402
-from m3vdb.connectors import elasticsearch as conn  # noqa: E402
+from m3vdb.connectors.elasticsearch import (  # noqa: E402
+    BulkFailedError,
+    BulkRejectedError,
+    raise_for_bulk_failures,
+)
+from m3vdb.connectors.elasticsearch import connector as conn  # noqa: E402
+from m3vdb.connectors.elasticsearch import queries as esq
 from m3vdb.schemas import elasticsearch as es  # noqa: E402
 from m3vdb.schemas import scoring  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
@@ -271,7 +277,7 @@ def test_filter_values_of_the_wrong_json_type_match_nothing() -> None:
 def test_single_signal_bodies() -> None:
     filters = [{"term": {"metadata.lang": "en"}}]
     options = es.ElasticsearchOptions()
-    assert es.knn_query(SPEC, QD, 10, options, filters) == {
+    assert esq.knn_query(SPEC, QD, 10, options, filters) == {
         "knn": {
             "field": "dense",
             "query_vector": QD,
@@ -280,7 +286,7 @@ def test_single_signal_bodies() -> None:
             "filter": filters,
         }
     }
-    assert es.knn_query(SPEC, QD, 80, es.ElasticsearchOptions(rescore_oversample=2.0), [])[
+    assert esq.knn_query(SPEC, QD, 80, es.ElasticsearchOptions(rescore_oversample=2.0), [])[
         "knn"
     ] == {
         "field": "dense",
@@ -289,7 +295,7 @@ def test_single_signal_bodies() -> None:
         "num_candidates": 160,
         "rescore_vector": {"oversample": 2.0},
     }
-    assert es.sparse_query(SPEC, {7: 0.5}, options, filters) == {
+    assert esq.sparse_query(SPEC, {7: 0.5}, options, filters) == {
         "bool": {
             "must": [
                 {"sparse_vector": {"field": "sparse", "query_vector": {"7": 0.5}, "prune": False}}
@@ -297,7 +303,7 @@ def test_single_signal_bodies() -> None:
             "filter": filters,
         }
     }
-    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {
+    assert esq.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {
         "script_score": {
             "query": {"match_all": {}},
             "script": {
@@ -306,17 +312,17 @@ def test_single_signal_bodies() -> None:
             },
         }
     }
-    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), filters)["script_score"][
+    assert esq.colbert_query(SPEC, np.eye(2, dtype=np.float32), filters)["script_score"][
         "query"
     ] == {"bool": {"filter": filters}}
 
 
 def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
-    knn = es.knn_query(SPEC, QD, 50, es.ElasticsearchOptions(), [])
-    sparse = es.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
-    rescore = es.rescore(SPEC, np.eye(2, dtype=np.float32), 50)
-    tree = es.hybrid_retriever(
-        [es.Signal("dense", knn, 0.5), es.Signal("sparse", sparse, 0.5)],
+    knn = esq.knn_query(SPEC, QD, 50, es.ElasticsearchOptions(), [])
+    sparse = esq.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
+    rescore = esq.rescore(SPEC, np.eye(2, dtype=np.float32), 50)
+    tree = esq.hybrid_retriever(
+        [esq.Signal("dense", knn, 0.5), esq.Signal("sparse", sparse, 0.5)],
         fusion="rrf",
         rrf_k=60,
         candidates=50,
@@ -353,14 +359,14 @@ def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
 
 
 def test_hybrid_retriever_linear_exact() -> None:
-    knn = es.knn_query(SPEC, QD, 20, es.ElasticsearchOptions(), [])
-    sparse = es.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
-    bm25 = es.bm25_query(SPEC, "river", [])
-    tree = es.hybrid_retriever(
+    knn = esq.knn_query(SPEC, QD, 20, es.ElasticsearchOptions(), [])
+    sparse = esq.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
+    bm25 = esq.bm25_query(SPEC, "river", [])
+    tree = esq.hybrid_retriever(
         [
-            es.Signal("dense", knn, 0.3),
-            es.Signal("sparse", sparse, 0.7),
-            es.Signal("bm25", bm25, 0.1),
+            esq.Signal("dense", knn, 0.3),
+            esq.Signal("sparse", sparse, 0.7),
+            esq.Signal("bm25", bm25, 0.1),
         ],
         fusion="weighted",
         rrf_k=60,
@@ -473,8 +479,8 @@ def test_bulk_item_errors_are_reported_not_swallowed() -> None:
         _item("index", "c", 200),
         _item("index", "d", 400, MAPPER_ERROR),
     ]
-    with pytest.raises(conn.BulkRejectedError) as info:
-        conn.raise_for_bulk_failures(results)
+    with pytest.raises(BulkRejectedError) as info:
+        raise_for_bulk_failures(results)
     err = info.value
     assert isinstance(err, InputError) and err.caller_fault and not err.retriable
     assert [f.id for f in err.failures] == ["b", "d"] and err.written_ids == ["a", "c"]
@@ -489,19 +495,19 @@ def test_bulk_item_errors_are_reported_not_swallowed() -> None:
 def test_bulk_rejections_after_retries_are_retriable_backend_errors() -> None:
     rejected = {"type": "es_rejected_execution_exception", "reason": "queue full"}
     results = [_item("index", "a", 201), _item("index", "b", 429, rejected)]
-    with pytest.raises(conn.BulkFailedError) as info:
-        conn.raise_for_bulk_failures(results)
+    with pytest.raises(BulkFailedError) as info:
+        raise_for_bulk_failures(results)
     assert isinstance(info.value, BackendError) and info.value.retriable
     assert not info.value.caller_fault
     mixed = [_item("index", "a", 400, MAPPER_ERROR), _item("index", "b", 503, rejected)]
-    with pytest.raises(conn.BulkFailedError) as info:
-        conn.raise_for_bulk_failures(mixed)
+    with pytest.raises(BulkFailedError) as info:
+        raise_for_bulk_failures(mixed)
     assert not info.value.retriable
 
 
 def test_bulk_delete_of_unknown_id_is_not_an_error() -> None:
     results = [_item("delete", "a", 200), _item("delete", "gone", 404)]
-    assert conn.raise_for_bulk_failures(results, what="delete") == ["a", "gone"]
+    assert raise_for_bulk_failures(results, what="delete") == ["a", "gone"]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -636,15 +642,17 @@ def test_hybrid_on_trial_is_one_search_with_retrievers() -> None:
     name, request = client.calls[-1]
     flt = [{"term": {"metadata.lang": "en"}}]
     assert name == "search" and request["size"] == 3 and request["source"] == SOURCE
-    assert request["retriever"] == es.hybrid_retriever(
+    assert request["retriever"] == esq.hybrid_retriever(
         [
-            es.Signal("dense", es.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
-            es.Signal("sparse", es.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5),
+            esq.Signal("dense", esq.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
+            esq.Signal(
+                "sparse", esq.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5
+            ),
         ],
         fusion="rrf",
         rrf_k=60,
         candidates=50,
-        rerank=es.rescore(SPEC, np.asarray(Q.colbert), 50),
+        rerank=esq.rescore(SPEC, np.asarray(Q.colbert), 50),
     )
     assert [h.id for h in hits] == ["a"]
     assert hits[0].score == pytest.approx(1.5) and hits[0].signal_scores == {
@@ -663,12 +671,12 @@ def test_single_modes_send_one_typed_query_and_convert_scores() -> None:
             "index": "c",
             "source": SOURCE,
             "size": 2,
-            "query": es.knn_query(SPEC, QD, 2, store.options, []),
+            "query": esq.knn_query(SPEC, QD, 2, store.options, []),
         },
     )
     assert [h.score for h in hits] == [pytest.approx(0.8), pytest.approx(0.5)]
     hits = store.search(Q, 2, mode="colbert", filter=eq("year", 2001))
-    assert client.calls[-1][1]["query"] == es.colbert_query(
+    assert client.calls[-1][1]["query"] == esq.colbert_query(
         SPEC, np.asarray(Q.colbert), [{"term": {"metadata.year": 2001}}]
     )
     assert hits[0].score == pytest.approx(2 * math.log(0.9))
@@ -688,10 +696,10 @@ def test_basic_licence_fallback_is_one_msearch_fused_in_m3vdb(caplog) -> None:
     assert name == "msearch" and request["index"] == "c"
     assert request["searches"] == [
         {},
-        {"query": es.knn_query(spec, QD, 20, store.options, flt), "size": 20, "_source": SOURCE},
+        {"query": esq.knn_query(spec, QD, 20, store.options, flt), "size": 20, "_source": SOURCE},
         {},
         {
-            "query": es.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt),
+            "query": esq.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt),
             "size": 20,
             "_source": SOURCE,
         },

@@ -60,6 +60,8 @@ from m3vdb.connectors.common import (
     resolve_spec,
     with_retries,
 )
+from m3vdb.connectors.elasticsearch import queries as esq
+from m3vdb.connectors.elasticsearch.bulk import raise_for_bulk_failures
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import elasticsearch as es
 from m3vdb.schemas import scoring
@@ -67,13 +69,9 @@ from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.elasticsearch import (
     ElasticsearchCapabilities,
     HybridMethod,
-    Signal,
 )
 from m3vdb.schemas.errors import (
     BackendError,
-    BulkFailedError,
-    BulkRejectedError,
-    BulkWriteError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
@@ -88,15 +86,7 @@ if TYPE_CHECKING:
 
     from m3vdb.schemas.encoding import Encoder
 
-__all__ = [
-    "BulkWriteError",
-    "ElasticsearchCapabilities",
-    "ElasticsearchConnector",
-    "ElasticsearchOptions",
-    "detect_capabilities",
-    "open_connector",
-    "raise_for_bulk_failures",
-]
+__all__ = ["ElasticsearchConnector", "detect_capabilities", "open_connector"]
 
 DEFAULT_PORT = 9200
 logger = logging.getLogger(__name__)
@@ -113,31 +103,6 @@ def _import_client() -> Any:
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def raise_for_bulk_failures(
-    results: Sequence[tuple[bool, Mapping[str, Any]]], *, what: str = "upsert"
-) -> list[str]:
-    """The per-item error handling of every bulk write: returns the ids that succeeded, or
-    raises a :class:`BulkWriteError` naming every failed id with its status and reason.
-
-    ``results`` are ``streaming_bulk``'s ``(ok, {op: item})`` pairs (``raise_on_error=False``).
-    """
-    done, failed = es.bulk_item_failures(results)
-    if not failed:
-        return done
-    listed = "\n  - ".join(
-        f"{f.id!r}: HTTP {f.status} {f.error_type}: {f.reason}" for f in failed[:20]
-    )
-    more = f"\n  ... and {len(failed) - 20} more" if len(failed) > 20 else ""
-    message = (
-        f"Elasticsearch refused {len(failed)} of {len(done) + len(failed)} documents of the "
-        f"{what} batch:\n  - {listed}{more}\n{len(done)} documents of the batch were written "
-        "(each complete); fix the refused ones and run the same call again (it is idempotent)"
-    )
-    if all(400 <= f.status < 500 and not f.transient for f in failed):
-        raise BulkRejectedError(message, failed, done)
-    raise BulkFailedError(message, failed, done, retriable=all(f.transient for f in failed))
 
 
 def _status(exc: Exception) -> int | None:
@@ -521,13 +486,13 @@ class ElasticsearchConnector(BaseConnector[Any]):
         spec = self._spec
         if plan.mode == "dense":
             assert plan.dense is not None
-            body = es.knn_query(spec, plan.dense, plan.k, self._options, filters)
+            body = esq.knn_query(spec, plan.dense, plan.k, self._options, filters)
         elif plan.mode == "sparse":
             assert plan.sparse is not None
-            body = es.sparse_query(spec, plan.sparse, self._options, filters)
+            body = esq.sparse_query(spec, plan.sparse, self._options, filters)
         elif plan.mode == "colbert":
             assert plan.colbert is not None
-            body = es.colbert_query(spec, plan.colbert, filters)
+            body = esq.colbert_query(spec, plan.colbert, filters)
         else:
             return self._hybrid(plan, plan.text, filters)
         response = self._search(f"{plan.mode} search", query=body, size=plan.k)
@@ -563,21 +528,23 @@ class ElasticsearchConnector(BaseConnector[Any]):
 
     def _signals(
         self, plan: SearchPlan, text: str | None, filters: list[dict[str, Any]]
-    ) -> list[Signal]:
+    ) -> list[esq.Signal]:
         spec, opts = self._spec, self._options
         assert plan.dense is not None  # hybrid plans carry dense and sparse
         signals = [
-            Signal(
+            esq.Signal(
                 "dense",
-                es.knn_query(spec, plan.dense, plan.candidates, opts, filters),
+                esq.knn_query(spec, plan.dense, plan.candidates, opts, filters),
                 plan.weights[0],
             )
         ]
         if plan.sparse:  # an empty sparse query matches nothing: leave it out
-            body = es.sparse_query(spec, plan.sparse, opts, filters)
-            signals.append(Signal("sparse", body, plan.weights[1]))
+            body = esq.sparse_query(spec, plan.sparse, opts, filters)
+            signals.append(esq.Signal("sparse", body, plan.weights[1]))
         if text is not None:
-            signals.append(Signal("bm25", es.bm25_query(spec, text, filters), opts.bm25_weight))
+            signals.append(
+                esq.Signal("bm25", esq.bm25_query(spec, text, filters), opts.bm25_weight)
+            )
         return signals
 
     def _hybrid(
@@ -588,10 +555,10 @@ class ElasticsearchConnector(BaseConnector[Any]):
             return self._hybrid_retrievers(plan, signals)
         return self._hybrid_client_fusion(plan, signals, filters)
 
-    def _hybrid_retrievers(self, plan: SearchPlan, signals: list[Signal]) -> list[Hit]:
+    def _hybrid_retrievers(self, plan: SearchPlan, signals: list[esq.Signal]) -> list[Hit]:
         rows = plan.colbert if plan.rerank else None
-        rescore = es.rescore(self._spec, rows, plan.candidates) if rows is not None else None
-        retriever = es.hybrid_retriever(
+        rescore = esq.rescore(self._spec, rows, plan.candidates) if rows is not None else None
+        retriever = esq.hybrid_retriever(
             signals,
             fusion=plan.fusion,
             rrf_k=plan.rrf_k,
@@ -603,7 +570,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         return [self._hit(h, signal, plan) for h in response["hits"]["hits"]]
 
     def _hybrid_client_fusion(
-        self, plan: SearchPlan, signals: list[Signal], filters: list[dict[str, Any]]
+        self, plan: SearchPlan, signals: list[esq.Signal], filters: list[dict[str, Any]]
     ) -> list[Hit]:
         """One _msearch (a search per signal), fused here with Elasticsearch's formulas."""
         fields = es.source_fields(self._spec)
@@ -655,7 +622,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         rows, k = plan.colbert, plan.k
         assert rows is not None  # a reranking plan carries the query's rows
         _, query_dsl, _ = es.dsl()
-        body = es.colbert_query(self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters])
+        body = esq.colbert_query(self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters])
         response = self._search("ColBERT rerank", query=body, size=min(k, len(ids)))
         return [
             self._hit(h, "colbert", plan, {"fusion": fused[str(h["_id"])]})
