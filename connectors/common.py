@@ -20,7 +20,13 @@ import numpy as np
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
 from m3vdb.connectors.plan import SearchPlan, build_plan
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
+from m3vdb.schemas.errors import (
+    BackendError,
+    CollectionNotFoundError,
+    InputError,
+    M3VDBError,
+    SchemaMismatchError,
+)
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
@@ -325,6 +331,15 @@ class BaseConnector(ABC, Generic[ClientT]):
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         """``exc`` (a native client error of the call ``what``) as an m3vdb error."""
 
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        """Whether ``exc`` says the collection does not exist (dropped while open); such calls
+        raise CollectionNotFoundError on every backend."""
+        return False
+
+    def _where(self) -> str:
+        """The database, as CollectionNotFoundError names it."""
+        return self._database
+
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         """Runs one client call, retrying transient errors with backoff; any other native
         error is translated, so callers see m3vdb errors only."""
@@ -338,6 +353,10 @@ class BaseConnector(ABC, Generic[ClientT]):
         except M3VDBError:
             raise
         except Exception as exc:
+            if self._is_missing_collection(exc):
+                raise CollectionNotFoundError(
+                    self._collection, self._where(), kind=self._kind
+                ) from exc
             raise self._translate_error(exc, what) from exc
 
     # -- writes -------------------------------------------------------------------------

@@ -323,6 +323,15 @@ class MilvusConnector(BaseConnector[Any]):
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, f"Milvus {what}")
 
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        from pymilvus.exceptions import MilvusException
+
+        # code 100: collection not found (Lite and servers)
+        return isinstance(exc, MilvusException) and exc.code == 100
+
+    def _where(self) -> str:
+        return "Milvus Lite" if self._caps.lite else "Milvus"
+
     # -- schema ---------------------------------------------------------------------
 
     def _open_or_create(self, create: bool) -> ColbertLayout:

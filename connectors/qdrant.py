@@ -222,6 +222,17 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
     def _is_transient(self, exc: Exception) -> bool:
         return is_transient(exc)
 
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        # local mode: ValueError("Collection X not found"); server: 404 "... doesn't exist"
+        text = str(exc)
+        if isinstance(exc, ValueError) and text == f"Collection {self._collection} not found":
+            return True
+        status = getattr(exc, "status_code", None)
+        return status == 404 and "doesn't exist" in text
+
+    def _where(self) -> str:
+        return "Qdrant (local mode)" if is_local(self._client) else "Qdrant"
+
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what)
 

@@ -28,6 +28,7 @@ from m3vdb.schemas import milvus as ms  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
+    CollectionNotFoundError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
@@ -252,9 +253,9 @@ def test_errors_are_translated(lite, name):
     with pytest.raises(InputError, match="bad expr"):
         con.search(_emb(1), 3, mode="dense")
     flaky.fail[("search", name)] = _always(MilvusException(code=100, message="gone"))
-    with pytest.raises(BackendError, match="does not exist") as info:
+    with pytest.raises(CollectionNotFoundError, match="dropped") as info:
         con.search(_emb(1), 3, mode="dense")
-    assert not info.value.retriable
+    assert info.value.caller_fault and not info.value.retriable
 
 
 def test_batch_is_validated_before_anything_is_written(lite, name):

@@ -340,6 +340,9 @@ class ElasticsearchConnector(BaseConnector[Any]):
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what)
 
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        return _status(exc) == 404 and _error_detail(exc)[0] == "index_not_found_exception"
+
     def _open_or_create(self, create: bool) -> None:
         c, name = self._client, self._collection
         if not self._call("index check", lambda: bool(c.indices.exists(index=name))):
@@ -586,7 +589,10 @@ class ElasticsearchConnector(BaseConnector[Any]):
         per_signal: dict[str, dict[str, float]] = {}
         for s, response in zip(signals, dict(getattr(result, "body", result))["responses"]):
             if "error" in response:
-                raise translate_error(_MsearchError(response), f"hybrid _msearch ({s.name})")
+                error = _MsearchError(response)
+                if self._is_missing_collection(error):
+                    raise CollectionNotFoundError(self._collection, "Elasticsearch", kind="index")
+                raise translate_error(error, f"hybrid _msearch ({s.name})")
             scores: dict[str, float] = {}
             for h in response["hits"]["hits"]:
                 doc_id = str(h["_id"])

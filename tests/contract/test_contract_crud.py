@@ -282,3 +282,30 @@ def test_hybrid_on_a_collection_missing_a_signal_is_refused(
     assert "colbert" in str(info.value)  # the modes left are named
     other = "sparse" if missing == "dense" else "dense"
     assert store.search(corpus.queries[0], 3, mode=other)  # the other signal still answers
+
+
+def test_a_collection_dropped_elsewhere_is_collection_not_found(
+    backend: ContractBackend, corpus: Corpus
+) -> None:
+    """Every backend raises the same type for a collection dropped while a connector is open
+    (by another process, another connector): CollectionNotFoundError, the caller's to fix by
+    reopening (which recreates it). A BackendError here means the backend's translate_error
+    does not recognise its database's "no such collection" error."""
+    store = backend.open()
+    store.upsert(corpus.pairs()[:3])
+    other = backend.open(collection=store.collection)
+    other.drop()
+    calls = {
+        "count": lambda: store.count(),
+        "get": lambda: store.get(["doc-0000-en"]),
+        "search": lambda: store.search(corpus.queries[0], 3, mode="dense"),
+        "delete": lambda: store.delete(["doc-0000-en"]),
+        # not upsert: Elasticsearch auto-creates a missing index on a bulk write (its
+        # action.auto_create_index default), so a write after a drop cannot fail there.
+    }
+    for name, call in calls.items():
+        with pytest.raises(CollectionNotFoundError, match=store.collection):
+            call()
+        with pytest.raises(CollectionNotFoundError):  # a failed call recreated nothing
+            backend.open(collection=store.collection, create=False)
+        assert name
