@@ -64,6 +64,7 @@ SOURCE = ["id", "text", "metadata"]
 
 def test_mapping_exact() -> None:
     assert es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL) == {
+        "date_detection": False,
         "dynamic_templates": [
             {
                 "m3vdb_metadata_strings": {
@@ -88,6 +89,7 @@ def test_mapping_exact() -> None:
             "metadata": {
                 "type": "object",
                 "dynamic": True,
+                "subobjects": False,
                 "properties": {
                     "lang": {"type": "keyword"},
                     "year": {"type": "long"},
