@@ -143,9 +143,7 @@ def _check_metadata_value(value: object, doc_id: str, key: str, *, in_list: bool
         hint = "convert numpy scalars with .item()"
     else:
         hint = "convert it (e.g. a set to a sorted list, a datetime to an ISO str)"
-    raise InputError(
-        f"{where} {value!r:.60} ({type(value).__name__}); {METADATA_RULE}: {hint}"
-    )
+    raise InputError(f"{where} {value!r:.60} ({type(value).__name__}); {METADATA_RULE}: {hint}")
 
 
 def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embedding:

@@ -24,6 +24,12 @@ Semantics (:func:`matches` is the exact definition every connector is tested aga
   would say otherwise); ``1`` equals ``1.0`` (not on Qdrant, which matches an int exactly
   and so misses a value stored as ``1.0``). Booleans are not numbers for ranges.
 - A key absent from the metadata matches nothing; nested lists and dicts are not searched.
+- Keys are literal metadata keys: ``eq("a.b", v)`` tests the key ``a.b``, never ``a`` -> ``b``
+  (each backend escapes or quotes keys; one it cannot name is refused, at write and query).
+- Operands are checked once, when a filter is built (here, for every backend): keys are
+  non-empty str, ``eq`` / ``in_`` values str, bool, int or finite float (``in_`` a non-empty
+  list), range bounds finite numbers (not str, not bool), ``and_`` / ``or_`` non-empty;
+  anything else is an InputError naming the key and what to write instead.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ def _bound(field: str, op: str, value: object) -> float | None:
     if isinstance(value, np.generic) and isinstance(value, (np.integer, np.floating)):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        example = f"{float(value)!r}" if _is_number_text(value) else "2020"
+        example = f"{float(str(value))!r}" if _is_number_text(value) else "2020"
         raise InputError(
             f"filter on {field!r}: range bound {op}={value!r} is a {type(value).__name__}; "
             f"range bounds must be finite numbers, e.g. {{{field!r}: {{{op!r}: {example}}}}}"

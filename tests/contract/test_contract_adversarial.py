@@ -282,4 +282,3 @@ def test_a_date_like_first_value_does_not_type_the_key(
     store.upsert(_pairs_for(corpus, [second], offset=1))
     assert _ids(store, _query(corpus), {"when": "soon"}) == {"undated"}
     assert _ids(store, _query(corpus), {"when": "2024-05-01"}) == {"dated"}
-
