@@ -11,7 +11,7 @@ import itertools
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
@@ -46,8 +46,27 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The smallest positive normal float32. A positive weight below it is a subnormal (or 0) once
+# stored as float32, which Elasticsearch refuses ("positive normal float") and other engines
+# round unpredictably.
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+METADATA_RULE = (
+    "metadata is a dict with non-empty str keys (taken literally: 'a.b' is one key) whose "
+    "values are str, bool, int (64-bit), finite float, or flat lists of these"
+)
+
+
 def validate_document(doc: object, position: int) -> Document:
-    """Checks the document's types; returns it. ``position`` names it in errors."""
+    """Checks the document's types, its text and its metadata; returns it. ``position``
+    names it in errors.
+
+    Raises:
+        InputError: not a Document, an empty id, an empty or whitespace-only text, or
+            metadata that breaks :data:`METADATA_RULE`.
+        TypeError: metadata that is not a dict (None, a str, a list...).
+    """
     if not isinstance(doc, Document):
         raise InputError(
             f"item {position} is a {type(doc).__name__}; upsert takes connectors.Document "
@@ -59,7 +78,78 @@ def validate_document(doc: object, position: int) -> Document:
         raise InputError(
             f"document {doc.id!r} has a {type(doc.text).__name__} text; texts must be str"
         )
+    if not doc.text.strip():
+        # Refused even with an embedding given: a stored document whose text is empty cannot
+        # be re-encoded, shown or searched by BM25, and the README promises the refusal.
+        raise InputError(
+            f"document {doc.id!r} has an empty or whitespace-only text: nothing to index; drop "
+            "it or give it text"
+        )
+    validate_metadata(doc.metadata, doc.id)
     return doc
+
+
+def validate_metadata(metadata: object, doc_id: str) -> None:
+    """Enforces :data:`METADATA_RULE`, the same for every backend, before anything is written.
+
+    Nested objects are refused: a filter key is a literal top-level key on every backend, so
+    nothing inside a nested object could be filtered, and Elasticsearch would map it as
+    sub-fields. Flatten them (``{"author.name": "x"}``). Tuples are refused too: they would
+    come back as lists.
+
+    Raises:
+        TypeError: ``metadata`` is not a dict.
+        InputError: a key or value breaks the rule (naming the document and the key).
+    """
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"document {doc_id!r}: metadata is {metadata!r:.60} ({type(metadata).__name__}); "
+            f"{METADATA_RULE}. Use {{}} for no metadata"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InputError(
+                f"document {doc_id!r}: metadata key {key!r} ({type(key).__name__}) is not a "
+                f"non-empty str; {METADATA_RULE}"
+                + (f"; write {str(key)!r}" if isinstance(key, (int, float)) else "")
+            )
+        if isinstance(value, list):
+            for element in value:
+                _check_metadata_value(element, doc_id, key, in_list=True)
+        else:
+            _check_metadata_value(value, doc_id, key, in_list=False)
+
+
+def _check_metadata_value(value: object, doc_id: str, key: str, *, in_list: bool) -> None:
+    where = f"document {doc_id!r}: metadata {key!r}" + (" holds" if in_list else " is")
+    if isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InputError(
+                f"{where} {value}, outside the 64-bit integer range the databases store; "
+                "store it as a str or a float"
+            )
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(
+                f"{where} {value!r}; NaN and infinity are not JSON: use a finite number, or "
+                "leave the key out"
+            )
+        return
+    if isinstance(value, Mapping):
+        hint = (
+            "nested objects are not stored: flatten them into literal keys, e.g. "
+            f"{{'{key}.name': ...}}"
+        )
+    elif isinstance(value, (list, tuple)):
+        hint = "lists are flat: nested lists are not stored" if in_list else "write a list"
+    elif isinstance(value, np.generic):
+        hint = "convert numpy scalars with .item()"
+    else:
+        hint = "convert it (e.g. a set to a sorted list, a datetime to an ISO str)"
+    raise InputError(f"{where} {value!r:.60} ({type(value).__name__}); {METADATA_RULE}: {hint}")
 
 
 def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embedding:
@@ -88,6 +178,13 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
                 raise InputError(
                     f"document {doc_id!r}: sparse weight {weight!r} for token {token}; weights "
                     "must be finite and > 0"
+                )
+            if weight < FLOAT32_MIN_NORMAL:
+                raise InputError(
+                    f"document {doc_id!r}: sparse weight {weight!r} for token {token} is below "
+                    f"the smallest normal float32 ({FLOAT32_MIN_NORMAL:.6g}); databases store "
+                    "float32 and Elasticsearch refuses such weights. Drop these tokens (their "
+                    "contribution to any score is below float32 precision)"
                 )
     if spec.colbert:
         if emb.colbert is None:
@@ -144,12 +241,6 @@ def embed_batch(
                 "documents came without embeddings and the connector has no encoder; pass "
                 "encoder=M3Encoder(...) to connect() or upsert (Document, M3Embedding) pairs"
             )
-        for i in missing:
-            if not docs[i].text.strip():
-                raise InputError(
-                    f"document {docs[i].id!r} has an empty or whitespace-only text: nothing to "
-                    "index; drop it or give it text"
-                )
         encoded = encoder.encode(
             [docs[i].text for i in missing],
             dense=spec.dense,

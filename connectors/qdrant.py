@@ -109,13 +109,41 @@ def client_from_target(target: Any, options: QdrantOptions | None = None) -> Qdr
     if "location" in where:
         return client_class(location=where["location"])
     if "path" in where:
-        return client_class(path=where["path"])
+        return _open_local_folder(client_class, where["path"])
     return client_class(
         url=where["url"],
         api_key=options.api_key,
         timeout=options.timeout,
         prefer_grpc=options.prefer_grpc,
     )
+
+
+def _open_local_folder(client_class: type[QdrantClient], folder: str) -> QdrantClient:
+    """Local mode on ``folder``; a folder another client holds is a BackendError that says so.
+
+    Local mode takes an exclusive lock on the folder (``.lock``) for the client's lifetime, so
+    a second client, in another process or in this one, cannot open it.
+    """
+    try:
+        return client_class(path=folder)
+    except RuntimeError as exc:
+        if not _is_lock_conflict(exc):
+            raise
+        raise BackendError(
+            f"the Qdrant local folder {folder!r} is in use by another process (or another open "
+            "client in this one): local mode allows one client per folder. Close the other "
+            "client or stop that process, then open it again; for concurrent access from "
+            "several processes run a Qdrant server (qdrant://HOST:PORT)",
+            retriable=False,
+        ) from exc
+
+
+def _is_lock_conflict(exc: RuntimeError) -> bool:
+    """Whether local mode refused the folder because its lock is held."""
+    context = exc.__context__
+    if context is not None and type(context).__name__ == "LockException":
+        return True  # portalocker's; the message below may change between client versions
+    return "already accessed" in str(exc)
 
 
 def is_local(client: QdrantClient) -> bool:

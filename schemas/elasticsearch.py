@@ -10,7 +10,9 @@ document is atomic: its text, metadata and three representations are one Lucene 
 - ``id`` keyword (the document id, also the ``_id``), ``text`` text (analysed: BM25 is available
   as a fourth hybrid signal), ``metadata`` object whose declared keys are typed (keyword, long,
   double, boolean) and whose other keys are mapped by dynamic templates (strings -> keyword,
-  floating point -> double), so that every metadata key filters exactly.
+  floating point -> double), so that every metadata key filters exactly. The object has
+  ``subobjects: false`` (a key ``a.b`` is one literal field, as on every backend) and the
+  mapping ``date_detection: false`` (a first value "2024-05-01" never makes a key a date).
 - ``dense``: ``dense_vector``, ``similarity`` dot_product (``dense_metric="ip"``) or cosine,
   ``index_options.type`` explicit (default ``hnsw``: float vectors, so knn scores are the exact
   float dot; Elasticsearch 9.1+ would otherwise pick 1-bit ``bbq_hnsw`` for 1024-d vectors).
@@ -180,7 +182,32 @@ def check_index_name(name: str) -> str:
 
 
 def metadata_path(spec: IndexSpec, key: str) -> str:
-    return f"{spec.fields.metadata}.{key}"
+    """The field of the LITERAL metadata key ``key``: ``metadata.<key>``.
+
+    The ``metadata`` object is mapped with ``subobjects: false`` (see :func:`mapping`), so a
+    key ``a.b`` is one leaf field named ``a.b``, not a field ``b`` inside an object ``a``, and
+    the path ``metadata.a.b`` names exactly it.
+
+    Raises:
+        InputError: a key Elasticsearch refuses as a field name (see
+            :func:`check_metadata_key`); the same error at write time and query time.
+    """
+    return f"{spec.fields.metadata}.{check_metadata_key(key)}"
+
+
+def check_metadata_key(key: str) -> str:
+    """``key`` if Elasticsearch accepts it as a field name; else InputError.
+
+    Elasticsearch splits a field name on ``.`` while parsing a document, even under
+    ``subobjects: false``, and refuses a name with an empty or blank part: one that is
+    whitespace only, starts or ends with ``.``, or holds ``..``.
+    """
+    if not isinstance(key, str) or not key or any(not part.strip() for part in key.split(".")):
+        raise InputError(
+            f"metadata key {key!r} cannot be an Elasticsearch field name: a key must not be "
+            "blank, start or end with '.', or hold '..' or '. .'; rename the key"
+        )
+    return key
 
 
 def dense_similarity(spec: IndexSpec) -> str:
@@ -227,7 +254,14 @@ def mapping(
     properties: dict[str, Any] = {
         names.id: _typed_field("Keyword", "keyword"),
         names.text: _typed_field("Text", "text", **text_params),
-        names.metadata: {"type": "object", "dynamic": True, "properties": metadata_properties},
+        # subobjects false: a metadata key is a literal field name ("a.b" is one field), as
+        # on every other backend; without it "a.b" and {"a": {"b": ...}} would be one field.
+        names.metadata: {
+            "type": "object",
+            "dynamic": True,
+            "subobjects": False,
+            "properties": metadata_properties,
+        },
     }
     if spec.dense:
         properties[names.dense] = _typed_field(
@@ -257,6 +291,10 @@ def mapping(
     ]
     path = f"{names.metadata}.*"
     return {
+        # Date detection would turn an undeclared key whose first value looks like a date
+        # ("2024-05-01") into a date field and refuse every later non-date string in it; the
+        # dynamic templates below then map every string to keyword.
+        "date_detection": False,
         # No typed class for dynamic templates in elasticsearch.dsl: plain dicts.
         "dynamic_templates": [
             {
@@ -336,7 +374,19 @@ def validate_mapping(
     for key, want in spec_meta(spec).items():
         if spec.colbert and key in declared and declared[key] != want:
             problems.append(f"ColBERT {key}: {declared[key]!r}, expected {want!r}")
-    meta = (props.get(names.metadata) or {}).get("properties") or {}
+    if str(found.get("date_detection", True)).lower() != "false":
+        problems.append(
+            "date_detection is on: a metadata string that looks like a date would make its key "
+            "a date field (index created by an older m3vdb: reindex into a new index)"
+        )
+    metadata_object = props.get(names.metadata) or {}
+    if str(metadata_object.get("subobjects", True)).lower() != "false":
+        problems.append(
+            f"object field '{names.metadata}': subobjects {metadata_object.get('subobjects')!r}, "
+            "expected false (metadata keys with '.' would be split into sub-objects; index "
+            "created by an older m3vdb: reindex into a new index)"
+        )
+    meta = metadata_object.get("properties") or {}
     for f in spec.metadata_fields:
         want = _METADATA_TYPES[f.type].lower()
         got = (meta.get(f.name) or {}).get("type")
@@ -350,6 +400,11 @@ def validate_mapping(
 
 def check_document(doc: Document, emb: M3Embedding, spec: IndexSpec) -> None:
     """What Elasticsearch would refuse mid-batch, refused before the batch is written."""
+    for key in doc.metadata:
+        try:
+            check_metadata_key(key)
+        except InputError as exc:
+            raise InputError(f"document {doc.id!r}: {exc}") from None
     if len(doc.id.encode("utf-8")) > ID_MAX_BYTES:
         raise InputError(
             f"document id {doc.id[:40]!r}... is longer than Elasticsearch's {ID_MAX_BYTES}-byte "

@@ -15,7 +15,8 @@ The Qdrant layout of a collection:
 - Point id: ``uuid5(M3VDB_NAMESPACE, document id)`` (Qdrant ids must be unsigned ints or
   UUIDs); the payload keeps the original id under ``spec.fields.id``, the text under
   ``spec.fields.text`` and the metadata dict under ``spec.fields.metadata``, so a metadata
-  key ``lang`` is filtered as the payload path ``metadata.lang``.
+  key ``lang`` is filtered as the payload path ``metadata.lang`` and a key ``a.b`` (one
+  literal key) as ``metadata."a.b"`` (:func:`metadata_key`).
 """
 
 from __future__ import annotations
@@ -67,8 +68,46 @@ def point_id(doc_id: str) -> str:
 
 
 def metadata_key(spec: IndexSpec, name: str) -> str:
-    """The payload path of a metadata key (``metadata.lang``)."""
-    return f"{spec.fields.metadata}.{name}"
+    """The payload path of the LITERAL metadata key ``name``: ``metadata.lang``, or
+    ``metadata."a.b"`` for a key Qdrant's path syntax would split (``.``, ``[``, ``]``,
+    spaces, ``/``...).
+
+    Qdrant reads a condition's key as a JSON path: ``a.b`` is key ``b`` inside object ``a``,
+    ``k[0]`` an array element, ``t[]`` every element. A path segment of letters, digits, ``_``
+    and ``-`` is taken as is; any other key must be written in double quotes, which Qdrant
+    reads verbatim up to the next ``"`` (no escape sequence exists, in the server's parser
+    ``lib/segment/src/json_path/parse.rs`` or in local mode's ``json_path_parser.py``).
+
+    Raises:
+        InputError: ``name`` holds ``"`` or ``\\``, which no Qdrant path can express; the same
+            error at write time (:func:`check_metadata_keys`) and query time, so such a key is
+            never stored where a filter could not reach it.
+    """
+    return f"{spec.fields.metadata}.{_path_segment(name)}"
+
+
+def _path_segment(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"metadata keys must be non-empty strings, got {name!r}")
+    if all(c.isalnum() or c in "_-" for c in name):
+        return name
+    if '"' in name or "\\" in name:
+        raise InputError(
+            f"metadata key {name!r} contains a double quote or a backslash, which Qdrant's "
+            "payload paths cannot express (a quoted path segment has no escapes); rename the "
+            "key (e.g. replace the character with '_')"
+        )
+    return f'"{name}"'
+
+
+def check_metadata_keys(doc: Document) -> None:
+    """Raises InputError, before anything is written, for a metadata key that a Qdrant filter
+    could not address (see :func:`metadata_key`)."""
+    for key in doc.metadata:
+        try:
+            _path_segment(key)
+        except InputError as exc:
+            raise InputError(f"document {doc.id!r}: {exc}") from None
 
 
 def dense_distance(spec: IndexSpec) -> models.Distance:
@@ -140,6 +179,7 @@ def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointSt
         vector[spec.fields.dense] = emb.dense.astype(np.float32).tolist()
     if spec.sparse and emb.sparse is not None:
         vector[spec.fields.sparse] = sparse_vector(emb.sparse)
+    check_metadata_keys(doc)
     if spec.colbert and emb.colbert is not None:
         check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
         vector[spec.fields.colbert] = emb.colbert.astype(np.float32).tolist()

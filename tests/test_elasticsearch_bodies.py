@@ -70,6 +70,7 @@ SOURCE = ["id", "text", "metadata"]
 
 def test_mapping_exact() -> None:
     assert es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL) == {
+        "date_detection": False,
         "dynamic_templates": [
             {
                 "m3vdb_metadata_strings": {
@@ -94,6 +95,7 @@ def test_mapping_exact() -> None:
             "metadata": {
                 "type": "object",
                 "dynamic": True,
+                "subobjects": False,
                 "properties": {
                     "lang": {"type": "keyword"},
                     "year": {"type": "long"},
@@ -722,3 +724,59 @@ def test_bm25_signal_needs_text() -> None:
     store, _ = _connector(TRIAL, SPEC)
     with pytest.raises(InputError, match="text query"):
         store.search(Q, 3, bm25=True)
+
+
+# ----------------------------------------------------------------------------- issue 14
+
+
+def test_metadata_keys_are_literal_fields_and_never_dates() -> None:
+    """``subobjects: false`` keeps ``a.b`` one field (not ``b`` inside ``a``), so the filter
+    path ``metadata.a.b`` names exactly the literal key; ``date_detection: false`` keeps a
+    first value "2024-05-01" from making the key a date field."""
+    body = es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL)
+    assert body["date_detection"] is False
+    assert body["properties"]["metadata"]["subobjects"] is False
+    assert es.compile_filter(eq("a.b", "x"), SPEC) == [{"term": {"metadata.a.b": "x"}}]
+    assert es.compile_filter(in_("k[0]", ["x"]), SPEC) == [{"terms": {"metadata.k[0]": ["x"]}}]
+
+
+def test_validate_mapping_flags_an_index_with_path_keys_or_date_detection() -> None:
+    options = es.ElasticsearchOptions()
+    old = json.loads(json.dumps(es.mapping(SPEC, options, TRIAL)))
+    del old["date_detection"]
+    del old["properties"]["metadata"]["subobjects"]
+    problems = es.validate_mapping(old, SPEC, options)
+    assert len(problems) == 2
+    assert problems[0].startswith("date_detection is on")
+    assert problems[1].startswith("object field 'metadata': subobjects None, expected false")
+
+
+@pytest.mark.parametrize("key", ["a..b", ".lead", "trail.", "   ", "a. .b", "."])
+def test_keys_elasticsearch_cannot_name_are_refused_at_write_and_query(key: str) -> None:
+    store, client = _connector(TRIAL, SPEC)
+    sent = len(client.calls)
+    doc = Document("odd", "text", {key: "x"})
+    emb = M3Embedding(dense=np.array([0.6, 0.8], np.float32), sparse={3: 0.5}, colbert=Q.colbert)
+    with pytest.raises(InputError, match=r"document 'odd': metadata key .* Elasticsearch field"):
+        store.upsert([(doc, emb)])
+    with pytest.raises(InputError, match="cannot be an Elasticsearch field name"):
+        es.compile_filter(eq(key, "x"), SPEC)
+    with pytest.raises(InputError, match="cannot be an Elasticsearch field name"):
+        store.search(Q, 3, mode="dense", filter=eq(key, "x"))
+    assert len(client.calls) == sent, "a request was sent"
+
+
+def test_subnormal_sparse_weights_never_reach_elasticsearch() -> None:
+    """Elasticsearch refuses a weight that is not a positive NORMAL float32 ("featureValue
+    must be a positive normal float"): refused before the bulk request."""
+    store, client = _connector(TRIAL, SPEC)
+    sent = len(client.calls)
+    tiny = float(np.finfo(np.float32).tiny)
+    for weight in (tiny / 2, 1e-45, 1e-300):
+        emb = M3Embedding(dense=Q.dense, sparse={3: 0.5, 4: weight}, colbert=Q.colbert)
+        with pytest.raises(InputError, match="below the smallest normal float32"):
+            store.upsert([(Document("d", "text"), emb)])
+    assert len(client.calls) == sent, "a request was sent"
+    # The smallest normal float32 itself is a valid weight.
+    ok = M3Embedding(dense=Q.dense, sparse={3: tiny}, colbert=Q.colbert)
+    assert es.document_source(Document("d", "text"), ok, SPEC)["sparse"] == {"3": tiny}
