@@ -63,19 +63,24 @@ def validate_document(doc: object, position: int) -> Document:
     names it in errors.
 
     Raises:
-        InputError: not a Document, an empty id, an empty or whitespace-only text, or
-            metadata that breaks :data:`METADATA_RULE`.
-        TypeError: metadata that is not a dict (None, a str, a list...).
+        TypeError: not a Document, an id or text that is not a str, metadata that is not a
+            dict (None, a str, a list...).
+        InputError: an empty id, an empty or whitespace-only text, or metadata that breaks
+            :data:`METADATA_RULE`.
     """
     if not isinstance(doc, Document):
-        raise InputError(
-            f"item {position} is a {type(doc).__name__}; upsert takes connectors.Document "
+        raise TypeError(
+            f"item {position} is a {type(doc).__name__}; upsert takes m3vdb.Document "
             "objects or (Document, M3Embedding) pairs"
         )
-    if not isinstance(doc.id, str) or not doc.id:
-        raise InputError(f"document {position} has id {doc.id!r}; ids must be non-empty strings")
+    if not isinstance(doc.id, str):
+        raise TypeError(
+            f"document {position} has a {type(doc.id).__name__} id ({doc.id!r}); ids are str"
+        )
+    if not doc.id:
+        raise InputError(f"document {position} has an empty id; ids must be non-empty strings")
     if not isinstance(doc.text, str):
-        raise InputError(
+        raise TypeError(
             f"document {doc.id!r} has a {type(doc.text).__name__} text; texts must be str"
         )
     if not doc.text.strip():
@@ -222,7 +227,7 @@ def embed_batch(
     for i, item in enumerate(items):
         if isinstance(item, tuple):
             if len(item) != 2 or not isinstance(item[1], M3Embedding):
-                raise InputError(
+                raise TypeError(
                     f"item {offset + i} must be (Document, M3Embedding), got {item!r:.80}"
                 )
             docs.append(validate_document(item[0], offset + i))
