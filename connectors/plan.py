@@ -28,6 +28,7 @@ from m3vdb.schemas.filters import Filter, parse_filter
 from m3vdb.schemas.spec import IndexSpec
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "sparse", "colbert", "hybrid")
+_SMALLEST_NORMAL = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,7 +182,9 @@ def _sparse(q: M3Embedding) -> dict[int, float]:
             raise InputError(f"the query's sparse key {token!r} is outside [0, 2^32)")
         if not np.isfinite(weight):
             raise InputError("the query's sparse weights contain NaN or infinity")
-    return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
+    # weights below the smallest normal float32 add nothing to a score and Elasticsearch
+    # refuses them: they count as 0, like the special tokens the encoder drops
+    return {int(t): float(w) for t, w in q.sparse.items() if w >= _SMALLEST_NORMAL}
 
 
 def _colbert(q: M3Embedding, spec: IndexSpec) -> np.ndarray:

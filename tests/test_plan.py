@@ -81,6 +81,8 @@ def test_zero_sparse_weights_are_dropped_and_an_empty_sparse_query_matches_nothi
     assert plan.sparse == {3: 0.5} and not plan.matches_nothing
     empty = _plan(M3Embedding(sparse={1: 0.0}), mode="sparse")
     assert empty.matches_nothing
+    subnormal = _plan(M3Embedding(sparse={1: 1e-40, 2: 0.25}), mode="sparse")
+    assert subnormal.sparse == {2: 0.25}  # below float32's smallest normal: counts as 0
 
 
 @pytest.mark.parametrize(
