@@ -7,6 +7,7 @@ Troubleshooting: Milvus Lite runs as a subprocess per client; one client serves 
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from pymilvus import MilvusClient  # noqa: E402
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
 from m3vdb.connectors import milvus as cm  # noqa: E402
+from m3vdb.connectors.milvus import colbert  # noqa: E402
 from m3vdb.schemas import milvus as ms  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.errors import (  # noqa: E402
@@ -194,36 +196,47 @@ def test_failed_row_write_midway_is_cleaned_up(lite, name, monkeypatch):
     con = _connector(flaky, name)
     original = _docs(1)
     con.upsert(original)
-    monkeypatch.setattr(cm, "_INSERT_BYTES", 4 * DIM * 3)  # 3 rows per request
+    monkeypatch.setattr(colbert, "INSERT_BYTES", 4 * DIM * 3)  # 3 rows per request
     error = MilvusException(code=65535, message="boom")
-    flaky.fail[("upsert", ms.companion_name(name))] = _fail_on_call(2, error)
+    flaky.fail[("insert", ms.companion_name(name))] = _fail_on_call(2, error)
     with pytest.raises(BackendError, match="boom"):
         con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
     _assert_old_document_intact(con, original[0][1])
     assert _row_count(lite, ms.companion_name(name)) == 4
 
 
-def test_cleanup_failure_leaves_only_invisible_rows(lite, name):
+def test_cleanup_failure_leaves_only_invisible_rows(lite, name, caplog):
+    """The leftover rows are logged at debug level, never shown as a warning (issue 10)."""
     flaky = FlakyClient(lite)
     con = _connector(flaky, name)
     original = _docs(1)
     con.upsert(original)
     flaky.fail[("upsert", name)] = _always(MilvusException(code=65535, message="boom"))
     flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
-    with pytest.warns(UserWarning, match="invisible"), pytest.raises(BackendError):
+    caplog.set_level(logging.DEBUG, logger=colbert.__name__)
+    with warnings.catch_warnings(), pytest.raises(BackendError):
+        warnings.simplefilter("error", UserWarning)
         con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
+    assert any(
+        r.levelno == logging.DEBUG and "invisible" in r.getMessage() for r in caplog.records
+    )
     assert _row_count(lite, ms.companion_name(name)) == 4 + 7  # orphans are there...
     _assert_old_document_intact(con, original[0][1])  # ...and ignored
 
 
-def test_stale_row_delete_failure_warns_and_new_version_wins(lite, name):
+def test_stale_row_delete_failure_is_logged_and_new_version_wins(lite, name, caplog):
     flaky = FlakyClient(lite)
     con = _connector(flaky, name)
     con.upsert(_docs(1))
     flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
     new = _emb(5, rows=7)
-    with pytest.warns(UserWarning, match="old ColBERT rows"):
+    caplog.set_level(logging.DEBUG, logger=colbert.__name__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         con.upsert([(Document("d0", "new text"), new)])
+    assert any(
+        r.levelno == logging.DEBUG and "old ColBERT rows" in r.getMessage() for r in caplog.records
+    )
     np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
     hits = con.search(new, 1, mode="colbert")
     assert hits[0].score == pytest.approx(oracles.maxsim(new.colbert, new.colbert), abs=1e-4)
