@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +20,18 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
 import oracles  # noqa: E402
+from milvus_helpers import (  # noqa: E402
+    DIM,
+    SPEC,
+    FlakyClient,
+    _always,
+    _connector,
+    _docs,
+    _emb,
+    _fail_on_call,
+    _fail_times,
+    _row_count,
+)
 from pymilvus import MilvusClient  # noqa: E402
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
@@ -37,91 +48,12 @@ from m3vdb.schemas.errors import (  # noqa: E402
 from m3vdb.schemas.filters import matches, parse_filter  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
 
-DIM = 16
-SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
-
 
 @pytest.fixture(scope="module")
 def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusClient]:
     client = MilvusClient(str(tmp_path_factory.mktemp("milvus") / "unit.db"))
     yield client
     client.close()
-
-
-class FlakyClient:
-    """Delegates to a MilvusClient; ``fail[(method, collection)]`` makes calls raise."""
-
-    def __init__(self, client: MilvusClient) -> None:
-        self._client = client
-        self.fail: dict[tuple[str, str], Callable[[], Exception | None]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            collection = args[0] if args else kwargs.get("collection_name", "")
-            make = self.fail.get((name, collection))
-            error = make() if make is not None else None
-            if error is not None:
-                raise error
-            return target(*args, **kwargs)
-
-        return call
-
-
-def _always(error: Exception) -> Callable[[], Exception]:
-    return lambda: error
-
-
-def _fail_times(n: int, error: Exception) -> Callable[[], Exception | None]:
-    left = [n]
-
-    def make() -> Exception | None:
-        left[0] -= 1
-        return error if left[0] >= 0 else None
-
-    return make
-
-
-def _fail_on_call(n: int, error: Exception) -> Callable[[], Exception | None]:
-    seen = [0]
-
-    def make() -> Exception | None:
-        seen[0] += 1
-        return error if seen[0] == n else None
-
-    return make
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _emb(seed: int, rows: int = 4) -> M3Embedding:
-    rng = np.random.default_rng(seed)
-    return M3Embedding(
-        dense=_unit(rng.normal(size=DIM)),
-        sparse={int(t): float(rng.random() + 0.1) for t in rng.choice(40, 5, replace=False)},
-        colbert=_unit(rng.normal(size=(rows, DIM))),
-    )
-
-
-def _docs(n: int, seed: int = 0) -> list[tuple[Document, M3Embedding]]:
-    return [(Document(f"d{i}", f"text {i}", {"i": i}), _emb(seed * 1000 + i)) for i in range(n)]
-
-
-def _connector(client: Any, name: str, spec: IndexSpec = SPEC) -> cm.MilvusConnector:
-    return cm.MilvusConnector(
-        client,
-        collection=name,
-        encoder=None,
-        spec=spec,
-        capabilities=ms.MilvusCapabilities.for_lite(),
-    )
-
-
-def _row_count(client: MilvusClient, collection: str, expr: str = "") -> int:
-    return int(client.query(collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
 
 
 @pytest.fixture
@@ -217,9 +149,7 @@ def test_cleanup_failure_leaves_only_invisible_rows(lite, name, caplog):
     with warnings.catch_warnings(), pytest.raises(BackendError):
         warnings.simplefilter("error", UserWarning)
         con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
-    assert any(
-        r.levelno == logging.DEBUG and "invisible" in r.getMessage() for r in caplog.records
-    )
+    assert any(r.levelno == logging.DEBUG and "invisible" in r.getMessage() for r in caplog.records)
     assert _row_count(lite, ms.companion_name(name)) == 4 + 7  # orphans are there...
     _assert_old_document_intact(con, original[0][1])  # ...and ignored
 

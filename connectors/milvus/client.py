@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -112,19 +113,39 @@ def quiet_pymilvus() -> Iterator[None]:
 # --------------------------------------------------------------------------- opening
 
 
-def lite_lock_held(path: str) -> bool:
-    """Whether another process holds the lock Milvus Lite keeps beside ``path``
-    (``.<name>.lock``, an exclusive ``lockf`` lock held while a Lite server runs on the file).
+class _LiteLog(logging.Handler):
+    """Collects what Milvus Lite logs while a file is opened: it gives the reason an open
+    failed only there (to the root logger), pymilvus raising "Open local milvus failed"."""
 
-    Only to be asked AFTER opening the file failed in this process: POSIX record locks belong
-    to the process, and closing a probe descriptor would release this process's own lock.
-    """
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def lite_held_elsewhere(path: str) -> bool:
+    """Whether another process holds the lock Milvus Lite keeps beside ``path`` (``.NAME.lock``,
+    an exclusive ``lockf`` lock held while a Lite server runs on the file).
+
+    Asked BEFORE opening: a failed open in milvus-lite 2.5 deletes the lock and socket files
+    of the process that holds the file (its ``Server.__del__``). POSIX record locks belong to
+    a process and closing any descriptor of the file releases them, so the lock is probed only
+    when milvus-lite's registry shows that this process does not run a server on the file
+    (and not at all if that registry cannot be read)."""
     try:
         import fcntl
-    except ImportError:  # Windows: Milvus Lite does not run there
+
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # Windows, or no milvus-lite: opening fails with its own message
         return False
-    lock = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.lock")
-    if not os.path.exists(lock):
+    resolved = Path(path).absolute().resolve()
+    servers = getattr(server_manager_instance, "_servers", None)
+    if not isinstance(servers, dict) or str(resolved) in servers:
+        return False
+    lock = resolved.parent / f".{resolved.name}.lock"
+    if not lock.exists():
         return False
     with open(lock, "a") as fd:
         try:
@@ -135,20 +156,36 @@ def lite_lock_held(path: str) -> bool:
     return False
 
 
+def _in_use(path: str) -> BackendError:
+    # Not the caller's value (the path is fine) and no retry of ours can help; the same call
+    # succeeds once the other process lets go: a BackendError, not retriable.
+    return BackendError(
+        f"the Milvus Lite file {path!r} is in use by another process (Milvus Lite lets one "
+        "process open a file at a time); close that process (or its MilvusClient) and try "
+        "again, use another .db file, or use a Milvus server (milvus://HOST:19530) for "
+        "several processes"
+    )
+
+
 def _open_lite(pymilvus: Any, path: str) -> Any:
+    with warnings.catch_warnings():
+        # milvus-lite 2.5 imports pkg_resources, which warns on every import
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        if lite_held_elsewhere(path):
+            raise _in_use(path)
+    root, lite_log = logging.getLogger(), _LiteLog()
+    root.addHandler(lite_log)  # also keeps Python's last-resort handler from printing it
     try:
-        return pymilvus.MilvusClient(path)
+        with warnings.catch_warnings():
+            # milvus-lite 2.5 imports pkg_resources, which warns on every import
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+            return pymilvus.MilvusClient(path)
     except Exception as exc:
-        if lite_lock_held(path):
-            # Not the caller's value (the path is fine) and no retry of ours can help; the
-            # same call succeeds once the other process lets go: a BackendError, not retriable.
-            raise BackendError(
-                f"the Milvus Lite file {path!r} is in use by another process (Milvus Lite lets "
-                "one process open a file at a time); close that process (or its MilvusClient) "
-                "and try again, use another .db file, or use a Milvus server "
-                "(milvus://HOST:19530) for several processes"
-            ) from exc
+        if any("opened by another program" in m for m in lite_log.messages):
+            raise _in_use(path) from exc
         raise translate_error(exc, f"opening Milvus Lite at {path!r}") from exc
+    finally:
+        root.removeHandler(lite_log)
 
 
 def client_from_url(url: str, options: MilvusOptions) -> tuple[Any, bool]:
