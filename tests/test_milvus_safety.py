@@ -265,7 +265,7 @@ from m3vdb.connectors.milvus import open_connector
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.spec import IndexSpec
 
-DIM = 64
+DIM = 256
 spec = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
 rng = np.random.default_rng(0)
 
@@ -279,12 +279,26 @@ def item(i, version):
     return Document(f"d{i}", f"rows={rows}", {"v": version}), emb
 
 con = open_connector(f"milvus-lite:{sys.argv[1]}", collection="c", spec=spec)
+calls = 0
+
+def announced(method):
+    # Tells the parent when the second upsert's requests start, so that its SIGINT lands
+    # while requests are in flight (where the connector has something to clean up).
+    def call(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == 1:
+            print("writing", flush=True)
+        return method(*args, **kwargs)
+    return call
+
 try:
-    version = 0
+    con.upsert([item(i, 0) for i in range(48)], batch_size=16)
+    for name in ("insert", "upsert", "delete", "query"):
+        setattr(con.client, name, announced(getattr(con.client, name)))
+    version = 1
     while True:
         con.upsert([item(i, version) for i in range(48)], batch_size=16)
-        if version == 0:
-            print("written", flush=True)
         version += 1
 except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
@@ -302,7 +316,7 @@ def test_an_interrupted_write_leaves_documents_whole_and_prints_no_traceback(tmp
     line = writer.stdout.readline().strip()
     os.killpg(writer.pid, signal.SIGINT)
     _, stderr = writer.communicate(timeout=120)
-    assert line == "written", stderr
+    assert line == "writing", stderr
     assert writer.returncode == 130, stderr
     shown = [
         s
@@ -310,7 +324,9 @@ def test_an_interrupted_write_leaves_documents_whole_and_prints_no_traceback(tmp
         if s.strip() and "pkg_resources" not in s  # milvus-lite's import warning (issue 10.9)
     ]
     assert shown == ["interrupted"], stderr
-    con = cm.open_connector(str(path), collection="c", spec=IndexSpec(dense_dim=64, colbert_dim=64))
+    con = cm.open_connector(
+        str(path), collection="c", spec=IndexSpec(dense_dim=256, colbert_dim=256)
+    )
     try:
         docs = con.get([f"d{i}" for i in range(48)])
         assert len(docs) == 48
