@@ -16,11 +16,17 @@ Layout of a collection named ``C``:
   - ``"companion"`` (Milvus Lite 2.5.x, servers < 2.6.4, or ``colbert_precision="float16"``,
     which the struct's vector sub-field cannot store): a second collection ``C__colbert`` with
     one entity per ColBERT row: ``pk`` VARCHAR (``<version>/<doc>/<row>``), ``doc_id``,
-    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter applies to
-    ColBERT candidate generation too) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main
-    collection gets a ``colbert_version`` VARCHAR field naming the row set that belongs to the
-    document; rows of any other version are ignored by readers. See
-    ``connectors.milvus`` for the write order this makes safe.
+    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter narrows
+    ColBERT candidate generation too; readers check the filter again on the main entity, the
+    copy may be stale) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main collection gets a
+    ``colbert_version`` VARCHAR field naming the row set that belongs to the document; rows of
+    any other version are ignored by readers. See ``connectors.milvus.colbert`` for the write
+    protocol this makes safe.
+
+Each collection's schema description records what m3vdb created (:func:`main_description`,
+:func:`companion_description`), so that ``drop()`` removes a companion only when the main
+collection owns it, and a collection of someone else's that happens to be named ``C__colbert``
+is never used or dropped.
 
 Metadata filters compile to boolean expressions over the JSON field
 (``metadata["lang"] == "en"``) rather than to typed scalar fields: the JSON field accepts any

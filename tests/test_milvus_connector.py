@@ -328,3 +328,46 @@ def test_no_warning_on_clean_writes(lite, name):
         warnings.simplefilter("error", UserWarning)
         con.upsert(_docs(2))
         con.upsert(_docs(2, seed=1))
+
+
+def test_versions_order_in_time_above_untimed_versions():
+    versions = [colbert.new_version() for _ in range(1000)]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert all(len(v) <= ms.VERSION_MAX_BYTES for v in versions)
+    legacy = ["0" * 32, "f" * 32]  # uuid4 hex, what versions were before they were timed
+    assert all(old < versions[0] for old in legacy)
+
+
+def test_a_collection_from_before_the_ownership_record_still_works(lite, name):
+    """Collections written before m3vdb recorded ownership (no descriptions, uuid-hex
+    versions): readable, the next write removes the old rows, drop() drops the companion."""
+    companion = ms.companion_name(name)
+    for collection, fields, indexes in (
+        (
+            companion,
+            ms.companion_fields(SPEC),
+            ms.companion_indexes(SPEC, ms.MilvusCapabilities.for_lite()),
+        ),
+        (
+            name,
+            ms.main_fields(SPEC, "companion"),
+            ms.main_indexes(SPEC, "companion", ms.MilvusCapabilities.for_lite()),
+        ),
+    ):
+        lite.create_collection(
+            collection,
+            schema=ms.build_schema(fields),
+            index_params=ms.build_index_params(indexes),
+            consistency_level="Strong",
+        )
+    (doc, emb), version = _docs(1)[0], "a" * 32
+    lite.insert(companion, ms.colbert_rows(doc, emb, SPEC, version, 0))
+    lite.insert(name, [ms.main_row(doc, emb, SPEC, "companion", version)])
+    con = _connector(lite, name)
+    np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, emb.colbert)
+    new = _emb(9, rows=2)
+    con.upsert([(doc, new)])
+    assert _row_count(lite, companion) == 2
+    np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
+    con.drop()
+    assert not lite.has_collection(name) and not lite.has_collection(companion)
