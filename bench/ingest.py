@@ -185,9 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--colbert-batch-size",
         type=int,
-        default=8,
-        help="upsert batch with ColBERT stored (Milvus Lite slows down sharply above ~1.5k rows "
-        "per request, see README)",
+        default=BATCH,
+        help="upsert batch with ColBERT stored (the Milvus connector splits ColBERT rows into "
+        "1 MiB requests itself: Milvus Lite slows down sharply on larger ones, see README)",
     )
     parser.add_argument("--overhead-model", help="checkpoint: time the encoder too (overhead %%)")
     parser.add_argument("--overhead-docs", type=int, default=32)

@@ -16,11 +16,17 @@ Layout of a collection named ``C``:
   - ``"companion"`` (Milvus Lite 2.5.x, servers < 2.6.4, or ``colbert_precision="float16"``,
     which the struct's vector sub-field cannot store): a second collection ``C__colbert`` with
     one entity per ColBERT row: ``pk`` VARCHAR (``<version>/<doc>/<row>``), ``doc_id``,
-    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter applies to
-    ColBERT candidate generation too) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main
-    collection gets a ``colbert_version`` VARCHAR field naming the row set that belongs to the
-    document; rows of any other version are ignored by readers. See
-    ``connectors.milvus`` for the write order this makes safe.
+    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter narrows
+    ColBERT candidate generation too; readers check the filter again on the main entity, the
+    copy may be stale) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main collection gets a
+    ``colbert_version`` VARCHAR field naming the row set that belongs to the document; rows of
+    any other version are ignored by readers. See ``connectors.milvus.colbert`` for the write
+    protocol this makes safe.
+
+Each collection's schema description records what m3vdb created (:func:`main_description`,
+:func:`companion_description`), so that ``drop()`` removes a companion only when the main
+collection owns it, and a collection of someone else's that happens to be named ``C__colbert``
+is never used or dropped.
 
 Metadata filters compile to boolean expressions over the JSON field
 (``metadata["lang"] == "en"``) rather than to typed scalar fields: the JSON field accepts any
@@ -151,6 +157,58 @@ def companion_name(collection: str) -> str:
     return collection + COMPANION_SUFFIX
 
 
+# What m3vdb created is recorded in the collections' schema descriptions (Milvus Lite does not
+# implement collection properties), so that drop() removes only what the layout created.
+_RECORD_PREFIX = "m3vdb:"
+
+
+def main_description(layout: ColbertLayout, collection: str) -> str:
+    """The main collection's description: its ColBERT layout and, for ``"companion"``, the
+    companion collection it owns."""
+    record: dict[str, str] = {"colbert": layout}
+    if layout == "companion":
+        record["companion"] = companion_name(collection)
+    return _RECORD_PREFIX + json.dumps(record, sort_keys=True)
+
+
+def companion_description(collection: str) -> str:
+    """The companion collection's description: the main collection it belongs to."""
+    return _RECORD_PREFIX + json.dumps({"colbert_rows_of": collection})
+
+
+def _record(description: Mapping[str, Any]) -> dict[str, Any] | None:
+    text = str(description.get("description") or "")
+    if not text.startswith(_RECORD_PREFIX):
+        return None
+    try:
+        record = json.loads(text[len(_RECORD_PREFIX) :])
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def owned_companion(description: Mapping[str, Any], spec: IndexSpec) -> str | None:
+    """The companion collection a main collection owns, from its ``describe_collection()``:
+    the one its description records, or, for collections created before m3vdb recorded it,
+    the ``C__colbert`` its ColBERT version field points into. None when it owns none (stored
+    without ColBERT, or natively): a collection of that name then belongs to someone else."""
+    record = _record(description)
+    if record is not None:
+        companion = record.get("companion")
+        return companion if isinstance(companion, str) else None
+    names = {f.get("name") for f in _described_fields(description)}
+    if version_field(spec) in names:
+        return companion_name(str(description.get("collection_name", "")))
+    return None
+
+
+def is_companion_of(description: Mapping[str, Any], collection: str) -> bool:
+    """Whether a companion collection's ``describe_collection()`` records that it holds the
+    ColBERT rows of ``collection``."""
+    record = _record(description)
+    return record is not None and record.get("colbert_rows_of") == collection
+
+
 def version_field(spec: IndexSpec) -> str:
     """Main-collection field naming the current ColBERT row set (companion layout only)."""
     return spec.fields.colbert + "_version"
@@ -234,11 +292,14 @@ def companion_indexes(spec: IndexSpec, caps: MilvusCapabilities) -> list[IndexDe
     return [IndexDef(COLBERT_SUBFIELD, index_type, "IP")]
 
 
-def build_schema(fields: Sequence[FieldDef]) -> CollectionSchema:
-    """A pymilvus ``CollectionSchema`` for ``fields`` (no dynamic field: every key is declared)."""
+def build_schema(fields: Sequence[FieldDef], description: str = "") -> CollectionSchema:
+    """A pymilvus ``CollectionSchema`` for ``fields`` (no dynamic field: every key is declared);
+    ``description`` records what m3vdb created (:func:`main_description`)."""
     from pymilvus import DataType, MilvusClient
 
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema = MilvusClient.create_schema(
+        auto_id=False, enable_dynamic_field=False, description=description
+    )
     for f in fields:
         params = dict(f.params)
         if f.struct_fields:

@@ -374,3 +374,30 @@ def test_maxsim_is_the_sum_of_row_maxima():
     q = np.array([[1.0, 0.0], [0.0, 1.0]])
     d = np.array([[0.5, 0.5], [0.9, 0.1], [0.0, -1.0]])
     assert oracles.maxsim(q, d) == pytest.approx(0.9 + 0.5)
+
+
+# --------------------------------------------------------------------------- ownership records
+
+
+def test_the_main_collection_records_the_companion_it_owns():
+    description = {**_lite_description(), "description": ms.main_description("companion", "c")}
+    assert ms.owned_companion(description, SPEC) == "c__colbert"
+    for layout in ("none", "struct"):
+        recorded = {"collection_name": "c", "description": ms.main_description(layout, "c")}
+        assert ms.owned_companion(recorded, SPEC) is None
+
+
+def test_a_collection_created_before_the_record_owns_the_companion_its_versions_point_into():
+    assert ms.owned_companion(_lite_description(), SPEC) == "c__colbert"
+    without_colbert = _lite_description()
+    without_colbert["fields"] = without_colbert["fields"][:-1]  # no colbert_version field
+    assert ms.owned_companion(without_colbert, SPEC) is None
+    # a user's own description is no record
+    assert ms.owned_companion({**without_colbert, "description": "my users"}, SPEC) is None
+
+
+def test_a_companion_records_its_main_collection():
+    assert ms.is_companion_of({"description": ms.companion_description("c")}, "c")
+    assert not ms.is_companion_of({"description": ms.companion_description("c")}, "d")
+    assert not ms.is_companion_of({"description": "someone's vectors"}, "c")
+    assert not ms.is_companion_of({"description": "m3vdb:not json"}, "c")
