@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -373,6 +373,31 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             doc = qschema.document_from_payload(record.payload, self._spec)
             found[doc.id] = doc
         return [found[i] for i in ids if i in found]
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), scrolled in
+        pages of ``batch_size``; order unspecified."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        qfilter = compile_filter(parse_filter(filter), self._spec)
+        offset: Any = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                partial(
+                    self._client.scroll,
+                    self._collection,
+                    scroll_filter=qfilter,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                ),
+            )
+            for record in records:
+                yield qschema.document_from_payload(record.payload, self._spec)
+            if offset is None:
+                return
 
     def count(self) -> int:
         """Number of documents stored (exact count)."""
