@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from m3vdb.connectors.base import FilterLike
 from m3vdb.connectors.common import BaseConnector, batched, closed_on_error, resolve_spec
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.connectors.registry import lite_path
@@ -55,6 +56,7 @@ from m3vdb.schemas.errors import (
     M3VDBError,
     MissingDependencyError,
 )
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.milvus import ColbertLayout, MilvusCapabilities
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MilvusOptions

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from m3vdb.connectors.base import FilterLike
 from m3vdb.connectors.common import BaseConnector, closed_on_error, resolve_spec
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import qdrant as qschema
@@ -40,6 +41,7 @@ from m3vdb.schemas.errors import (
     InputError,
     M3VDBError,
 )
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.options import QdrantOptions
 from m3vdb.schemas.spec import IndexSpec
 
@@ -379,7 +381,7 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         pages of ``batch_size``; order unspecified."""
         if batch_size <= 0:
             raise InputError(f"batch_size must be positive, got {batch_size}")
-        qfilter = compile_filter(parse_filter(filter), self._spec)
+        qfilter = qschema.compile_filter(parse_filter(filter), self._spec)
         offset: Any = None
         while True:
             records, offset = self._call(

@@ -12,6 +12,7 @@ from functools import lru_cache
 from m3vdb.connectors.base import Connector, FilterLike, SupportsScan
 from m3vdb.encoder import M3Encoder
 from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError, UnsupportedCapabilityError
 from m3vdb.schemas.spec import IndexSpec
 
@@ -27,7 +28,7 @@ def complete_embeddings(
     texts: Sequence[str],
     given: Sequence[M3Embedding],
     spec: IndexSpec,
-    encoder: M3Encoder | None,
+    encoder: Encoder | None,
     *,
     ids: Sequence[str],
 ) -> list[M3Embedding]:

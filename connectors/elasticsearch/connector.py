@@ -77,6 +77,7 @@ from m3vdb.schemas.errors import (
     M3VDBError,
     UnsupportedCapabilityError,
 )
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MAX_NUM_CANDIDATES, ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from m3vdb.schemas.errors import MissingDependencyError
+from typing import TYPE_CHECKING
 
-try:
+from m3vdb.schemas.optional import import_optional
+
+if TYPE_CHECKING:
     from haystack import Document as HDocument
     from haystack import component, default_from_dict, default_to_dict
     from haystack.dataclasses import SparseEmbedding
@@ -12,8 +14,22 @@ try:
     from haystack.document_stores.types import DuplicatePolicy
     from haystack.errors import FilterError
     from haystack.utils.filters import document_matches_filter
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("haystack-ai", "haystack", "m3vdb.haystack") from exc
+else:
+    _HINT = {"package": "haystack-ai", "extra": "haystack", "purpose": "m3vdb.haystack"}
+    _haystack = import_optional("haystack", **_HINT)
+    HDocument = _haystack.Document
+    component = _haystack.component
+    default_from_dict = _haystack.default_from_dict
+    default_to_dict = _haystack.default_to_dict
+    SparseEmbedding = import_optional("haystack.dataclasses", **_HINT).SparseEmbedding
+    DuplicateDocumentError = import_optional(
+        "haystack.document_stores.errors", **_HINT
+    ).DuplicateDocumentError
+    DuplicatePolicy = import_optional("haystack.document_stores.types", **_HINT).DuplicatePolicy
+    FilterError = import_optional("haystack.errors", **_HINT).FilterError
+    document_matches_filter = import_optional(
+        "haystack.utils.filters", **_HINT
+    ).document_matches_filter
 
 __all__ = [
     "DuplicateDocumentError",

@@ -182,9 +182,7 @@ class M3DocumentStore:
             InputError: an embedding has the wrong dimension, or there is no model to encode
                 what a document lacks.
         """
-        if not isinstance(documents, list) or any(
-            not isinstance(d, HDocument) for d in documents
-        ):
+        if not isinstance(documents, list) or any(not isinstance(d, HDocument) for d in documents):
             raise ValueError(
                 f"write_documents takes a list of haystack.Document, got {type(documents).__name__}"
                 + ("" if not isinstance(documents, list) else " with other items")

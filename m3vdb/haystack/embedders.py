@@ -115,9 +115,7 @@ class M3DocumentEmbedder(_M3Component):
             TypeError: ``documents`` is not a list of Haystack documents.
             ValueError: a document has no text content.
         """
-        if not isinstance(documents, list) or any(
-            not isinstance(d, HDocument) for d in documents
-        ):
+        if not isinstance(documents, list) or any(not isinstance(d, HDocument) for d in documents):
             raise TypeError(
                 "M3DocumentEmbedder takes a list of haystack.Document; embed a query string "
                 "with M3TextEmbedder"

@@ -114,7 +114,7 @@ class M3VectorStore(BasePydanticVectorStore):
     ) -> None:
         # With an encoder the store embeds query_str itself (all outputs in one pass); the
         # retriever then skips its own embed_model call.
-        super().__init__(is_embedding_query=encoder is None)
+        super().__init__(stores_text=True, is_embedding_query=encoder is None)
         if batch_size <= 0:
             raise InputError(f"batch_size must be positive, got {batch_size}")
         spec = connector.spec

@@ -128,7 +128,11 @@ def _corpus() -> list[Document]:
         Document(
             id=f"d{i}",
             content=t,
-            meta={"year": 2018 + i % 6, "lang": "en" if i % 3 else "de", "tags": ["a", "b"][: i % 3]},
+            meta={
+                "year": 2018 + i % 6,
+                "lang": "en" if i % 3 else "de",
+                "tags": ["a", "b"][: i % 3],
+            },
         )
         for i, t in enumerate(TEXTS)
     ]
@@ -169,9 +173,9 @@ def test_embedders_fill_dense_and_sparse_from_one_pass(tiny_encoder: M3Encoder) 
     for doc, emb, src in zip(out, ref, docs):
         assert doc.id == src.id and doc.content == src.content and src.embedding is None
         np.testing.assert_allclose(doc.embedding, emb.dense, atol=1e-6)
-        assert dict(zip(doc.sparse_embedding.indices, doc.sparse_embedding.values)) == pytest.approx(
-            emb.sparse
-        )
+        assert dict(
+            zip(doc.sparse_embedding.indices, doc.sparse_embedding.values)
+        ) == pytest.approx(emb.sparse)
     q = M3TextEmbedder(encoder=counting).run(TEXTS[0])  # type: ignore[arg-type]
     assert counting.calls == 2
     np.testing.assert_allclose(q["embedding"], ref[0].dense, atol=1e-6)
@@ -217,10 +221,13 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
     embs = _embs(tiny_encoder)
     factory = backend_target.factory
     tol = float(factory.SCORE_TOLERANCE)
-    flt = {"operator": "OR", "conditions": [
-        {"field": "meta.lang", "operator": "==", "value": "en"},
-        {"field": "meta.year", "operator": "<", "value": 2020},
-    ]}
+    flt = {
+        "operator": "OR",
+        "conditions": [
+            {"field": "meta.lang", "operator": "==", "value": "en"},
+            {"field": "meta.year", "operator": "<", "value": 2020},
+        ],
+    }
     allowed = [d.id for d in _corpus() if document_matches_filter(flt, d)]
     text = "dense and sparse vectors"
     qe = tiny_encoder.encode([text])[0]
@@ -232,8 +239,13 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
             qe, embs, allowed, 4, options, factory.fuse_weighted, rerank_available=True
         )
         assert_ranking(
-            _hits(got), ref.scores, 4, tol=tol, required=ref.required,
-            expected_len=ref.expected_len, what=f"hybrid {fusion} rerank={rerank}",
+            _hits(got),
+            ref.scores,
+            4,
+            tol=tol,
+            required=ref.required,
+            expected_len=ref.expected_len,
+            what=f"hybrid {fusion} rerank={rerank}",
         )
     pipe = Pipeline()
     pipe.add_component("embed", M3TextEmbedder(encoder=tiny_encoder))
@@ -243,12 +255,22 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
     got = pipe.run({"embed": {"text": text}, "retrieve": {"filters": flt}})["retrieve"]["documents"]
     options = HybridOptions(fusion=fusion, rerank=False)  # type: ignore[arg-type]
     ref = hybrid_reference(
-        M3Embedding(dense=qe.dense, sparse=qe.sparse), embs, allowed, 4, options,
-        factory.fuse_weighted, rerank_available=False,
+        M3Embedding(dense=qe.dense, sparse=qe.sparse),
+        embs,
+        allowed,
+        4,
+        options,
+        factory.fuse_weighted,
+        rerank_available=False,
     )
     assert_ranking(
-        _hits(got), ref.scores, 4, tol=tol, required=ref.required,
-        expected_len=ref.expected_len, what=f"pipeline {fusion}",
+        _hits(got),
+        ref.scores,
+        4,
+        tol=tol,
+        required=ref.required,
+        expected_len=ref.expected_len,
+        what=f"pipeline {fusion}",
     )
 
 
@@ -256,7 +278,10 @@ def test_retriever_refuses_a_filter_the_database_cannot_run(m3_store: M3Document
     retriever = M3HybridRetriever(m3_store, top_k=3)
     for flt in (
         {"field": "meta.lang", "operator": "!=", "value": "en"},
-        {"operator": "NOT", "conditions": [{"field": "meta.lang", "operator": "==", "value": "en"}]},
+        {
+            "operator": "NOT",
+            "conditions": [{"field": "meta.lang", "operator": "==", "value": "en"}],
+        },
         {"field": "meta.lang", "operator": "not in", "value": ["en"]},
         {"field": "content", "operator": "==", "value": "x"},
     ):
@@ -269,8 +294,12 @@ def _random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
         op = rng.choice(["AND", "OR", "NOT"])
         return {"operator": op, "conditions": [_random_filter(rng, depth + 1) for _ in range(2)]}
     field, values = rng.choice(
-        [("meta.year", [2018, 2020, 2021.0, 2023]), ("meta.lang", ["en", "de", "fr"]),
-         ("meta.tags", ["a", "b"]), ("meta.missing", [1, "x"])]
+        [
+            ("meta.year", [2018, 2020, 2021.0, 2023]),
+            ("meta.lang", ["en", "de", "fr"]),
+            ("meta.tags", ["a", "b"]),
+            ("meta.missing", [1, "x"]),
+        ]
     )
     op = rng.choice(["==", "!=", "in", "not in", ">", ">=", "<", "<="])
     value: Any = rng.choice(values)

@@ -66,7 +66,11 @@ def _documents() -> list[LIDocument]:
         LIDocument(
             text=t,
             doc_id=f"doc{i}",
-            metadata={"year": 2018 + i % 5, "lang": ["en", "de", "fr"][i % 3], "tags": ["x", "y"][: i % 3]},
+            metadata={
+                "year": 2018 + i % 5,
+                "lang": ["en", "de", "fr"][i % 3],
+                "tags": ["x", "y"][: i % 3],
+            },
         )
         for i, t in enumerate(TEXTS)
     ]
@@ -210,14 +214,20 @@ def test_index_queries_equal_numpy_in_every_mode(
             qe, embs, allowed, 3, options, factory.fuse_weighted, rerank_available=True
         )
         assert_ranking(
-            _hits(hybrid), ref.scores, 3, tol=tol, required=ref.required,
-            expected_len=ref.expected_len, what=f"hybrid alpha={alpha}",
+            _hits(hybrid),
+            ref.scores,
+            3,
+            tol=tol,
+            required=ref.required,
+            expected_len=ref.expected_len,
+            what=f"hybrid alpha={alpha}",
         )
         assert all(matches(flt, h.node.metadata) for h in hybrid)
 
 
-def test_query_top_k_options_doc_ids_and_node_ids(indexed: Any, tiny_encoder: M3Encoder,
-                                                  backend_target: BackendTarget) -> None:
+def test_query_top_k_options_doc_ids_and_node_ids(
+    indexed: Any, tiny_encoder: M3Encoder, backend_target: BackendTarget
+) -> None:
     index, store, _ = indexed
     embs, metas = _references(store, tiny_encoder)
     tol = float(backend_target.factory.SCORE_TOLERANCE)
@@ -227,29 +237,47 @@ def test_query_top_k_options_doc_ids_and_node_ids(indexed: Any, tiny_encoder: M3
     wanted_docs = ["doc1", "doc2", "doc5", "doc8"]
     allowed = [by_ref[d] for d in wanted_docs]
     query = VectorStoreQuery(
-        query_str=text, mode=VectorStoreQueryMode.HYBRID, similarity_top_k=3, sparse_top_k=3,
-        hybrid_top_k=2, doc_ids=wanted_docs,
+        query_str=text,
+        mode=VectorStoreQueryMode.HYBRID,
+        similarity_top_k=3,
+        sparse_top_k=3,
+        hybrid_top_k=2,
+        doc_ids=wanted_docs,
     )
     result = store.query(query)
     options = HybridOptions(candidates=3)
-    ref = hybrid_reference(qe, embs, allowed, 2, options, backend_target.factory.fuse_weighted,
-                           rerank_available=True)
+    ref = hybrid_reference(
+        qe, embs, allowed, 2, options, backend_target.factory.fuse_weighted, rerank_available=True
+    )
     hits = [Hit(i, s, "") for i, s in zip(result.ids or [], result.similarities or [])]
-    assert_ranking(hits, ref.scores, 2, tol=tol, required=ref.required,
-                   expected_len=ref.expected_len, what="hybrid_top_k + doc_ids")
+    assert_ranking(
+        hits,
+        ref.scores,
+        2,
+        tol=tol,
+        required=ref.required,
+        expected_len=ref.expected_len,
+        what="hybrid_top_k + doc_ids",
+    )
     node_ids = allowed[:2]
     result = store.query(VectorStoreQuery(query_str=text, similarity_top_k=5, node_ids=node_ids))
     assert sorted(result.ids or []) == sorted(node_ids)
     # a given embedding is used as is in DEFAULT mode
-    result = store.query(VectorStoreQuery(query_embedding=list(map(float, qe.dense)),
-                                          similarity_top_k=2))
-    assert_ranking([Hit(i, s, "") for i, s in zip(result.ids or [], result.similarities or [])],
-                   dense_scores(qe, embs, list(embs)), 2, tol=tol, what="embedding")
+    result = store.query(
+        VectorStoreQuery(query_embedding=list(map(float, qe.dense)), similarity_top_k=2)
+    )
+    assert_ranking(
+        [Hit(i, s, "") for i, s in zip(result.ids or [], result.similarities or [])],
+        dense_scores(qe, embs, list(embs)),
+        2,
+        tol=tol,
+        what="embedding",
+    )
 
 
 @pytest.mark.parametrize(
-    "operator", [FilterOperator.NE, FilterOperator.NIN, FilterOperator.TEXT_MATCH,
-                 FilterOperator.IS_EMPTY]
+    "operator",
+    [FilterOperator.NE, FilterOperator.NIN, FilterOperator.TEXT_MATCH, FilterOperator.IS_EMPTY],
 )
 def test_unsupported_filters_are_errors(indexed: Any, operator: FilterOperator) -> None:
     index, _, _ = indexed
@@ -257,8 +285,9 @@ def test_unsupported_filters_are_errors(indexed: Any, operator: FilterOperator) 
     filters = MetadataFilters(filters=[MetadataFilter(key="lang", value=value, operator=operator)])
     with pytest.raises(InputError, match="no m3vdb equivalent"):
         index.as_retriever(filters=filters).retrieve("languages")
-    negated = MetadataFilters(filters=[MetadataFilter(key="lang", value="en")],
-                              condition=FilterCondition.NOT)
+    negated = MetadataFilters(
+        filters=[MetadataFilter(key="lang", value="en")], condition=FilterCondition.NOT
+    )
     with pytest.raises(InputError, match="no m3vdb equivalent"):
         index.as_retriever(filters=negated).retrieve("languages")
 
@@ -269,20 +298,30 @@ def _random_filters(rng: random.Random, depth: int = 0) -> MetadataFilters:
         if depth < 1 and rng.random() < 0.3:
             items.append(_random_filters(rng, depth + 1))
             continue
-        op = rng.choice([FilterOperator.EQ, FilterOperator.IN, FilterOperator.GT,
-                         FilterOperator.LTE, FilterOperator.ANY, FilterOperator.CONTAINS,
-                         FilterOperator.ALL])
+        op = rng.choice(
+            [
+                FilterOperator.EQ,
+                FilterOperator.IN,
+                FilterOperator.GT,
+                FilterOperator.LTE,
+                FilterOperator.ANY,
+                FilterOperator.CONTAINS,
+                FilterOperator.ALL,
+            ]
+        )
         if op in (FilterOperator.GT, FilterOperator.LTE):
-            items.append(MetadataFilter(key="year", value=rng.choice([2018, 2019.5, 2021]),
-                                        operator=op))
+            items.append(
+                MetadataFilter(key="year", value=rng.choice([2018, 2019.5, 2021]), operator=op)
+            )
         elif op in (FilterOperator.IN, FilterOperator.ANY, FilterOperator.ALL):
             key, pool = rng.choice([("lang", ["en", "de", "fr"]), ("tags", ["x", "y", "z"])])
             items.append(MetadataFilter(key=key, value=rng.sample(pool, 2), operator=op))
         else:
             key, pool = rng.choice([("lang", ["en", "de"]), ("tags", ["x", "y"])])
             items.append(MetadataFilter(key=key, value=rng.choice(pool), operator=op))
-    return MetadataFilters(filters=items, condition=rng.choice([FilterCondition.AND,
-                                                                FilterCondition.OR]))
+    return MetadataFilters(
+        filters=items, condition=rng.choice([FilterCondition.AND, FilterCondition.OR])
+    )
 
 
 def test_get_nodes_with_random_filters_equals_matches(indexed: Any) -> None:
@@ -324,14 +363,16 @@ def test_another_embedding_model_gives_a_dense_only_store(backend_target: Backen
     import uuid
 
     embed = MockEmbedding(embed_dim=8)
-    store = M3VectorStore.connect(backend_target.target, collection=f"li_{uuid.uuid4().hex[:12]}",
-                                  embed_dim=8)
+    store = M3VectorStore.connect(
+        backend_target.target, collection=f"li_{uuid.uuid4().hex[:12]}", embed_dim=8
+    )
     try:
         spec = store.connector.spec
         assert (spec.dense, spec.sparse, spec.colbert, spec.dense_dim) == (True, False, False, 8)
         assert store.is_embedding_query
         index = VectorStoreIndex.from_documents(
-            _documents()[:3], storage_context=StorageContext.from_defaults(vector_store=store),
+            _documents()[:3],
+            storage_context=StorageContext.from_defaults(vector_store=store),
             embed_model=embed,
         )
         assert len(index.as_retriever(similarity_top_k=2).retrieve("x")) == 2
