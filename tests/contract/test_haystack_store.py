@@ -32,6 +32,7 @@ from contract_data import (  # noqa: E402
     sparse_scores,
     top,
 )
+from framework_backends import fuse_weighted, tolerance  # noqa: E402
 from haystack import Document, Pipeline  # noqa: E402
 from haystack.document_stores.errors import DuplicateDocumentError  # noqa: E402
 from haystack.document_stores.types import DuplicatePolicy  # noqa: E402
@@ -187,7 +188,7 @@ def test_dense_and_sparse_retrievers_equal_numpy(
     m3_store: M3DocumentStore, tiny_encoder: M3Encoder, backend_target: BackendTarget
 ) -> None:
     embs = _embs(tiny_encoder)
-    tol = float(backend_target.factory.SCORE_TOLERANCE)
+    tol = tolerance(backend_target)
     q = M3TextEmbedder(encoder=tiny_encoder).run("sparse vectors in many languages")
     qe = M3Embedding(
         dense=np.asarray(q["embedding"], np.float32),
@@ -219,8 +220,7 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
     """Query text -> one encoder pass -> fusion and ColBERT rerank in the database; then the
     embedder -> retriever pipeline (fusion only: no ColBERT rows for the query)."""
     embs = _embs(tiny_encoder)
-    factory = backend_target.factory
-    tol = float(factory.SCORE_TOLERANCE)
+    tol = tolerance(backend_target)
     flt = {
         "operator": "OR",
         "conditions": [
@@ -236,7 +236,7 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
         retriever = M3HybridRetriever(m3_store, top_k=4, fusion=fusion, rerank=rerank)
         got = retriever.run(query=text, filters=flt)["documents"]
         ref = hybrid_reference(
-            qe, embs, allowed, 4, options, factory.fuse_weighted, rerank_available=True
+            qe, embs, allowed, 4, options, fuse_weighted(backend_target), rerank_available=True
         )
         assert_ranking(
             _hits(got),
@@ -260,7 +260,7 @@ def test_hybrid_retriever_in_a_pipeline_equals_numpy(
         allowed,
         4,
         options,
-        factory.fuse_weighted,
+        fuse_weighted(backend_target),
         rerank_available=False,
     )
     assert_ranking(

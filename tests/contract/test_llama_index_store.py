@@ -30,6 +30,7 @@ from contract_data import (  # noqa: E402
     hybrid_reference,
     sparse_scores,
 )
+from framework_backends import fuse_weighted, tolerance  # noqa: E402
 from llama_index.core import Document as LIDocument  # noqa: E402
 from llama_index.core import StorageContext, VectorStoreIndex  # noqa: E402
 from llama_index.core.embeddings import MockEmbedding  # noqa: E402
@@ -190,8 +191,7 @@ def test_index_queries_equal_numpy_in_every_mode(
     embs, metas = _references(store, tiny_encoder)
     flt = to_portable(filters)
     allowed = [i for i, m in metas.items() if matches(flt, m)]
-    factory = backend_target.factory
-    tol = float(factory.SCORE_TOLERANCE)
+    tol = tolerance(backend_target)
     text = "sparse vectors in many languages"
     qe = tiny_encoder.encode([text])[0]
 
@@ -211,7 +211,7 @@ def test_index_queries_equal_numpy_in_every_mode(
             vector_store_query_mode="hybrid", similarity_top_k=3, alpha=alpha, filters=filters
         ).retrieve(text)
         ref = hybrid_reference(
-            qe, embs, allowed, 3, options, factory.fuse_weighted, rerank_available=True
+            qe, embs, allowed, 3, options, fuse_weighted(backend_target), rerank_available=True
         )
         assert_ranking(
             _hits(hybrid),
@@ -230,7 +230,7 @@ def test_query_top_k_options_doc_ids_and_node_ids(
 ) -> None:
     index, store, _ = indexed
     embs, metas = _references(store, tiny_encoder)
-    tol = float(backend_target.factory.SCORE_TOLERANCE)
+    tol = tolerance(backend_target)
     text = "dense and sparse candidates"
     qe = tiny_encoder.encode([text])[0]
     by_ref = {n.ref_doc_id: n.node_id for n in store.get_nodes()}
@@ -247,7 +247,7 @@ def test_query_top_k_options_doc_ids_and_node_ids(
     result = store.query(query)
     options = HybridOptions(candidates=3)
     ref = hybrid_reference(
-        qe, embs, allowed, 2, options, backend_target.factory.fuse_weighted, rerank_available=True
+        qe, embs, allowed, 2, options, fuse_weighted(backend_target), rerank_available=True
     )
     hits = [Hit(i, s, "") for i, s in zip(result.ids or [], result.similarities or [])]
     assert_ranking(
