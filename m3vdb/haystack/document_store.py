@@ -216,6 +216,47 @@ class M3DocumentStore:
         """Deletes these ids; unknown ids are ignored."""
         self._connector.delete(list(document_ids))
 
+    # -- beyond the protocol: what Haystack's extended suites test -----------------------
+
+    def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
+        """Number of documents matching a Haystack filter (every operator accepted).
+
+        Raises:
+            FilterError: the filter is malformed.
+        """
+        return sum(1 for _ in self._filtered(filters))
+
+    def delete_by_filter(self, filters: dict[str, Any]) -> int:
+        """Deletes the documents matching a Haystack filter; returns how many.
+
+        Raises:
+            FilterError: the filter is malformed.
+        """
+        ids = [d.id for d in self._filtered(filters)]
+        for start in range(0, len(ids), 1000):
+            self._connector.delete(ids[start : start + 1000])
+        return len(ids)
+
+    def delete_all_documents(self, recreate_index: bool = False) -> None:
+        """Deletes every document.
+
+        Args:
+            recreate_index: drop the collection and create it again (fast for large
+                collections; anything created outside m3vdb on it is lost); default: delete
+                the documents and keep the collection.
+        """
+        if recreate_index:
+            spec = self._connector.spec
+            self._connector.drop()
+            self._connector.close()
+            self._connector = connect(
+                self.target, collection=self.collection, encoder=self._encoder, spec=spec
+            )
+            return
+        ids = [d.id for d in scan(self._connector)]
+        for start in range(0, len(ids), 1000):
+            self._connector.delete(ids[start : start + 1000])
+
     # -- searches used by the retrievers ------------------------------------------------
 
     def search(

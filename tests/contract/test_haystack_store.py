@@ -37,7 +37,12 @@ from haystack import Document, Pipeline  # noqa: E402
 from haystack.document_stores.errors import DuplicateDocumentError  # noqa: E402
 from haystack.document_stores.types import DuplicatePolicy  # noqa: E402
 from haystack.errors import FilterError  # noqa: E402
-from haystack.testing.document_store import DocumentStoreBaseTests  # noqa: E402
+from haystack.testing.document_store import (  # noqa: E402
+    CountDocumentsByFilterTest,
+    DeleteAllTest,
+    DeleteByFilterTest,
+    DocumentStoreBaseTests,
+)
 from haystack.utils.filters import document_matches_filter  # noqa: E402
 
 from m3vdb import HybridOptions, M3Embedding, M3Encoder, matches  # noqa: E402
@@ -77,9 +82,17 @@ def _store(
         store.close()
 
 
-class TestHaystackSuite(DocumentStoreBaseTests):
+class TestHaystackSuite(
+    DocumentStoreBaseTests, DeleteAllTest, DeleteByFilterTest, CountDocumentsByFilterTest
+):
     """Haystack's ``DocumentStoreBaseTests`` (count, write with every DuplicatePolicy, delete,
-    every filter operator and malformed filters) on one fresh collection per test."""
+    every filter operator and malformed filters) and the mixins for what the store also
+    implements (``delete_all_documents``, ``delete_by_filter``,
+    ``count_documents_by_filter``) on one fresh collection per test.
+
+    Not mixed in: ``UpdateByFilterTest`` (no ``update_by_filter``: rewriting metadata needs
+    the stored vectors back, which the Qdrant connectors do not return), and the metadata
+    statistics mixins (``get_metadata_field*``, ``count_unique_metadata_by_filter``)."""
 
     @pytest.fixture
     def document_store(
@@ -368,3 +381,27 @@ def test_write_documents_policies_and_inputs(m3_store: M3DocumentStore) -> None:
     wrong = Document(id="w", content="t", embedding=[0.1] * 5)
     with pytest.raises(ValueError, match="shape"):
         m3_store.write_documents([wrong])
+
+
+def test_store_without_model_keeps_precomputed_dense_vectors(
+    backend_target: BackendTarget,
+) -> None:
+    """``model=None, embedding_dim=N``: a dense-only collection of the documents' own
+    embeddings (another model's); a document without one is refused, not encoded."""
+    store = M3DocumentStore(
+        backend_target.target, collection=next(_names), model=None, embedding_dim=4, sparse=False
+    )
+    try:
+        spec = store.connector.spec
+        assert (spec.dense, spec.sparse, spec.colbert, spec.dense_dim) == (True, False, False, 4)
+        vectors = {"a": [1.0, 0.0, 0.0, 0.0], "b": [0.6, 0.8, 0.0, 0.0], "c": [0.0, 0.0, 1.0, 0.0]}
+        docs = [Document(id=i, content=f"text {i}", embedding=v) for i, v in vectors.items()]
+        assert store.write_documents(docs) == 3
+        got = M3EmbeddingRetriever(store, top_k=2).run([1.0, 0.0, 0.0, 0.0])["documents"]
+        assert [d.id for d in got] == ["a", "b"]
+        assert [d.score for d in got] == pytest.approx([1.0, 0.6], abs=1e-4)
+        with pytest.raises(ValueError, match="no encoder"):
+            store.write_documents([Document(id="d", content="no vector")])
+    finally:
+        store.connector.drop()
+        store.close()
