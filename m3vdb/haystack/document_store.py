@@ -51,8 +51,8 @@ class M3DocumentStore:
         sparse: store the sparse vector.
         colbert: store the ColBERT vectors (used to rerank hybrid results).
         embedding_dim: dense dimension of a collection without model (dense only then).
-        encoder: an ``M3Encoder`` to use instead of loading ``model`` (not serialised: pass
-            ``model`` as well when you need ``to_dict``).
+        encoder: an ``M3Encoder`` to use instead of loading ``model``; ``to_dict`` records the
+            checkpoint it was loaded from as ``model``.
 
     Raises:
         InputError: neither ``model``, ``encoder`` nor ``embedding_dim`` says the dimension.
@@ -72,7 +72,8 @@ class M3DocumentStore:
     ) -> None:
         self.target = target
         self.collection = collection
-        self.model = model
+        # An encoder passed in is serialised as the checkpoint it was loaded from.
+        self.model = str(getattr(encoder, "model_path", model)) if encoder is not None else model
         self.device = device
         self.sparse = sparse
         self.colbert = colbert

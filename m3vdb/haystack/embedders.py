@@ -32,7 +32,8 @@ class _M3Component:
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.model = model
+        # An encoder passed in is serialised as the checkpoint it was loaded from.
+        self.model = str(getattr(encoder, "model_path", model)) if encoder is not None else model
         self.device = device
         self.batch_size = batch_size
         self._encoder = encoder
@@ -50,7 +51,7 @@ class _M3Component:
         return self._encoder
 
     def to_dict(self) -> dict[str, Any]:
-        """Init parameters (an ``encoder`` instance is not serialised: ``model`` is)."""
+        """Init parameters (an ``encoder`` passed in is recorded as its checkpoint)."""
         return default_to_dict(
             self, model=self.model, device=self.device, batch_size=self.batch_size
         )

@@ -193,6 +193,8 @@ def test_embedders_fill_dense_and_sparse_from_one_pass(tiny_encoder: M3Encoder) 
     q = M3TextEmbedder(encoder=counting).run(TEXTS[0])  # type: ignore[arg-type]
     assert counting.calls == 2
     np.testing.assert_allclose(q["embedding"], ref[0].dense, atol=1e-6)
+    params = M3TextEmbedder(encoder=tiny_encoder).to_dict()["init_parameters"]
+    assert params["model"] == str(tiny_encoder.model_path)  # an encoder is its checkpoint
     with pytest.raises(TypeError, match="M3DocumentEmbedder"):
         M3TextEmbedder(encoder=tiny_encoder).run(["a list"])  # type: ignore[arg-type]
 
