@@ -18,7 +18,7 @@ Score scales (they differ by mode, as in the databases themselves):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -161,4 +161,15 @@ class Connector(Protocol):
     def close(self) -> None:
         """Releases the client if the connector created it (from a URL); a client passed in
         stays open. The collection and its data stay."""
+        ...
+
+
+@runtime_checkable
+class SupportsScan(Protocol):
+    """A connector that can list its documents by filter (no query vector): what the
+    LlamaIndex and Haystack stores need for ``get_nodes``, ``delete(ref_doc_id)`` and
+    ``filter_documents``. Milvus, Qdrant and Elasticsearch implement it."""
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all without one); order unspecified."""
         ...

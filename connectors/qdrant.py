@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from m3vdb.connectors.base import FilterLike
 from m3vdb.connectors.common import BaseConnector, closed_on_error, resolve_spec
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import qdrant as qschema
@@ -40,6 +41,7 @@ from m3vdb.schemas.errors import (
     InputError,
     M3VDBError,
 )
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.options import QdrantOptions
 from m3vdb.schemas.spec import IndexSpec
 
@@ -373,6 +375,31 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             doc = qschema.document_from_payload(record.payload, self._spec)
             found[doc.id] = doc
         return [found[i] for i in ids if i in found]
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), scrolled in
+        pages of ``batch_size``; order unspecified."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        qfilter = qschema.compile_filter(parse_filter(filter), self._spec)
+        offset: Any = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                partial(
+                    self._client.scroll,
+                    self._collection,
+                    scroll_filter=qfilter,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                ),
+            )
+            for record in records:
+                yield qschema.document_from_payload(record.payload, self._spec)
+            if offset is None:
+                return
 
     def count(self) -> int:
         """Number of documents stored (exact count)."""

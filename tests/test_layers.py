@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "transformers", "pymilvus", "qdrant_client", "elasticsearch", "langchain_core")
+HEAVY = (
+    "torch",
+    "transformers",
+    "pymilvus",
+    "qdrant_client",
+    "elasticsearch",
+    "langchain_core",
+    "llama_index",
+    "haystack",
+)
 
 
 def _modules_after(statement: str) -> set[str]:

@@ -46,7 +46,7 @@ a document being re-indexed. Later batches are not written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,7 @@ from m3vdb.schemas.errors import (
     M3VDBError,
     UnsupportedCapabilityError,
 )
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MAX_NUM_CANDIDATES, ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec
@@ -452,6 +453,29 @@ class ElasticsearchConnector(BaseConnector[Any]):
                 if doc.get("found"):
                     found[str(doc["_id"])] = es.document_from_hit(doc, self._spec)
         return [found[i] for i in ids if i in found]
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), read with
+        ``elasticsearch.helpers.scan`` (a point-in-time scroll) in pages of ``batch_size``."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        helpers = _import_client().helpers
+        filters = es.compile_filter(parse_filter(filter), self._spec)
+        body = {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}}}
+        hits = helpers.scan(
+            self._client,
+            index=self._collection,
+            query=body,
+            size=batch_size,
+            _source=es.source_fields(self._spec),
+        )
+        try:
+            for hit in hits:
+                yield es.document_from_hit(hit, self._spec)
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise self._translate_error(exc, "scan") from exc
 
     # -- search ---------------------------------------------------------------------
 

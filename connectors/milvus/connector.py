@@ -5,10 +5,11 @@ to its layout's strategy (``connectors.milvus.colbert``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from m3vdb.connectors.base import FilterLike
 from m3vdb.connectors.common import BaseConnector, batched, closed_on_error, resolve_spec
 from m3vdb.connectors.milvus.client import (
     client_from_url,
@@ -25,6 +26,7 @@ from m3vdb.connectors.registry import lite_path
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import CollectionNotFoundError, InputError, M3VDBError
+from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.milvus import ColbertLayout, MilvusCapabilities
 from m3vdb.schemas.options import MilvusOptions
 from m3vdb.schemas.spec import IndexSpec
@@ -242,6 +244,28 @@ class MilvusConnector(BaseConnector[Any]):
         ids = self._check_ids(ids)
         found = {row[self._spec.fields.id]: row for row in self._main_rows(ids)}
         return [ms.document_from_row(found[i], self._spec) for i in ids if i in found]
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), in pages of
+        ``batch_size`` through Milvus's query iterator; order unspecified."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        names = self._spec.fields
+        expr = ms.compile_filter(parse_filter(filter), names.metadata)
+        fields = [names.id, *self._colbert.read_fields()]
+        c = self._client
+        iterator = self._call(
+            "query iterator",
+            lambda: c.query_iterator(
+                self._collection, batch_size=batch_size, filter=expr, output_fields=fields
+            ),
+        )
+        try:
+            while page := self._call("query iterator page", iterator.next):
+                for row in page:
+                    yield ms.document_from_row(row, self._spec)
+        finally:
+            iterator.close()
 
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""
