@@ -88,6 +88,13 @@ def _open(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> Con
     except SchemaMismatchError as exc:
         raise mismatch(exc, db, collection) from exc
     except BackendError as exc:
+        if lite is not None and "Open local milvus failed" in str(exc):
+            raise BackendError(
+                f"the Milvus Lite file {lite} is in use by another process (Milvus Lite allows "
+                "one process per file): wait for it or close it (another m3vdb command, a "
+                "Python session), or run a Milvus server and use --db milvus://...",
+                retriable=True,
+            ) from exc
         raise BackendError(
             f"{exc}; check --db {db} and that the database is running and reachable",
             retriable=exc.retriable,

@@ -241,7 +241,9 @@ def index_documents(
     summary = summary if summary is not None else IndexSummary()
     model = _Model(encoder, connector, chunking)
     start = time.perf_counter()
-    with tqdm(total=total, unit="doc", desc="index", disable=not show_progress) as bar:
+    # delay: a run that ends (or fails) within a second draws no bar
+    bar_options = dict(total=total, unit="doc", desc="index", delay=1.0)
+    with tqdm(**bar_options, disable=not show_progress) as bar:
         for batch in batched(documents, batch_size):
             _index_batch(connector, model, batch, chunking, resume, guard, summary)
             summary.seconds = time.perf_counter() - start

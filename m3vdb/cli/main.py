@@ -249,6 +249,8 @@ def _quiet_clients(verbose: bool) -> None:
     if verbose:
         return
     warnings.filterwarnings("ignore", message="Failed to obtain server version")
+    # Milvus Lite logs to the root logger (e.g. "Open ... failed" before the error we report)
+    logging.getLogger().setLevel(logging.CRITICAL)
     for name in ("pymilvus", "milvus_lite", "qdrant_client", "httpx", "transformers"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -284,8 +286,14 @@ def _chunking(args: argparse.Namespace) -> Any:
 def cmd_index(args: argparse.Namespace) -> int:
     """``m3vdb index PATH...``"""
     from m3vdb.cli import database, sources
-    from m3vdb.cli.indexing import IndexSummary, InterruptGuard, index_documents, prune
-    from m3vdb.cli.model import load_encoder, spec_for_model
+    from m3vdb.cli.indexing import (
+        IndexSummary,
+        InterruptGuard,
+        check_chunking,
+        index_documents,
+        prune,
+    )
+    from m3vdb.cli.model import check_device, load_encoder, spec_for_model
     from m3vdb.cli.render import summary_text
     from m3vdb.schemas.errors import InputError, M3VDBError
 
@@ -299,6 +307,9 @@ def cmd_index(args: argparse.Namespace) -> int:
             "directory (m3vdb index DIR --prune), not single files"
         )
     spec = spec_for_model(args.model)
+    check_device(args.device)  # before anything is written: the model loads on first use
+    if chunking is not None:
+        check_chunking(chunking, spec.max_colbert_rows + 1)
     if args.recreate:
         database.drop(args.db, args.collection, spec)
     with database.opened(args.db, args.collection, spec, must_exist=False) as connector:
