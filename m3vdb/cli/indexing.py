@@ -349,13 +349,14 @@ def _stored_state(connector: Connector, doc_ids: Sequence[str]) -> dict[str, _St
     for parent, first in firsts.items():
         digest = first.metadata.get("content_hash")
         chunks = first.metadata.get("chunks")
-        ids = [first.id]
-        complete = isinstance(digest, str) and isinstance(chunks, int)
-        if complete and chunks > 1:  # type: ignore[operator]
-            last = lasts.get(entry_id(parent, chunks - 1))  # type: ignore[operator]
-            complete = last is not None and last.metadata.get("content_hash") == digest
-            ids += [entry_id(parent, n) for n in range(1, chunks)]  # type: ignore[arg-type]
-        out[parent] = _Stored(digest if isinstance(digest, str) else None, tuple(ids), complete)
+        if not isinstance(digest, str) or not isinstance(chunks, int) or chunks < 1:
+            # written by an older m3vdb, or not by m3vdb index: replaced as a whole
+            out[parent] = _Stored(None, (first.id,), complete=False)
+            continue
+        ids = (first.id, *(entry_id(parent, n) for n in range(1, chunks)))
+        last = lasts.get(entry_id(parent, chunks - 1)) if chunks > 1 else first
+        complete = last is not None and last.metadata.get("content_hash") == digest
+        out[parent] = _Stored(digest, ids, complete)
     return out
 
 
