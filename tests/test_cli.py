@@ -168,26 +168,6 @@ def test_rechunking_replaces_every_entry_of_a_document(
     assert "indexed 0 of 1 documents" in out and "1 unchanged" in out
 
 
-CONSISTENCY_CHECK = """
-import json, sys
-from m3vdb import M3Encoder, connect
-db, model = sys.argv[1], sys.argv[2]
-with connect(db, collection="m3vdb", encoder=M3Encoder(model), create=False) as store:
-    firsts = store.get([f"corpus/d{i:02}.md" for i in range(100)])
-    expected = 0
-    for first in firsts:
-        chunks, parent = first.metadata["chunks"], first.metadata["parent_id"]
-        names = [parent] if chunks == 1 else [f"{parent}#{n}" for n in range(chunks)]
-        entries = store.get(names)
-        assert len(entries) == chunks, (parent, len(entries), chunks)
-        assert {e.metadata["content_hash"] for e in entries} == {first.metadata["content_hash"]}
-        expected += chunks
-    assert store.count() == expected, (store.count(), expected)
-    assert store.search("vector databases", 3)
-print(json.dumps({"documents": len(firsts)}))
-"""
-
-
 def _progress_lines(stderr: str) -> list[str]:
     """stderr without the progress bar's redraws."""
     parts = [p.strip() for chunk in stderr.split("\n") for p in chunk.split("\r")]
@@ -195,11 +175,15 @@ def _progress_lines(stderr: str) -> list[str]:
 
 
 def test_ctrl_c_mid_index_gives_one_line_130_and_a_consistent_collection(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    tiny_encoder: M3Encoder,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGINT to the process group, as a terminal's Ctrl-C sends it (Milvus Lite's server,
     a child process, gets it too). Troubleshooting: if the run ends before the signal, the
-    corpus is too small for this machine; raise N_DOCS."""
+    corpus is too small for this machine; raise n_docs."""
     n_docs = 16
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -238,23 +222,29 @@ def test_ctrl_c_mid_index_gives_one_line_130_and_a_consistent_collection(
     assert len(lines) == 1 and lines[0].startswith("m3vdb: interrupted after"), lines
     assert "run the same command again to resume" in lines[0] and out == ""
 
-    # every stored document is complete; checked in another process, which then lets the
-    # Lite file go (a process keeps its Milvus Lite server until it exits)
-    check = subprocess.run(
-        [sys.executable, "-c", CONSISTENCY_CHECK, str(tmp_path / "m3vdb.db"), str(tiny_model_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert check.returncode == 0, check.stderr
-    stored = json.loads(check.stdout)
-    assert 0 < stored["documents"] < n_docs
-    assert f"after {stored['documents']} documents were written" in lines[0]
-    done = stored["documents"]
-    again = _console(tmp_path, tiny_model_dir, "index", "corpus", "--batch-size", "8")
-    assert again.returncode == 0, again.stderr
-    assert f"{done} unchanged, already stored" in again.stdout
-    assert f"indexed {n_docs - done} of {n_docs} documents" in again.stdout
+    # every stored document is complete: all its entries, with one content hash
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("M3VDB_MODEL", str(tiny_model_dir))
+    with connect("m3vdb.db", collection="m3vdb", encoder=tiny_encoder, create=False) as store:
+        firsts = store.get([f"corpus/d{i:02}.md" for i in range(n_docs)])
+        expected = 0
+        for first in firsts:
+            chunks, parent = first.metadata["chunks"], first.metadata["parent_id"]
+            names = [parent] if chunks == 1 else [f"{parent}#{n}" for n in range(chunks)]
+            entries = store.get(names)
+            assert len(entries) == chunks
+            assert {e.metadata["content_hash"] for e in entries} == {first.metadata["content_hash"]}
+            expected += chunks
+        assert store.count() == expected
+        assert store.search("vector databases", 3)
+    done = len(firsts)
+    assert 0 < done < n_docs
+    assert f"after {done} documents were written" in lines[0]
+    # the re-run resumes (in this process: it holds the Lite file now)
+    status, out, _ = run(capsys, "index", "corpus", "--quiet", "--batch-size", "8")
+    assert status == 0
+    assert f"indexed {n_docs - done} of {n_docs} documents" in out
+    assert f"{done} unchanged, already stored" in out
 
 
 def test_index_reads_txt_md_and_jsonl_with_path_ids(
