@@ -20,6 +20,7 @@ from m3vdb.connectors.base import (
 )
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.encoding import Encoder
+from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.options import (
     BackendOptions,
     ElasticsearchOptions,
@@ -73,6 +74,28 @@ def connect(
     return connector
 
 
+def drop(target: Any, *, collection: str, options: BackendOptions | None = None) -> bool:
+    """Deletes ``collection`` (and what m3vdb created with it: Milvus's companion collection
+    of ColBERT rows) WITHOUT opening it as a connector, so it works on a collection that does
+    not match any IndexSpec you have (built with another model). Nothing else is touched: a
+    collection merely named like a companion stays.
+
+    Returns:
+        True when the collection existed and was deleted; False when there was none.
+
+    Raises:
+        InputError: the target is not understood.
+        TypeError: ``options`` are for another database than the target's.
+        MissingDependencyError: the database's client is not installed.
+        BackendError: the database failed.
+    """
+    if not isinstance(collection, str) or not collection:
+        raise InputError(f"collection must be a non-empty string, got {collection!r}")
+    registry.check_options(target, options)
+    dropped: bool = registry.load(target).drop_collection(target, collection, options=options)
+    return dropped
+
+
 __all__ = [
     "BackendOptions",
     "Connector",
@@ -90,4 +113,5 @@ __all__ = [
     "SearchMode",
     "UpsertItem",
     "connect",
+    "drop",
 ]

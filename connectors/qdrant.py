@@ -570,3 +570,26 @@ def open_connector(
         )
         connector.ensure_collection(create=create)
     return connector
+
+
+def drop_collection(target: Any, collection: str, *, options: QdrantOptions | None = None) -> bool:
+    """Drops ``collection`` whatever its schema (e.g. one built for another model, which
+    ``open_connector`` refuses to open). Returns False when there was none (and creates no
+    local-mode folder that does not exist)."""
+    if isinstance(target, str):
+        folder = client_options(target).get("path")
+        if folder is not None and not os.path.exists(folder):
+            return False
+    client = client_from_target(target, options)
+    try:
+        if not client.collection_exists(collection):
+            return False
+        client.delete_collection(collection)
+        return True
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, f"drop of {collection!r}") from exc
+    finally:
+        if client is not target:
+            client.close()

@@ -9,7 +9,9 @@ documents, filter compiler and score conversions are in ``m3vdb.schemas.elastics
 from m3vdb.connectors.elasticsearch.bulk import raise_for_bulk_failures
 from m3vdb.connectors.elasticsearch.connector import (
     ElasticsearchConnector,
+    client_from_url,
     detect_capabilities,
+    drop_collection,
     open_connector,
 )
 from m3vdb.schemas.elasticsearch import ElasticsearchCapabilities
@@ -23,7 +25,9 @@ __all__ = [
     "ElasticsearchCapabilities",
     "ElasticsearchConnector",
     "ElasticsearchOptions",
+    "client_from_url",
     "detect_capabilities",
+    "drop_collection",
     "open_connector",
     "raise_for_bulk_failures",
 ]

@@ -87,7 +87,13 @@ if TYPE_CHECKING:
 
     from m3vdb.schemas.encoding import Encoder
 
-__all__ = ["ElasticsearchConnector", "detect_capabilities", "open_connector"]
+__all__ = [
+    "ElasticsearchConnector",
+    "client_from_url",
+    "detect_capabilities",
+    "drop_collection",
+    "open_connector",
+]
 
 DEFAULT_PORT = 9200
 logger = logging.getLogger(__name__)
@@ -667,3 +673,23 @@ class _MsearchError(Exception):
         super().__init__(str(response.get("error")))
         self.status_code = int(response.get("status", 500))
         self.body = response
+
+
+def drop_collection(
+    target: Any, collection: str, *, options: ElasticsearchOptions | None = None
+) -> bool:
+    """Deletes the index ``collection`` whatever its mapping (e.g. one built for another
+    model, which ``open_connector`` refuses to open). Returns False when there was none."""
+    client = client_from_url(target) if isinstance(target, str) else target
+    try:
+        if not client.indices.exists(index=collection):
+            return False
+        client.indices.delete(index=collection)
+        return True
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, f"delete of index {collection!r}") from exc
+    finally:
+        if client is not target:
+            client.close()

@@ -35,7 +35,7 @@ from m3vdb.connectors.milvus.client import (
     is_transient,
     translate_error,
 )
-from m3vdb.connectors.milvus.connector import MilvusConnector, open_connector
+from m3vdb.connectors.milvus.connector import MilvusConnector, drop_collection, open_connector
 from m3vdb.schemas.milvus import MilvusCapabilities
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "MilvusCapabilities",
     "MilvusConnector",
     "detect_capabilities",
+    "drop_collection",
     "import_pymilvus",
     "is_transient",
     "open_connector",

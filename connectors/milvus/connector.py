@@ -385,3 +385,36 @@ class MilvusConnector(BaseConnector[Any]):
             ]
         assert plan.colbert is not None  # the plan sets it when it reranks
         return self._colbert.rerank(plan.colbert, fused, plan.k, expr)
+
+
+def drop_collection(target: Any, collection: str, *, options: MilvusOptions | None = None) -> bool:
+    """Drops ``collection`` and the companion collection it records owning, whatever its
+    schema (e.g. one built for another model, which ``open_connector`` refuses to open);
+    a collection of a companion's name that it does not own is left alone. Returns False
+    when there was no such collection (and, for a Lite file that does not exist, creates none).
+    """
+    if isinstance(target, str):
+        path = lite_path(target)
+        if path is not None and not os.path.exists(path):
+            return False
+        client, _ = client_from_url(target, options or MilvusOptions())
+        owns = True
+    else:
+        client, owns = target, False
+    try:
+        with quiet_pymilvus():
+            if not client.has_collection(collection):
+                return False
+            description = client.describe_collection(collection)
+            companion = ms.owned_companion(description, IndexSpec())
+            if companion is not None and client.has_collection(companion):
+                client.drop_collection(companion)
+            client.drop_collection(collection)
+        return True
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, f"Milvus drop of {collection!r}") from exc
+    finally:
+        if owns:
+            client.close()
