@@ -27,7 +27,7 @@ from m3vdb.schemas.spec import IndexSpec
 
 pytest.importorskip("milvus_lite", reason="milvus-lite (the default embedded engine) is missing")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "crosslingual.jsonl"
 
 

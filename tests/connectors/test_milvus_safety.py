@@ -44,7 +44,7 @@ from m3vdb.schemas.data import Document  # noqa: E402
 from m3vdb.schemas.errors import BackendError, InputError  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where milvus_helpers.py lives
 
 
 @pytest.fixture(scope="module")
