@@ -1,4 +1,4 @@
-"""Helpers of the Milvus Lite tests (tests/test_milvus_*.py): a client wrapper that makes
+"""Helpers of the Milvus Lite tests (tests/connectors/test_milvus_*.py): a client wrapper that makes
 chosen calls fail (a stand-in for failures that cannot be provoked in a real engine: it
 delegates every other call to the real client), synthetic documents, and row counts."""
 
