@@ -13,6 +13,7 @@ from m3vdb import Document, InputError
 from m3vdb.connectors import Connector
 from m3vdb.connectors.common import batched
 from m3vdb.encoder import M3Embedding, M3Encoder
+from m3vdb.remote import RemoteEncoder
 from m3vdb.schemas.spec import IndexSpec
 
 
@@ -48,7 +49,7 @@ def chunk_id(doc_id: str, n: int) -> str:
 
 def index_documents(
     connector: Connector,
-    encoder: M3Encoder,
+    encoder: M3Encoder | RemoteEncoder,
     documents: Iterable[Document],
     *,
     batch_size: int = 32,
@@ -82,6 +83,11 @@ def index_documents(
             chunking does not fit the collection.
     """
     spec = connector.spec
+    if chunking is not None and not isinstance(encoder, M3Encoder):
+        raise InputError(
+            "--chunk-tokens needs the model's tokenizer here to cut token windows, and "
+            "--encoder-url loads no model: index without --chunk-tokens, or drop --encoder-url"
+        )
     if chunking is not None and chunking.tokens - 1 > spec.max_colbert_rows:
         raise InputError(
             f"--chunk-tokens {chunking.tokens} gives up to {chunking.tokens - 1} ColBERT rows per "
@@ -101,7 +107,7 @@ def index_documents(
             if nonempty:
                 pairs, docs, tokens = (
                     _chunk_pairs(encoder, nonempty, chunking, spec)
-                    if chunking is not None
+                    if chunking is not None and isinstance(encoder, M3Encoder)
                     else _whole_pairs(encoder, nonempty, spec)
                 )
                 kept = _drop_unindexable(pairs, spec.sparse)
@@ -138,16 +144,11 @@ def _stored(connector: Connector, batch: Sequence[Document], *, chunked: bool) -
 
 
 def _whole_pairs(
-    encoder: M3Encoder, docs: Sequence[Document], spec: IndexSpec
+    encoder: M3Encoder | RemoteEncoder, docs: Sequence[Document], spec: IndexSpec
 ) -> tuple[list[tuple[Document, M3Embedding]], set[str], int]:
     max_rows = spec.max_colbert_rows
     texts = [d.text for d in docs]
-    lengths = [
-        len(ids)
-        for ids in encoder.tokenizer(  # type: ignore[operator]
-            texts, truncation=True, max_length=encoder.max_length
-        )["input_ids"]
-    ]
+    lengths = [len(ids) for ids in encoder.tokenize(texts)]
     for doc, n in zip(docs, lengths):
         # n tokens give n - 1 ColBERT rows (the CLS row is not kept)
         if n - 1 > max_rows:

@@ -23,6 +23,7 @@ from m3vdb.schemas.errors import BackendError, CollectionNotFoundError, InputErr
 if TYPE_CHECKING:
     from m3vdb.connectors import Connector
     from m3vdb.encoder import M3Encoder
+    from m3vdb.remote import RemoteEncoder
 
 DEFAULT_DB = "m3vdb.db"
 DEFAULT_COLLECTION = "m3vdb"
@@ -61,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
     common.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
+    )
+    common.add_argument(
+        "--encoder-url",
+        default=os.environ.get("M3VDB_ENCODER_URL"),
+        metavar="URL",
+        help="use the encoder of an 'm3vdb serve' server instead of loading the model "
+        "(default: $M3VDB_ENCODER_URL; its key: $M3VDB_API_KEY)",
     )
     common.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
 
@@ -122,7 +130,68 @@ def build_parser() -> argparse.ArgumentParser:
         "info", parents=[common], help="what a collection stores, how, and how many"
     )
     info.add_argument("--json", action="store_true", help="JSON instead of text")
+    _add_serve_parser(commands)
     return parser
+
+
+def _add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve the encoder over HTTP (OpenAI, TEI and native routes)",
+        description="Serve BGE-M3's dense, sparse and ColBERT outputs over HTTP: OpenAI's "
+        "POST /v1/embeddings, text-embeddings-inference's /embed, /embed_sparse, /embed_all, "
+        "/info, /health, the native POST /encode, and Prometheus GET /metrics. Requests of "
+        "all clients are batched together. Needs pip install 'm3vdb[serve]'.",
+    )
+    serve.add_argument(
+        "--model",
+        default=os.environ.get("M3VDB_MODEL", DEFAULT_MODEL),
+        help="hub id or local checkpoint directory (default: $M3VDB_MODEL or BAAI/bge-m3)",
+    )
+    serve.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
+    serve.add_argument(
+        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.add_argument("--port", type=_positive, default=8080)
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("M3VDB_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on every route but /health "
+        "(default: $M3VDB_API_KEY; prefer the variable: arguments show in ps)",
+    )
+    serve.add_argument(
+        "--model-name", help="the name /info and /v1/models report (default: --model)"
+    )
+    serve.add_argument(
+        "--max-inputs-per-request", type=_positive, default=256, metavar="N", help="413 above"
+    )
+    serve.add_argument(
+        "--max-input-tokens",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="tokens per text, special tokens included (413 above, unless the request asks "
+        "to truncate); default: the model's length",
+    )
+    serve.add_argument(
+        "--max-pending-inputs",
+        type=_positive,
+        default=2048,
+        metavar="N",
+        help="texts queued or being encoded over all requests (429 with Retry-After above)",
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="how long a batch waits for other requests to join",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=_positive, default=32 * 1024 * 1024, metavar="N", help="413 above"
+    )
+    serve.add_argument("--verbose", action="store_true", help="tracebacks and access logs")
 
 
 def _positive(value: str) -> int:
@@ -136,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``m3vdb`` with ``argv`` (default: the process arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
     _quiet_clients(args.verbose)
-    run = {"index": cmd_index, "search": cmd_search, "info": cmd_info}[args.command]
+    run = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "serve": cmd_serve}[
+        args.command
+    ]
     try:
         return run(args)
     except BrokenPipeError:
@@ -245,6 +316,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``m3vdb serve``"""
+    from m3vdb.serve import ServeConfig, run_server
+
+    config = ServeConfig(  # checked before the model loads
+        model_name=args.model_name or str(args.model),
+        api_key=args.api_key or None,
+        max_inputs_per_request=args.max_inputs_per_request,
+        max_input_tokens=args.max_input_tokens,
+        max_pending_inputs=args.max_pending_inputs,
+        max_wait_s=args.max_wait_ms / 1000,
+        max_body_bytes=args.max_body_bytes,
+    )
+    encoder = _encoder(args)
+    run_server(
+        encoder,  # type: ignore[arg-type]
+        config,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.verbose else "warning",
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -261,7 +356,11 @@ def _filter_json(text: str) -> Any:
     return value
 
 
-def _encoder(args: argparse.Namespace) -> M3Encoder:
+def _encoder(args: argparse.Namespace) -> M3Encoder | RemoteEncoder:
+    if getattr(args, "encoder_url", None):  # serve has no --encoder-url
+        from m3vdb.remote import RemoteEncoder
+
+        return RemoteEncoder(args.encoder_url)
     from m3vdb.encoder import M3Encoder
 
     model = str(args.model)
@@ -281,7 +380,7 @@ def _is_lite_file(db: str) -> bool:
 
 @contextmanager
 def _connector(
-    args: argparse.Namespace, encoder: M3Encoder, *, must_exist: bool
+    args: argparse.Namespace, encoder: M3Encoder | RemoteEncoder, *, must_exist: bool
 ) -> Iterator[Connector]:
     """The collection, closed on exit. ``must_exist``: searching or describing a collection
     that does not exist or holds nothing is the caller's mistake (a typo in --db or
@@ -298,7 +397,13 @@ def _connector(
             "pass the --db you indexed into"
         )
     try:
-        connector = connect(db, collection=name, encoder=encoder, create=not must_exist)
+        # connectors use only the Encoder protocol (schemas.encoding), which both satisfy
+        connector = connect(
+            db,
+            collection=name,
+            encoder=encoder,  # type: ignore[arg-type]
+            create=not must_exist,
+        )
     except CollectionNotFoundError as exc:
         raise InputError(
             f"no collection {name!r} at {db}: index into it first "

@@ -50,6 +50,7 @@ ROUTES = (
     "/embed",
     "/embed_sparse",
     "/embed_all",
+    "/tokenize",
     "/encode",
     "/info",
     "/health",
@@ -69,6 +70,7 @@ class ServedEncoder(TokenEncoder, Protocol):
     dense_dim: int
     colbert_dim: int
     max_length: int
+    tokenizer: Any  # a transformers fast tokenizer, for /tokenize's offsets
 
     def tokenize(
         self, texts: Sequence[str], *, max_length: int | None = None, truncate: bool = True
@@ -86,7 +88,9 @@ class _Service:
         self.encoder = encoder
         self.config = config
         self.metrics = metrics
-        self.max_input_tokens = min(config.max_input_tokens or encoder.max_length, encoder.max_length)
+        self.max_input_tokens = min(
+            config.max_input_tokens or encoder.max_length, encoder.max_length
+        )
         self.batcher: DynamicBatcher | None = None
 
     async def encode(
@@ -428,7 +432,12 @@ def _add_openai_routes(app: Any, service: _Service) -> None:
                 if e.dense is not None
             ]
             usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-            return {"object": "list", "data": data, "model": body.model or config.model_name, "usage": usage}
+            return {
+                "object": "list",
+                "data": data,
+                "model": body.model or config.model_name,
+                "usage": usage,
+            }
 
         return await _respond(build, tokens)
 
@@ -447,10 +456,16 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
         texts = wire.texts_from(body.inputs, "inputs")
         _check_tei(body, encoder.dense_dim)
         embs, tokens = await service.encode(
-            request, texts, Outputs(dense=True), truncate=bool(body.truncate), field="inputs",
+            request,
+            texts,
+            Outputs(dense=True),
+            truncate=bool(body.truncate),
+            field="inputs",
             route="embed",
         )
-        return await _respond(lambda: [e.dense.tolist() for e in embs if e.dense is not None], tokens)
+        return await _respond(
+            lambda: [e.dense.tolist() for e in embs if e.dense is not None], tokens
+        )
 
     app.post("/embed")(embed)
     app.post("/")(embed)  # TEI's compatibility route: InferenceClient("http://host:port")
@@ -461,8 +476,12 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
         texts = wire.texts_from(body.inputs, "inputs")
         _check_tei(body, encoder.dense_dim)
         embs, tokens = await service.encode(
-            request, texts, Outputs(dense=False, sparse=True), truncate=bool(body.truncate),
-            field="inputs", route="embed_sparse",
+            request,
+            texts,
+            Outputs(dense=False, sparse=True),
+            truncate=bool(body.truncate),
+            field="inputs",
+            route="embed_sparse",
         )
         return await _respond(
             lambda: [wire.sparse_tei(e.sparse) for e in embs if e.sparse is not None], tokens
@@ -475,12 +494,60 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
         texts = wire.texts_from(body.inputs, "inputs")
         _check_tei(body, encoder.dense_dim)
         embs, tokens = await service.encode(
-            request, texts, Outputs(dense=False, colbert=True), truncate=bool(body.truncate),
-            field="inputs", route="embed_all",
+            request,
+            texts,
+            Outputs(dense=False, colbert=True),
+            truncate=bool(body.truncate),
+            field="inputs",
+            route="embed_all",
         )
         return await _respond(
             lambda: [e.colbert.tolist() for e in embs if e.colbert is not None], tokens
         )
+
+    @app.post("/tokenize")
+    async def tokenize(body: wire.TokenizeRequest, request: Request) -> Response:
+        """TEI's ``/tokenize``: per text its tokens ``{"id", "text", "special", "start",
+        "stop"}`` (character offsets; null for special tokens)."""
+        texts = wire.texts_from(body.inputs, "inputs")
+        if body.prompt_name is not None:
+            raise wire.ApiError(422, "prompt_name: this server has no prompts", "validation")
+        limit = config.max_inputs_per_request
+        if len(texts) > limit:
+            raise wire.ApiError(
+                413,
+                f"inputs holds {len(texts)} texts; the limit is {limit} per request "
+                "(--max-inputs-per-request): split it into several requests",
+                "validation",
+            )
+
+        def run() -> list[list[dict[str, Any]]]:
+            tok = encoder.tokenizer
+            enc = tok(
+                texts,
+                add_special_tokens=body.add_special_tokens,
+                truncation=body.truncate,
+                max_length=service.max_input_tokens if body.truncate else None,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                return_attention_mask=False,
+            )
+            out = []
+            for text, ids, offsets, special in zip(
+                texts, enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+            ):
+                pieces = tok.convert_ids_to_tokens(ids)
+                out.append(
+                    [
+                        {"id": i, "text": p, "special": True, "start": None, "stop": None}
+                        if s
+                        else {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
+                        for i, p, (a, b), s in zip(ids, pieces, offsets, special)
+                    ]
+                )
+            return out
+
+        return _json(await anyio.to_thread.run_sync(run))
 
     @app.get("/info")
     async def info() -> Response:

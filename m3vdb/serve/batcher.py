@@ -300,11 +300,13 @@ class DynamicBatcher:
             tokens = sum(len(x) for x in ids)
             if seconds > 0:
                 rate = tokens / seconds
-                self._tokens_per_s = rate if not self._tokens_per_s else (
-                    0.8 * self._tokens_per_s + 0.2 * rate
+                self._tokens_per_s = (
+                    rate if not self._tokens_per_s else (0.8 * self._tokens_per_s + 0.2 * rate)
                 )
             if self._metrics is not None:
-                self._metrics.observe_batch(len(ids), tokens, len(ids) * max(map(len, ids)), seconds)
+                self._metrics.observe_batch(
+                    len(ids), tokens, len(ids) * max(map(len, ids)), seconds
+                )
             for (job, i), emb in zip(live, embs):
                 if not job.future.done():
                     job._deliver(i, emb)

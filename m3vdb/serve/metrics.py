@@ -43,7 +43,9 @@ class ServeMetrics:
         )
         self.inputs = Counter("m3vdb_inputs", "texts encoded", ["route"], registry=r)
         self.input_tokens = Counter(
-            "m3vdb_input_tokens", "tokens of the texts encoded (special tokens included)", registry=r
+            "m3vdb_input_tokens",
+            "tokens of the texts encoded (special tokens included)",
+            registry=r,
         )
         self.batch_size = Histogram(
             "m3vdb_batch_size", "texts per forward pass", buckets=_SIZES, registry=r
@@ -59,9 +61,7 @@ class ServeMetrics:
         self.batch_seconds = Histogram(
             "m3vdb_batch_duration_seconds", "time of one forward pass", buckets=_SECONDS, registry=r
         )
-        self.queue_depth = Gauge(
-            "m3vdb_queue_depth", "texts waiting for a batch", registry=r
-        )
+        self.queue_depth = Gauge("m3vdb_queue_depth", "texts waiting for a batch", registry=r)
         self.pending_inputs = Gauge(
             "m3vdb_pending_inputs", "texts admitted and not yet answered", registry=r
         )

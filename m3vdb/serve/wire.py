@@ -46,6 +46,16 @@ class TEIRequest(_Body):
     dimensions: StrictInt | None = None
 
 
+class TokenizeRequest(_Body):
+    """TEI's ``POST /tokenize`` body; ``truncate`` (an extension) cuts at the server's
+    ``max_input_length`` as the encoding routes do."""
+
+    inputs: Any
+    add_special_tokens: StrictBool = True
+    prompt_name: StrictStr | None = None
+    truncate: StrictBool = False
+
+
 class EncodeRequest(_Body):
     """The native ``POST /encode`` body: any subset of the three outputs from one pass."""
 
