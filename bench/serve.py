@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -48,7 +49,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model: str, port: int, max_wait_ms: float) -> subprocess.Popen[bytes]:
+def start_server(
+    model: str, port: int, max_wait_ms: float, threads: int
+) -> subprocess.Popen[bytes]:
     """``m3vdb serve`` in a subprocess, once it answers ``/health``."""
     import httpx
 
@@ -56,6 +59,8 @@ def start_server(model: str, port: int, max_wait_ms: float) -> subprocess.Popen[
     cmd = [str(script), "serve", "--model", model, "--port", str(port), "--dtype", "float32"]
     cmd += ["--max-wait-ms", str(max_wait_ms), "--device", "cpu"]
     env = {**os.environ, "M3VDB_API_KEY": ""}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -71,34 +76,40 @@ def start_server(model: str, port: int, max_wait_ms: float) -> subprocess.Popen[
     raise SystemExit("m3vdb serve did not start within 600 s")
 
 
-async def _clients(url: str, texts: list[str], clients: int) -> tuple[float, list[float]]:
-    """(wall seconds, per-request latencies) of ``clients`` concurrent clients sending
-    ``texts`` one per request, each client its own contiguous share."""
+async def _clients(
+    url: str, texts: list[str], clients: int
+) -> tuple[float, list[float], list[Any]]:
+    """(wall seconds, per-request latencies, dense vectors) of ``clients`` concurrent clients
+    sending ``texts`` one per request, each client every ``clients``-th text."""
     import httpx
+    import numpy as np
 
-    shares = [texts[i::clients] for i in range(clients)]
+    shares = [list(range(len(texts)))[i::clients] for i in range(clients)]
     latencies: list[float] = []
+    vectors: list[Any] = [None] * len(texts)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600) as http:
         # open the connections first: connection setup is not what is measured
         await asyncio.gather(*(http.get("/health") for _ in range(clients)))
         start_line = asyncio.Event()
 
-        async def client(share: list[str]) -> None:
+        async def client(share: list[int]) -> None:
             await start_line.wait()
-            for text in share:
-                body = {"input": text, "model": "bge-m3", "encoding_format": "base64"}
+            for index in share:
+                body = {"input": texts[index], "model": "bge-m3", "encoding_format": "base64"}
                 t0 = time.perf_counter()
                 answer = await http.post("/v1/embeddings", json=body)
                 latencies.append(time.perf_counter() - t0)
                 answer.raise_for_status()
+                data = answer.json()["data"][0]["embedding"]
+                vectors[index] = np.frombuffer(base64.b64decode(data), dtype="<f4")
 
         tasks = [asyncio.create_task(client(s)) for s in shares]
         await asyncio.sleep(0)
         start = time.perf_counter()
         start_line.set()
         await asyncio.gather(*tasks)
-        return time.perf_counter() - start, latencies
+        return time.perf_counter() - start, latencies, vectors
 
 
 def _batches(url: str) -> tuple[float, float]:
@@ -135,10 +146,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads on both sides (0: torch's default); the server gets OMP_NUM_THREADS",
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from corpus import make_corpus
     from m3vdb.encoder import M3Encoder
 
@@ -165,10 +185,13 @@ def main() -> None:
     encoder.encode(texts[:4])  # warm-up
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(args.model, port, args.max_wait_ms)
+    server = start_server(args.model, port, args.max_wait_ms, args.threads)
     results: dict[int, dict[str, list[float]]] = {
         c: {"offline": [], "served": [], "p50": [], "p95": [], "batch": []} for c in args.clients
     }
+    # the offline outputs, to check the served ones against (batching noise)
+    reference = [e.dense for e in encoder.encode(texts, sparse=False, colbert=False)]
+    max_diff = 0.0
     try:
         asyncio.run(_clients(url, texts[:8], 8))  # warm-up of the server
         for repeat in range(args.repeats):
@@ -183,7 +206,9 @@ def main() -> None:
                         row["offline"].append(len(level) / (time.perf_counter() - t0))
                     else:
                         before = _batches(url)
-                        wall, lat = asyncio.run(_clients(url, level, clients))
+                        wall, lat, vectors = asyncio.run(_clients(url, level, clients))
+                        for got, want in zip(vectors, reference):
+                            max_diff = max(max_diff, float(abs(got - want).max()))
                         after = _batches(url)
                         row["served"].append(len(level) / wall)
                         row["p50"].append(_pct(lat, 0.5))
@@ -201,12 +226,19 @@ def main() -> None:
         server.terminate()
         server.wait(60)
 
+    print(f"\nmax |served - offline| over every dense vector: {max_diff:.2e}")
     print(
         "\n| clients | texts | offline texts/s | served texts/s | served / offline | "
         "p50 ms | p95 ms | mean batch |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    summary: dict[str, Any] = {"model": args.model, "lengths": lengths, "levels": {}}
+    summary: dict[str, Any] = {
+        "model": args.model,
+        "lengths": lengths,
+        "threads": args.threads,
+        "max_abs_diff": max_diff,
+        "levels": {},
+    }
     for clients, row in results.items():
         ratios = [s / o for s, o in zip(row["served"], row["offline"])]
         med = {k: statistics.median(v) for k, v in row.items()}

@@ -307,6 +307,29 @@ def test_remote_encoder_indexes_and_searches_like_the_local_encoder(
         assert np.allclose([s for _, s in a], [s for _, s in b], atol=TOL)
 
 
+def test_a_langchain_store_shares_the_server(url: str, tiny_encoder: M3Encoder) -> None:
+    """``M3VectorStore`` over a connector whose encoder is a ``RemoteEncoder``: same
+    documents and scores as with the local encoder."""
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("qdrant_client")
+    from m3vdb import connect
+    from m3vdb.langchain import M3VectorStore
+
+    texts = [t for t in TEXTS if t]
+    ids = [f"d{i}" for i in range(len(texts))]
+    found = []
+    with RemoteEncoder(url, api_key=KEY) as remote:
+        for encoder in (tiny_encoder, remote):
+            connector = connect("qdrant+memory://", collection="lc", encoder=encoder)
+            store = M3VectorStore(connector, owns_connector=True)
+            store.add_texts(texts, ids=ids)
+            found.append(store.similarity_search_with_score("sparse vectors", k=3))
+            store.close()
+    local, served = found
+    assert [d.id for d, _ in local] == [d.id for d, _ in served]
+    assert np.allclose([s for _, s in local], [s for _, s in served], atol=TOL)
+
+
 # --------------------------------------------------------------------------- batching
 
 
