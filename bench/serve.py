@@ -3,8 +3,9 @@ concurrent clients, each sending ONE short text per request, on the same texts.
 
 Per repeat and per client count C, alternating the order:
 
-- offline: ``M3Encoder.encode(texts)`` over all the texts in one call, in this process (the
-  best batching there is: every text known up front);
+- offline: ``M3Encoder.encode`` in this process over the same texts, in calls of
+  ``--offline-batch`` (32) texts: what the issue compares with ("32 clients sending one text
+  each cost about what one client sending 32 texts costs"), without HTTP;
 - served: ``m3vdb serve`` in a subprocess (same checkpoint, same dtype, same threads), and C
   asyncio clients (httpx) in this process, each sending its share of the texts one request
   at a time (OpenAI's ``POST /v1/embeddings``, base64, as the ``openai`` client does). Reported:
@@ -17,6 +18,13 @@ the server formed is read from its ``/metrics``.
 
     python bench/serve.py --model /work/bench-ckpt-full --repeats 3 --json out.json
     python bench/serve.py --build small            # a random-weight 6 x 384 checkpoint
+
+On a machine shared with other work, run both sides with ``OMP_WAIT_POLICY=PASSIVE`` (set
+before the command: the server inherits it). With GNU OpenMP's default (active) wait, a
+2-thread forward pass on a process's main thread was measured 15-40x slower when other
+processes held the cores (spinning workers take the time slices of the thread they wait
+for), while the same pass on the server's batcher thread was not: the offline side looked
+far slower than it is.
 
 See bench/README.md for the figures and the machine.
 """
@@ -146,6 +154,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--offline-batch", type=int, default=32, help="texts per offline call")
     parser.add_argument(
         "--threads",
         type=int,
@@ -202,7 +211,9 @@ def main() -> None:
                 for side in order:
                     if side == "offline":
                         t0 = time.perf_counter()
-                        encoder.encode(level, sparse=False, colbert=False)
+                        for i in range(0, len(level), args.offline_batch):
+                            chunk = level[i : i + args.offline_batch]
+                            encoder.encode(chunk, sparse=False, colbert=False)
                         row["offline"].append(len(level) / (time.perf_counter() - t0))
                     else:
                         before = _batches(url)

@@ -329,9 +329,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_wait_s=args.max_wait_ms / 1000,
         max_body_bytes=args.max_body_bytes,
     )
-    encoder = _encoder(args)
     run_server(
-        encoder,  # type: ignore[arg-type]
+        _local_encoder(args),
         config,
         host=args.host,
         port=args.port,
@@ -361,6 +360,10 @@ def _encoder(args: argparse.Namespace) -> M3Encoder | RemoteEncoder:
         from m3vdb.remote import RemoteEncoder
 
         return RemoteEncoder(args.encoder_url)
+    return _local_encoder(args)
+
+
+def _local_encoder(args: argparse.Namespace) -> M3Encoder:
     from m3vdb.encoder import M3Encoder
 
     model = str(args.model)

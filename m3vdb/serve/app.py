@@ -104,14 +104,7 @@ class _Service:
         route: str,
     ) -> tuple[list[M3Embedding], int]:
         """The embeddings of ``texts`` and their token count, through the batcher."""
-        limit = self.config.max_inputs_per_request
-        if len(texts) > limit:
-            raise wire.ApiError(
-                413,
-                f"{field} holds {len(texts)} texts; the limit is {limit} per request "
-                "(--max-inputs-per-request): split it into several requests",
-                "validation",
-            )
+        self.check_count(texts, field)
         ids = await self._tokenize(texts, truncate)
         if not truncate:
             for index, row in enumerate(ids):
@@ -141,6 +134,16 @@ class _Service:
         self.metrics.inputs.labels(route).inc(len(texts))
         self.metrics.input_tokens.inc(tokens)
         return embs, tokens
+
+    def check_count(self, texts: list[str], field: str) -> None:
+        limit = self.config.max_inputs_per_request
+        if len(texts) > limit:
+            raise wire.ApiError(
+                413,
+                f"{field} holds {len(texts)} texts; the limit is {limit} per request "
+                "(--max-inputs-per-request): split it into several requests",
+                "validation",
+            )
 
     async def _tokenize(self, texts: list[str], truncate: bool) -> list[list[int]]:
         def run() -> list[list[int]]:
@@ -247,9 +250,15 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "invalid request body: " + "; ".join(problems)
 
 
-class _Gate:
-    """Pure ASGI middleware in front of every route: request metrics, the API key (401) and
-    the body-size limit (413); replays the body it read to the app."""
+class ServeApp:
+    """The ASGI application :func:`create_app` returns: the FastAPI routes behind a gate
+    (pure ASGI middleware) that records request metrics, checks the API key (401) and the
+    body size (413), and replays the body it read to the routes.
+
+    Attributes:
+        app: the FastAPI application.
+        service: the shared state (settings, encoder, metrics, the batcher once started).
+    """
 
     def __init__(self, app: Any, service: _Service) -> None:
         self.app = app
@@ -342,7 +351,7 @@ class _Gate:
         return replay
 
 
-def create_app(encoder: ServedEncoder, config: ServeConfig | None = None) -> Any:
+def create_app(encoder: ServedEncoder, config: ServeConfig | None = None) -> ServeApp:
     """The ASGI application serving ``encoder`` (an ``M3Encoder``).
 
     The batcher's worker thread starts with the application (ASGI lifespan) and, at shutdown,
@@ -354,7 +363,7 @@ def create_app(encoder: ServedEncoder, config: ServeConfig | None = None) -> Any
         config: limits and settings (default: ``ServeConfig()``).
 
     Returns:
-        A FastAPI application wrapped in the gate middleware (metrics, API key, body limit);
+        A FastAPI application wrapped in ServeApp (metrics, API key, body limit);
         run it with any ASGI server, e.g. ``uvicorn.run(app)``.
     """
     config = config or ServeConfig()
@@ -409,7 +418,7 @@ def create_app(encoder: ServedEncoder, config: ServeConfig | None = None) -> Any
     _add_openai_routes(app, service)
     _add_tei_routes(app, service)
     _add_native_routes(app, service)
-    return _Gate(app, service)
+    return ServeApp(app, service)
 
 
 def _add_openai_routes(app: Any, service: _Service) -> None:
@@ -512,14 +521,7 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
         texts = wire.texts_from(body.inputs, "inputs")
         if body.prompt_name is not None:
             raise wire.ApiError(422, "prompt_name: this server has no prompts", "validation")
-        limit = config.max_inputs_per_request
-        if len(texts) > limit:
-            raise wire.ApiError(
-                413,
-                f"inputs holds {len(texts)} texts; the limit is {limit} per request "
-                "(--max-inputs-per-request): split it into several requests",
-                "validation",
-            )
+        service.check_count(texts, "inputs")
 
         def run() -> list[list[dict[str, Any]]]:
             tok = encoder.tokenizer
