@@ -152,8 +152,10 @@ def _add_serve_parser(commands: Any) -> None:
     serve.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
-    serve.add_argument("--port", type=_positive, default=8080)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)"
+    )
+    serve.add_argument("--port", type=_positive, default=8080, help="(default: 8080)")
     serve.add_argument(
         "--api-key",
         default=os.environ.get("M3VDB_API_KEY"),
@@ -164,7 +166,11 @@ def _add_serve_parser(commands: Any) -> None:
         "--model-name", help="the name /info and /v1/models report (default: --model)"
     )
     serve.add_argument(
-        "--max-inputs-per-request", type=_positive, default=256, metavar="N", help="413 above"
+        "--max-inputs-per-request",
+        type=_positive,
+        default=256,
+        metavar="N",
+        help="texts per request (default: 256; 413 above)",
     )
     serve.add_argument(
         "--max-input-tokens",
@@ -179,17 +185,22 @@ def _add_serve_parser(commands: Any) -> None:
         type=_positive,
         default=2048,
         metavar="N",
-        help="texts queued or being encoded over all requests (429 with Retry-After above)",
+        help="texts queued or being encoded over all requests (default: 2048; 429 with "
+        "Retry-After above)",
     )
     serve.add_argument(
         "--max-wait-ms",
         type=float,
         default=2.0,
         metavar="MS",
-        help="how long a batch waits for other requests to join",
+        help="how long a batch waits for other requests to join (default: 2)",
     )
     serve.add_argument(
-        "--max-body-bytes", type=_positive, default=32 * 1024 * 1024, metavar="N", help="413 above"
+        "--max-body-bytes",
+        type=_positive,
+        default=32 * 1024 * 1024,
+        metavar="N",
+        help="request body size (default: 32 MiB; 413 above)",
     )
     serve.add_argument("--verbose", action="store_true", help="tracebacks and access logs")
 

@@ -1,19 +1,21 @@
 """Dynamic batching across requests: one model, one worker thread, one bounded queue.
 
-Requests put their tokenised texts in the queue and wait on a future. The worker takes
-everything that is waiting (after waiting at most ``max_wait_s`` from the oldest arrival for
-others to join, or until the waiting tokens fill the encoder's token budget), plans batches
-over all those texts with the encoder's own planner (token budget and padding bound:
-``m3vdb.encoder.batching.plan_batches``), runs them longest first and answers each request as
-soon as its last text is done. So 32 clients sending one text each cost about what one client
-sending 32 texts costs, and a text's outputs do not depend on which request it came with
-beyond fp32 batching noise (the padding of the batch it lands in; ~1e-7 on the tiny test
-checkpoint, ~1e-6 on the real architecture, as with ``M3Encoder.encode`` itself).
+Requests put their tokenised texts in the queue and wait on a future. Before every forward
+pass the worker plans batches over ALL the texts waiting, with the encoder's own planner
+(token budget and padding bound: ``m3vdb.encoder.batching.plan_batches``), and runs the
+batch that holds the oldest waiting text: no text waits behind newer ones forever, and texts
+that arrive while a batch runs join the next plan, so batches fill up across requests (when
+the model is idle, the first arrival waits at most ``max_wait_s`` for others, less if the
+waiting tokens fill the token budget). A request is answered as soon as its last text is
+done. So 32 clients sending one text each cost about what one client sending 32 texts
+costs, and a text's outputs do not depend on which request it came with beyond fp32 batching
+noise (the padding of the batch it lands in; ~1e-7 on the tiny test checkpoint, as with
+``M3Encoder.encode`` itself).
 
 The bound is on texts admitted and not yet answered (``max_pending_inputs``): beyond it
 ``submit`` raises ``QueueFullError`` with a retry delay estimated from the recent throughput.
-A request whose future is cancelled (its client went away) is removed from the queue, and its
-texts still waiting in a planned batch are skipped.
+A request whose future is cancelled (its client went away) is removed from the queue: its
+texts not yet in a forward pass are never computed.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class Job:
         self.enqueued = time.monotonic()
         self._results: list[M3Embedding | None] = [None] * len(ids)
         self._remaining = len(ids)
+        self._waiting = list(range(len(ids)))  # texts not yet taken into a batch
         self._released = False  # its texts no longer count against the bound
 
     @property
@@ -225,88 +228,88 @@ class DynamicBatcher:
             job._released = True
             self._admitted_inputs -= len(job.ids)
             self._admitted_tokens -= job.tokens
-            if job.cancelled:
-                if self._metrics is not None:
-                    self._metrics.dropped_inputs.inc(job._remaining)
-                try:
-                    self._queue.remove(job)  # still waiting: it never reaches a batch
-                    self._queued_tokens -= job.tokens
-                except ValueError:
-                    pass  # already taken: the worker skips its texts
-                self._observe_queue()
+            if job.cancelled and self._metrics is not None:
+                self._metrics.dropped_inputs.inc(job._remaining)
+            if job in self._queue:  # cancelled or failed: its waiting texts never run
+                self._queue.remove(job)
+                self._queued_tokens -= sum(len(job.ids[i]) for i in job._waiting)
+                job._waiting = []
+            self._observe_queue()
 
     def _observe_queue(self) -> None:
         if self._metrics is not None:
-            self._metrics.queue_depth.set(sum(len(j.ids) for j in self._queue))
+            self._metrics.queue_depth.set(sum(len(j._waiting) for j in self._queue))
             self._metrics.pending_inputs.set(self._admitted_inputs)
 
     # ------------------------------------------------------------------ worker side
 
     def _run(self) -> None:
         while True:
-            jobs = self._take()
-            if jobs is None:
+            batch = self._take()
+            if batch is None:
                 return
-            self._process(jobs)
+            self._process(batch)
 
-    def _take(self) -> list[Job] | None:
-        """Everything waiting, once the oldest has waited ``max_wait_s`` or the waiting tokens
-        fill a batch; None when closing with nothing left."""
+    def _take(self) -> list[tuple[Job, int]] | None:
+        """The next batch: (job, text index) pairs; None when closing with nothing left."""
         with self._cond:
             while not self._queue and not self._closing:
                 self._cond.wait()
             if not self._queue:
                 return None
+            # Idle model: give other requests a moment to join the first one.
             deadline = self._queue[0].enqueued + self._max_wait
             while not self._closing and self._queued_tokens < self._encoder.token_budget:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._queue:
                     break
                 self._cond.wait(remaining)
-            jobs = list(self._queue)
-            self._queue.clear()
-            self._queued_tokens = 0
+            if not self._queue:
+                return [] if not self._closing else None
+            # every waiting text, oldest first; plan them all, take the oldest one's batch
+            entries = [(job, i) for job in self._queue for i in job._waiting]
+            batches = plan_batches(
+                [len(job.ids[i]) for job, i in entries],
+                token_budget=self._encoder.token_budget,
+                max_batch_size=self._encoder.max_batch_size,
+            )
+            chosen = [entries[k] for k in next(b for b in batches if 0 in b)]
+            for job, i in chosen:
+                job._waiting.remove(i)
+                self._queued_tokens -= len(job.ids[i])
+            for job in {id(j): j for j, _ in chosen}.values():
+                if not job._waiting:
+                    self._queue.remove(job)
             self._observe_queue()
-            return jobs
+            return chosen
 
-    def _process(self, jobs: list[Job]) -> None:
-        entries = [(job, i) for job in jobs for i in range(len(job.ids))]
-        if not entries:
+    def _process(self, batch: list[tuple[Job, int]]) -> None:
+        live = [(job, i) for job, i in batch if not job.future.done()]
+        if not live:
             return
+        jobs = list({id(j): j for j, _ in live}.values())
         outputs = jobs[0].outputs
         for job in jobs[1:]:
             outputs = outputs.union(job.outputs)
-        lengths = [len(job.ids[i]) for job, i in entries]
-        batches = plan_batches(
-            lengths,
-            token_budget=self._encoder.token_budget,
-            max_batch_size=self._encoder.max_batch_size,
-        )
-        for batch in batches:
-            live = [entries[k] for k in batch if not entries[k][0].future.done()]
-            if not live:
-                continue
-            ids = [job.ids[i] for job, i in live]
-            start = time.perf_counter()
-            try:
-                embs = self._encoder.encode_token_ids(
-                    ids, dense=outputs.dense, sparse=outputs.sparse, colbert=outputs.colbert
-                )
-            except Exception as exc:  # answer the requests instead of killing the worker
-                for job in {id(j): j for j, _ in live}.values():
-                    job._fail(exc)
-                continue
-            seconds = time.perf_counter() - start
-            tokens = sum(len(x) for x in ids)
-            if seconds > 0:
-                rate = tokens / seconds
-                self._tokens_per_s = (
-                    rate if not self._tokens_per_s else (0.8 * self._tokens_per_s + 0.2 * rate)
-                )
-            if self._metrics is not None:
-                self._metrics.observe_batch(
-                    len(ids), tokens, len(ids) * max(map(len, ids)), seconds
-                )
-            for (job, i), emb in zip(live, embs):
-                if not job.future.done():
-                    job._deliver(i, emb)
+        ids = [job.ids[i] for job, i in live]
+        start = time.perf_counter()
+        try:
+            embs = self._encoder.encode_token_ids(
+                ids, dense=outputs.dense, sparse=outputs.sparse, colbert=outputs.colbert
+            )
+        except Exception as exc:  # answer the requests instead of killing the worker
+            for job in jobs:
+                job._fail(exc)
+            return
+        seconds = time.perf_counter() - start
+        tokens = sum(len(x) for x in ids)
+        if seconds > 0:
+            rate = tokens / seconds
+            self._tokens_per_s = (
+                rate if not self._tokens_per_s else 0.8 * self._tokens_per_s + 0.2 * rate
+            )
+        if self._metrics is not None:
+            self._metrics.observe_batch(len(ids), tokens, len(ids) * max(map(len, ids)), seconds)
+        for (job, i), emb in zip(live, embs):
+            if not job.future.done():
+                job._deliver(i, emb)
