@@ -3,14 +3,15 @@
 Requests put their tokenised texts in the queue and wait on a future. Before every forward
 pass the worker plans batches over ALL the texts waiting, with the encoder's own planner
 (token budget and padding bound: ``m3vdb.encoder.batching.plan_batches``), and runs the
-batch that holds the oldest waiting text: no text waits behind newer ones forever, and texts
-that arrive while a batch runs join the next plan, so batches fill up across requests (when
-the model is idle, the first arrival waits at most ``max_wait_s`` for others, less if the
-waiting tokens fill the token budget). A request is answered as soon as its last text is
-done. So 32 clients sending one text each cost about what one client sending 32 texts
-costs, and a text's outputs do not depend on which request it came with beyond fp32 batching
-noise (the padding of the batch it lands in; ~1e-7 on the tiny test checkpoint, as with
-``M3Encoder.encode`` itself).
+fullest planned batch (most real tokens): the others keep filling up with the texts that
+arrive meanwhile, so batches grow across requests as they would if every text were known up
+front. No text waits forever: once the oldest waiting text has been passed over
+``MAX_SKIPS`` times, its batch runs next. When the model is idle, the first arrival waits at
+most ``max_wait_s`` for others (less if the waiting tokens fill the token budget). A request
+is answered as soon as its last text is done. So 32 clients sending one text each cost about
+what one client sending 32 texts costs, and a text's outputs do not depend on which request
+it came with beyond fp32 batching noise (the padding of the batch it lands in: ~1e-7 on the
+tiny test checkpoint, 2.8e-6 measured on the real architecture by ``bench/serve.py``).
 
 The bound is on texts admitted and not yet answered (``max_pending_inputs``): beyond it
 ``submit`` raises ``QueueFullError`` with a retry delay estimated from the recent throughput.
@@ -35,6 +36,9 @@ from m3vdb.schemas.errors import BackendError
 
 if TYPE_CHECKING:
     from m3vdb.serve.metrics import ServeMetrics
+
+# How many forward passes may run other texts while the oldest waiting text waits.
+MAX_SKIPS = 4
 
 
 class TokenEncoder(Protocol):
@@ -108,6 +112,7 @@ class Job:
         self._results: list[M3Embedding | None] = [None] * len(ids)
         self._remaining = len(ids)
         self._waiting = list(range(len(ids)))  # texts not yet taken into a batch
+        self._skips = 0  # forward passes that ran other texts while this job was the oldest
         self._released = False  # its texts no longer count against the bound
 
     @property
@@ -266,14 +271,24 @@ class DynamicBatcher:
                 self._cond.wait(remaining)
             if not self._queue:
                 return [] if not self._closing else None
-            # every waiting text, oldest first; plan them all, take the oldest one's batch
+            # every waiting text, oldest first; plan them all
             entries = [(job, i) for job in self._queue for i in job._waiting]
+            lengths = [len(job.ids[i]) for job, i in entries]
             batches = plan_batches(
-                [len(job.ids[i]) for job, i in entries],
+                lengths,
                 token_budget=self._encoder.token_budget,
                 max_batch_size=self._encoder.max_batch_size,
             )
-            chosen = [entries[k] for k in next(b for b in batches if 0 in b)]
+            # the fullest batch (most real tokens) while smaller ones keep filling up with new
+            # arrivals; the oldest text's batch once that text was passed over MAX_SKIPS times
+            oldest = self._queue[0]
+            pick = max(batches, key=lambda b: sum(lengths[k] for k in b))
+            if 0 not in pick:
+                if oldest._skips >= MAX_SKIPS:
+                    pick = next(b for b in batches if 0 in b)
+                else:
+                    oldest._skips += 1
+            chosen = [entries[k] for k in pick]
             for job, i in chosen:
                 job._waiting.remove(i)
                 self._queued_tokens -= len(job.ids[i])
