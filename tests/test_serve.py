@@ -402,6 +402,37 @@ def test_many_clients_at_once_get_their_own_vectors(url: str, tiny_encoder: M3En
         assert_same(_embedding(got), w)
 
 
+def test_the_oldest_text_waits_at_most_max_skips_passes() -> None:
+    """The batcher runs the fullest planned batch first, but a text passed over MAX_SKIPS
+    times runs next, however many fuller batches keep arriving (no HTTP, no model)."""
+    from m3vdb.serve.batcher import MAX_SKIPS, DynamicBatcher, Outputs
+
+    class Recorder:
+        token_budget = 16384
+        max_batch_size = 256
+
+        def __init__(self) -> None:
+            self.calls: list[list[int]] = []
+            self.batcher: DynamicBatcher | None = None
+
+        def encode_token_ids(self, ids: Sequence[Sequence[int]], **_: bool) -> list[M3Embedding]:
+            self.calls.append([len(x) for x in ids])
+            if len(self.calls) <= 2 * MAX_SKIPS and self.batcher is not None:
+                self.batcher.submit([[7] * 40] * 3, Outputs())  # a fuller batch arrives
+            return [M3Embedding(dense=np.zeros(2, np.float32)) for _ in ids]
+
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_pending_inputs=1000, max_wait_s=0)
+    recorder.batcher = batcher
+    oldest = batcher.submit([[5] * 10], Outputs())  # 10 tokens, alone in its length class
+    batcher.submit([[7] * 40] * 3, Outputs())  # 120 tokens: fuller
+    batcher.start()
+    assert len(oldest.future.result(30)) == 1
+    batcher.close(30)
+    assert recorder.calls.index([10]) == MAX_SKIPS  # passed over exactly MAX_SKIPS times
+    assert all(set(call) == {40} for call in recorder.calls if call != [10]), recorder.calls
+
+
 # --------------------------------------------------------------------------- limits and errors
 
 
