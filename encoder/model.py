@@ -133,14 +133,64 @@ class M3Encoder:
         limit = self._check_max_length(max_length)
         if not items:
             return []
-        ids = self.tokenizer(  # type: ignore[operator]
+        ids = self.tokenize(items, max_length=limit)
+        return self._encode_ids(ids, dense, sparse, colbert, show_progress)
+
+    def tokenize(
+        self, texts: Sequence[str], *, max_length: int | None = None, truncate: bool = True
+    ) -> list[list[int]]:
+        """The token ids ``encode`` computes for ``texts``: special tokens included, each
+        truncated to ``max_length`` (default and maximum: the model's length).
+
+        Args:
+            texts: the texts.
+            max_length: truncation length.
+            truncate: False keeps every token (``max_length`` is then ignored), so a caller
+                can tell which texts are too long before encoding them.
+
+        Raises:
+            TypeError: ``texts`` is not a list of str (the message names the bad index).
+            InputError: ``max_length`` out of range.
+        """
+        items = _check_texts(texts)
+        limit = self._check_max_length(max_length)
+        if not items:
+            return []
+        ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
             items,
-            truncation=True,
-            max_length=limit,
+            truncation=truncate,
+            max_length=limit if truncate else None,
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
-        return self._encode_ids(ids, dense, sparse, colbert, show_progress)
+        return ids
+
+    def encode_token_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        dense: bool = True,
+        sparse: bool = True,
+        colbert: bool = True,
+    ) -> list[M3Embedding]:
+        """Encodes texts already tokenised by :meth:`tokenize`: ``encode_token_ids(tokenize(t))``
+        equals ``encode(t)``. For callers that need the token counts before encoding (a
+        server checking limits, a scheduler forming batches across requests).
+
+        Raises:
+            InputError: no output requested, or a sequence is empty or longer than the model.
+        """
+        self._check_outputs(dense, sparse, colbert)
+        rows = [list(x) for x in ids]
+        for index, row in enumerate(rows):
+            if not 2 <= len(row) <= self.max_length:
+                raise InputError(
+                    f"ids[{index}] has {len(row)} tokens; expected 2 to {self.max_length} "
+                    "(special tokens included): tokenize texts with M3Encoder.tokenize"
+                )
+        if not rows:
+            return []
+        return self._encode_ids(rows, dense, sparse, colbert, False)
 
     def encode_windows(
         self,

@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"),
     **dict.fromkeys(["M3Encoder"], "m3vdb.encoder"),
+    **dict.fromkeys(["RemoteEncoder"], "m3vdb.remote"),
 }
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         UpsertItem,
     )
     from m3vdb.encoder import M3Encoder
+    from m3vdb.remote import RemoteEncoder
     from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
     from m3vdb.schemas.encoding import Encoder
     from m3vdb.schemas.errors import (
@@ -124,6 +126,7 @@ __all__ = [
     "M3VDBError",
     "MetadataField",
     "MissingDependencyError",
+    "RemoteEncoder",
     "SchemaMismatchError",
     "SearchMode",
     "UnsupportedCapabilityError",

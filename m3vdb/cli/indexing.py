@@ -37,6 +37,7 @@ from m3vdb.schemas.errors import InputError
 
 if TYPE_CHECKING:
     from m3vdb.encoder import M3Encoder
+    from m3vdb.remote import RemoteEncoder
 
 DEFAULT_WINDOW = 512
 DEFAULT_OVERLAP = 64
@@ -165,7 +166,7 @@ def content_hash(doc: Document, chunking: Chunking | None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def entry_capacity(connector: Connector, encoder: M3Encoder) -> int:
+def entry_capacity(connector: Connector, encoder: M3Encoder | RemoteEncoder) -> int:
     """The most tokens (special tokens included) one entry holds: n tokens give n - 1 ColBERT
     rows, and the encoder reads at most its ``max_length``."""
     spec = connector.spec
@@ -185,14 +186,14 @@ def check_chunking(chunking: Chunking | None, capacity: int) -> None:
         )
 
 
-def token_counts(encoder: M3Encoder, texts: Sequence[str]) -> list[int]:
-    """Tokens of each text, special tokens included, untruncated."""
+def token_counts(encoder: M3Encoder | RemoteEncoder, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text, special tokens included: untruncated with a local model; with a
+    served one (``--encoder-url``), cut at the model's length (enough to tell what is long)."""
     if not texts:
         return []
-    ids = encoder.tokenizer(  # type: ignore[operator]
-        list(texts), return_attention_mask=False, return_token_type_ids=False
-    )["input_ids"]
-    return [len(x) for x in ids]
+    if not hasattr(encoder, "tokenizer"):  # a RemoteEncoder: the server tokenizes
+        return [len(x) for x in encoder.tokenize(list(texts))]
+    return [len(x) for x in encoder.tokenize(list(texts), truncate=False)]  # type: ignore[call-arg]
 
 
 def too_long_message(doc_id: str, tokens: int, capacity: int) -> str:
@@ -205,7 +206,7 @@ def too_long_message(doc_id: str, tokens: int, capacity: int) -> str:
 
 def index_documents(
     connector: Connector,
-    encoder: M3Encoder | Callable[[], M3Encoder],
+    encoder: M3Encoder | RemoteEncoder | Callable[[], M3Encoder | RemoteEncoder],
     documents: Iterable[Document],
     *,
     batch_size: int = 32,
@@ -258,18 +259,20 @@ class _Model:
 
     def __init__(
         self,
-        encoder: M3Encoder | Callable[[], M3Encoder],
+        encoder: M3Encoder | RemoteEncoder | Callable[[], M3Encoder | RemoteEncoder],
         connector: Connector,
         chunking: Chunking | None,
     ) -> None:
         self._source = encoder
         # an encoder has .encode; anything else is the function that loads one
-        self._encoder: M3Encoder | None = encoder if hasattr(encoder, "encode") else None  # type: ignore[assignment]
+        self._encoder: M3Encoder | RemoteEncoder | None = (
+            encoder if hasattr(encoder, "encode") else None  # type: ignore[assignment]
+        )
         self._connector = connector
         self._chunking = chunking
         self.capacity = 0
 
-    def get(self) -> M3Encoder:
+    def get(self) -> M3Encoder | RemoteEncoder:
         if self._encoder is None:
             self._encoder = self._source()  # type: ignore[operator]
         if not self.capacity:
@@ -316,11 +319,13 @@ def _index_batch(
             connector.delete(stale)
         if pairs:
             connector.upsert(pairs, batch_size=len(pairs))
-    summary.indexed += len(written)
-    summary.replaced += sum(1 for d in written if d in stored)
-    summary.split += split
-    summary.entries += len(pairs)
-    summary.tokens += tokens
+        # counted inside the block: a Ctrl-C held back during the write is raised at its
+        # end, and the interruption message must count this batch as written
+        summary.indexed += len(written)
+        summary.replaced += sum(1 for d in written if d in stored)
+        summary.split += split
+        summary.entries += len(pairs)
+        summary.tokens += tokens
 
 
 @dataclass(frozen=True)
@@ -392,7 +397,7 @@ def list_entries(connector: Connector, flt: dict[str, Any]) -> dict[str, Documen
 
 
 def _encode(
-    encoder: M3Encoder,
+    encoder: M3Encoder | RemoteEncoder,
     docs: Sequence[Document],
     hashes: dict[str, str],
     chunking: Chunking | None,
@@ -411,6 +416,13 @@ def _encode(
     if chunking is None and long:
         doc, n = long[0]
         raise InputError(too_long_message(doc.id, n, capacity))
+    if long and not hasattr(encoder, "encode_windows"):  # a RemoteEncoder
+        doc, n = long[0]
+        raise InputError(
+            f"document {doc.id!r} has {n:,} tokens, more than one entry holds ({capacity:,}); "
+            "splitting it into windows needs the model's tokenizer here, and --encoder-url "
+            "loads none: index long documents without --encoder-url"
+        )
     entries: dict[str, list[tuple[Document, M3Embedding]]] = {}
     tokens = 0
     if whole:
@@ -424,7 +436,7 @@ def _encode(
     split = 0
     if long:
         assert chunking is not None
-        windows = encoder.encode_windows(
+        windows = encoder.encode_windows(  # type: ignore[union-attr]  # a RemoteEncoder refused above
             [d.text for d, _ in long],
             window_tokens=chunking.window,
             overlap_tokens=chunking.overlap,

@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
     )
+    common.add_argument(
+        "--encoder-url",
+        default=os.environ.get("M3VDB_ENCODER_URL"),
+        metavar="URL",
+        help="use the encoder of an 'm3vdb serve' server instead of loading the model "
+        "(default: $M3VDB_ENCODER_URL; its key: $M3VDB_API_KEY)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="m3vdb",
@@ -170,7 +177,79 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete a collection and everything stored in it (no model loaded)",
     )
     drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_serve_parser(commands)
     return parser
+
+
+def _add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve the encoder over HTTP (OpenAI, TEI and native routes)",
+        description="Serve BGE-M3's dense, sparse and ColBERT outputs over HTTP: OpenAI's "
+        "POST /v1/embeddings, text-embeddings-inference's /embed, /embed_sparse, /embed_all, "
+        "/info, /health, the native POST /encode, and Prometheus GET /metrics. Requests of "
+        "all clients are batched together. Needs pip install 'm3vdb[serve]'.",
+    )
+    serve.add_argument(
+        "--model",
+        default=os.environ.get("M3VDB_MODEL", DEFAULT_MODEL),
+        help="hub id or local checkpoint directory (default: $M3VDB_MODEL or BAAI/bge-m3)",
+    )
+    serve.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
+    serve.add_argument(
+        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)"
+    )
+    serve.add_argument("--port", type=_positive, default=8080, help="(default: 8080)")
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("M3VDB_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on every route but /health "
+        "(default: $M3VDB_API_KEY; prefer the variable: arguments show in ps)",
+    )
+    serve.add_argument(
+        "--model-name", help="the name /info and /v1/models report (default: --model)"
+    )
+    serve.add_argument(
+        "--max-inputs-per-request",
+        type=_positive,
+        default=256,
+        metavar="N",
+        help="texts per request (default: 256; 413 above)",
+    )
+    serve.add_argument(
+        "--max-input-tokens",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="tokens per text, special tokens included (413 above, unless the request asks "
+        "to truncate); default: the model's length",
+    )
+    serve.add_argument(
+        "--max-pending-inputs",
+        type=_positive,
+        default=2048,
+        metavar="N",
+        help="texts queued or being encoded over all requests (default: 2048; 429 with "
+        "Retry-After above)",
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="how long a batch waits for other requests to join (default: 2)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=32 * 1024 * 1024,
+        metavar="N",
+        help="request body size (default: 32 MiB; 413 above)",
+    )
+    serve.add_argument("--verbose", action="store_true", help="tracebacks and access logs")
 
 
 def _positive(value: str) -> int:
@@ -293,7 +372,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         index_documents,
         prune,
     )
-    from m3vdb.cli.model import check_device, load_encoder, spec_for_model
+    from m3vdb.cli.model import check_device
     from m3vdb.cli.render import summary_text
     from m3vdb.schemas.errors import InputError, M3VDBError
 
@@ -306,7 +385,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             "--prune deletes the documents of a directory whose files are gone: give the "
             "directory (m3vdb index DIR --prune), not single files"
         )
-    spec = spec_for_model(args.model)
+    spec = _spec(args)
     check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
@@ -317,7 +396,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         @functools.cache
         def encoder() -> Any:
             # loaded on first use: a re-run with nothing to encode never loads the model
-            loaded = load_encoder(args.model, device=args.device, dtype=args.dtype)
+            loaded = _load_encoder(args)
             _check_dims(loaded, spec, args)
             return loaded
 
@@ -398,16 +477,15 @@ def _refuse_long(connector: Any, encoder: Any, documents: Any) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     """``m3vdb search QUERY``"""
     from m3vdb.cli import database
-    from m3vdb.cli.model import load_encoder, spec_for_model
     from m3vdb.cli.render import hits_json, hits_table, rows, score_label
     from m3vdb.connectors.base import HybridOptions
     from m3vdb.schemas.filters import parse_filter
 
     flt = parse_filter(_filter_json(args.filter)) if args.filter else None  # before the model
     hybrid = HybridOptions(fusion=args.fusion, rerank=args.rerank)
-    spec = spec_for_model(args.model)
+    spec = _spec(args)
     with database.opened(args.db, args.collection, spec, must_exist=True) as connector:
-        encoder = load_encoder(args.model, device=args.device, dtype=args.dtype)
+        encoder = _load_encoder(args)
         _check_dims(encoder, spec, args)
         query = encoder.encode([args.query])[0]
         label = score_label(args.mode, rerank=args.rerank, fusion=args.fusion, spec=spec)
@@ -457,12 +535,65 @@ def cmd_drop(args: argparse.Namespace) -> int:
     raise InputError(f"no {what}: nothing to drop (check --db / --collection)")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``m3vdb serve``: one encoder for many processes, over HTTP."""
+    from m3vdb.cli.model import load_encoder
+    from m3vdb.serve import ServeConfig, run_server
+
+    config = ServeConfig(  # checked before the model loads
+        model_name=args.model_name or str(args.model),
+        api_key=args.api_key or None,
+        max_inputs_per_request=args.max_inputs_per_request,
+        max_input_tokens=args.max_input_tokens,
+        max_pending_inputs=args.max_pending_inputs,
+        max_wait_s=args.max_wait_ms / 1000,
+        max_body_bytes=args.max_body_bytes,
+    )
+    run_server(
+        load_encoder(args.model, device=args.device, dtype=args.dtype),
+        config,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.verbose else "warning",
+    )
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    """The IndexSpec of the model: from its config.json, or from the server's /info with
+    --encoder-url (no model here)."""
+    from m3vdb.cli.model import spec_for_model
+
+    if args.encoder_url:
+        from m3vdb.schemas.spec import IndexSpec
+
+        return IndexSpec.for_encoder(_remote(args.encoder_url))
+    return spec_for_model(args.model)
+
+
+def _load_encoder(args: argparse.Namespace) -> Any:
+    """The encoder: a served one with --encoder-url, else the model loaded here."""
+    from m3vdb.cli.model import load_encoder
+
+    if args.encoder_url:
+        return _remote(args.encoder_url)
+    return load_encoder(args.model, device=args.device, dtype=args.dtype)
+
+
+@functools.cache
+def _remote(url: str) -> Any:
+    from m3vdb.remote import RemoteEncoder
+
+    return RemoteEncoder(url)
+
+
 # The subcommands: one entry each (a new command adds its parser above and a line here).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index,
     "search": cmd_search,
     "info": cmd_info,
     "drop": cmd_drop,
+    "serve": cmd_serve,
 }
 
 
