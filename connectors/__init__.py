@@ -24,6 +24,7 @@ from m3vdb.schemas.options import (
     BackendOptions,
     ElasticsearchOptions,
     MilvusOptions,
+    QdrantEdgeOptions,
     QdrantOptions,
 )
 from m3vdb.schemas.spec import IndexSpec
@@ -52,8 +53,8 @@ def connect(
             precomputed embeddings can be written and searched.
         spec: what to store; defaults to all three outputs at the encoder's dimensions. An
             existing collection is validated against it (dimensions, metric, fields).
-        options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions`` or
-            ``ElasticsearchOptions`` (``m3vdb.schemas.options``), matching the target.
+        options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions``,
+            ``QdrantEdgeOptions`` or ``ElasticsearchOptions`` (``m3vdb.schemas.options``), matching the target.
         create: create the collection when it is missing (the default). With False, a
             missing collection raises CollectionNotFoundError and nothing is created (no
             collection, and no Milvus Lite file or Qdrant local folder): use it to read.
@@ -79,6 +80,7 @@ __all__ = [
     "ElasticsearchOptions",
     "Encoder",
     "MilvusOptions",
+    "QdrantEdgeOptions",
     "QdrantOptions",
     "Document",
     "FilterLike",

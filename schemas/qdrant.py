@@ -317,3 +317,16 @@ def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
         parts = [_condition(c, spec, m) for c in flt.clauses]
         return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
     raise InputError(f"not a filter: {flt!r}")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def point_payload(doc: Document, spec: IndexSpec) -> dict[str, Any]:
+    """The payload of a document's point (the one :func:`to_point` writes): original id, text,
+    metadata dict. Engines with their own point class (Qdrant edge) build points from it."""
+    return {
+        spec.fields.id: doc.id,
+        spec.fields.text: doc.text,
+        spec.fields.metadata: dict(doc.metadata),
+    }
