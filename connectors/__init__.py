@@ -54,7 +54,8 @@ def connect(
         spec: what to store; defaults to all three outputs at the encoder's dimensions. An
             existing collection is validated against it (dimensions, metric, fields).
         options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions``,
-            ``QdrantEdgeOptions`` or ``ElasticsearchOptions`` (``m3vdb.schemas.options``), matching the target.
+            ``QdrantEdgeOptions`` or ``ElasticsearchOptions`` (``m3vdb.schemas.options``),
+            matching the target.
         create: create the collection when it is missing (the default). With False, a
             missing collection raises CollectionNotFoundError and nothing is created (no
             collection, and no Milvus Lite file or Qdrant local folder): use it to read.

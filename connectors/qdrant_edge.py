@@ -62,7 +62,13 @@ SCHEME = "qdrant+edge"
 # The file in which an edge shard persists its EdgeConfig (vectors, sparse vectors, HNSW).
 CONFIG_FILE = "edge_config.json"
 # Messages of edge errors caused by the request (edge raises plain Exception).
-_INPUT_MARKERS = ("wrong input", "bad input", "dimension error", "not existing vector", "bad request")
+_INPUT_MARKERS = (
+    "wrong input",
+    "bad input",
+    "dimension error",
+    "not existing vector",
+    "bad request",
+)
 # Qdrant's write-ahead log is locked by the process that opened the shard.
 _LOCK_MARKERS = ("wouldblock", "would block", "resource temporarily unavailable", "lock")
 _PAYLOAD_TYPES = {"keyword": "Keyword", "int": "Integer", "float": "Float", "bool": "Bool"}
@@ -71,7 +77,10 @@ _PAYLOAD_TYPES = {"keyword": "Keyword", "int": "Integer", "float": "Float", "boo
 def edge() -> Any:
     """The ``qdrant_edge`` module, or a MissingDependencyError with the pip command."""
     return import_optional(
-        "qdrant_edge", package="qdrant-edge-py", extra="qdrant-edge", purpose="The Qdrant edge connector"
+        "qdrant_edge",
+        package="qdrant-edge-py",
+        extra="qdrant-edge",
+        purpose="The Qdrant edge connector",
     )
 
 
@@ -178,7 +187,9 @@ def validate_config(config: dict[str, Any], spec: IndexSpec) -> list[str]:
             )
         comparator = (found.get("multivector_config") or {}).get("comparator")
         if multi and str(comparator).lower() != "max_sim":
-            problems.append(f"{what} '{name}': multivector comparator {comparator}, expected max_sim")
+            problems.append(
+                f"{what} '{name}': multivector comparator {comparator}, expected max_sim"
+            )
         if not multi and comparator is not None:
             problems.append(f"{what} '{name}': is a multivector, expected a single vector")
         return dict(found)
@@ -249,15 +260,14 @@ class _OpenShards:
 
     def acquire(
         self, folder: str, *, spec: IndexSpec, options: QdrantEdgeOptions, create: bool
-    ) -> tuple[Any, bool]:
-        """The shard at ``folder`` (opened, created, or already open here) and whether this
-        call created it."""
+    ) -> Any:
+        """The shard at ``folder``: already open in this process, opened, or created."""
         key = os.path.realpath(folder)
         with self._lock:
             entry = self._open.get(key)
             if entry is not None:
                 entry.users += 1
-                return entry.shard, False
+                return entry.shard
             e = edge()
             exists = os.path.exists(os.path.join(folder, CONFIG_FILE))
             if not exists and not create:
@@ -276,7 +286,7 @@ class _OpenShards:
             except Exception as exc:
                 raise translate_error(exc, "shard open", folder) from exc
             self._open[key] = _Open(shard, 1)
-            return shard, not exists
+            return shard
 
     def release(self, folder: str) -> None:
         """One connector is done with the shard; the last one flushes and closes it."""
@@ -380,6 +390,9 @@ class QdrantEdgeConnector(BaseConnector[Any]):
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what, self._folder or "")
 
+    def _update(self, what: str, operation: Any) -> None:
+        self._call(what, lambda: self._shard().update(operation))
+
     def ensure_payload_indexes(self) -> None:
         """Creates the payload index of every ``spec.metadata_fields`` key that has none;
         SchemaMismatchError for one of another type."""
@@ -391,10 +404,13 @@ class QdrantEdgeConnector(BaseConnector[Any]):
             expected = getattr(e.PayloadSchemaType, _PAYLOAD_TYPES[field.type])
             found = schema.get(key)
             if found is None:
-                operation = e.UpdateOperation.create_field_index(key, expected)
-                self._call("payload index creation", lambda op=operation: self._shard().update(op))
+                self._update(
+                    "payload index creation", e.UpdateOperation.create_field_index(key, expected)
+                )
             elif found.data_type != expected:
-                problems.append(f"payload index '{key}': type {found.data_type}, expected {expected}")
+                problems.append(
+                    f"payload index '{key}': type {found.data_type}, expected {expected}"
+                )
         if problems:
             raise self._schema_mismatch(problems, "Open it with matching metadata_fields.")
 
@@ -421,7 +437,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
 
     def _probe(self) -> list[str]:
         e, spec = self._e, self._spec
-        probes = []
+        probes: list[tuple[str, str, Any]] = []
         if spec.dense:
             probes.append(("dense vector", spec.fields.dense, [0.0] * spec.dense_dim))
         if spec.colbert:
@@ -442,8 +458,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
     def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """One ``upsert_points`` of the batch's points (built, and so checked, first)."""
         points = [self._point(doc, emb) for doc, emb in pairs]
-        operation = self._e.UpdateOperation.upsert_points(points)
-        self._call("upsert", lambda: self._shard().update(operation))
+        self._update("upsert", self._e.UpdateOperation.upsert_points(points))
 
     def _point(self, doc: Document, emb: M3Embedding) -> Any:
         spec, e = self._spec, self._e
@@ -461,8 +476,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
         """Deletes these ids; unknown ids are ignored."""
         point_ids = [qschema.point_id(i) for i in self._check_ids(ids)]
         if point_ids:
-            operation = self._e.UpdateOperation.delete_points(point_ids)
-            self._call("delete", lambda: self._shard().update(operation))
+            self._update("delete", self._e.UpdateOperation.delete_points(point_ids))
 
     def drop(self) -> None:
         """Deletes the collection: the shard folder m3vdb opened (closing it for every
@@ -515,7 +529,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
             request = e.QueryRequest(
                 limit=plan.k, query=nearest[plan.mode], filter=qfilter, with_payload=True
             )
-            signal = plan.mode
+            signal: str = plan.mode
         else:
             request = self._hybrid_request(nearest, plan, qfilter)
             signal = "colbert" if plan.rerank else "fusion"
@@ -625,9 +639,13 @@ def open_connector(
             "qdrant_edge.EdgeShard or qdrant+edge:PATH"
         )
     folder = shard_folder(shard_root(target), collection)
-    OPEN_SHARDS.acquire(folder, spec=spec, options=options, create=create)
+    shard = OPEN_SHARDS.acquire(folder, spec=spec, options=options, create=create)
     connector = QdrantEdgeConnector(
-        OPEN_SHARDS.current(folder), collection=collection, spec=spec, encoder=encoder, folder=folder
+        shard,
+        collection=collection,
+        spec=spec,
+        encoder=encoder,
+        folder=folder,
     )
     try:
         connector.validate()

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "transformers", "pymilvus", "qdrant_client", "elasticsearch", "langchain_core")
+HEAVY = (
+    "torch",
+    "transformers",
+    "pymilvus",
+    "qdrant_client",
+    "qdrant_edge",
+    "elasticsearch",
+    "langchain_core",
+)
 
 
 def _modules_after(statement: str) -> set[str]:

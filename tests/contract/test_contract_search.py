@@ -269,7 +269,13 @@ def test_text_queries_go_through_the_encoder(
             assert_ranking(hits, ref(q, embs, ids), 5, tol=backend.tolerance, what=mode)
         hits = store.search(text, 5)
         href = hybrid_reference(
-            q, embs, ids, 5, HybridOptions(), backend.description.fuse_weighted, rerank_available=True
+            q,
+            embs,
+            ids,
+            5,
+            HybridOptions(),
+            backend.description.fuse_weighted,
+            rerank_available=True,
         )
         assert_ranking(
             hits,
