@@ -1,6 +1,6 @@
 """The three-engine table of ``bench/README.md`` from ``bench/query.py --json`` files.
 
-    python bench/engines_table.py bench/results/query-*.json
+python bench/engines_table.py bench/results/query-*.json
 """
 
 from __future__ import annotations
