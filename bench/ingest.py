@@ -1,4 +1,5 @@
-"""Ingest cost per embedded backend (Milvus Lite file, Qdrant local ``:memory:``), with
+"""Ingest cost per embedded backend (Milvus Lite file, Qdrant local ``:memory:``, Qdrant edge
+shard folder), with
 PRECOMPUTED synthetic embeddings (``bench/synthetic.py``) so that the database's cost is seen
 apart from the model's; and the connector's own overhead against the encode time.
 
@@ -7,7 +8,8 @@ Reported per backend and collection size:
 - documents/s through ``Connector.upsert`` (batches of 64, the default), median of repeats;
 - the connector's own share of it: validation (``connectors.common.embed_batch``) and
   conversion to native rows (``schemas.milvus.main_row`` + ``colbert_rows``, or
-  ``schemas.qdrant.to_point``), timed on the same documents without the database.
+  ``schemas.qdrant.to_point``, or the edge connector's ``_point``), timed on the same
+  documents without the database.
 
 With ``--overhead-model CKPT``, texts from ``bench/corpus.py`` are also encoded by the real
 encoder (all three outputs, timed), and the connector's validation + conversion of exactly those
@@ -37,16 +39,21 @@ from m3vdb.connectors import Connector, IndexSpec, connect  # noqa: E402
 from m3vdb.connectors.common import batched, embed_batch  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 
-BACKENDS = ("milvus", "qdrant")
+# qdrant-edge-hnsw: the same edge shard, then ``optimize()`` (segments merged, the dense HNSW
+# graph built; approximate dense search), its time counted in the ingest time.
+BACKENDS = ("milvus", "qdrant", "qdrant-edge", "qdrant-edge-hnsw")
 BATCH = 64
 
 
 def open_backend(backend: str, tmp: Path, collection: str, spec: IndexSpec) -> Connector:
-    """A fresh collection in an embedded engine: a new Milvus Lite file, or Qdrant in memory."""
+    """A fresh collection in an embedded engine: a new Milvus Lite file, Qdrant local mode in
+    memory, or a Qdrant edge shard folder under ``tmp``."""
     if backend == "milvus":
         return connect(
             f"milvus-lite:{tmp / (collection + '.db')}", collection=collection, spec=spec
         )
+    if backend.startswith("qdrant-edge"):
+        return connect(f"qdrant+edge:{tmp}", collection=collection, spec=spec)
     return connect("qdrant+memory://", collection=collection, spec=spec)
 
 
@@ -79,6 +86,8 @@ def converter(backend: str, conn: Connector | None, spec: IndexSpec) -> Callable
             return [ms.main_row(d, e, spec, layout) for d, e in pairs]
 
         return to_rows
+    if backend.startswith("qdrant-edge"):
+        return lambda pairs: [conn._point(d, e) for d, e in pairs]  # type: ignore[union-attr]
     from m3vdb.schemas import qdrant as qs
 
     return lambda pairs: [qs.to_point(d, e, spec) for d, e in pairs]
@@ -114,11 +123,15 @@ def ingest(
     """A fresh collection filled with ``n`` synthetic documents through ``upsert`` in batches of
     ``batch_size``; returns it and the seconds the upserts took (generation of the synthetic
     embeddings is not timed)."""
-    conn = open_backend(backend, tmp, f"bench_{backend}_{n}_{int(colbert)}", spec)
+    conn = open_backend(backend, tmp, f"bench_{backend.replace('-', '_')}_{n}_{int(colbert)}", spec)
     seconds = 0.0
     for batch in batched(synthetic.items(n, seed=seed, colbert=colbert), 1024):
         start = time.perf_counter()
         conn.upsert(batch, batch_size=batch_size)
+        seconds += time.perf_counter() - start
+    if backend == "qdrant-edge-hnsw":
+        start = time.perf_counter()
+        conn.optimize()  # type: ignore[attr-defined]
         seconds += time.perf_counter() - start
     return conn, seconds
 
@@ -228,7 +241,7 @@ def main() -> None:
                 }
                 results["ingest"].append(row)
                 print(
-                    f"ingest {backend:6s} {n:>6} docs colbert={colbert!s:5}: "
+                    f"ingest {backend:11s} {n:>6} docs colbert={colbert!s:5}: "
                     f"{row['docs_per_s']:8.1f} docs/s ({row['docs_per_s_min']:.1f}.."
                     f"{row['docs_per_s_max']:.1f}); connector validation+conversion "
                     f"{1e6 * own:.0f} us/doc = {100 * row['connector_share']:.1f} % of upsert time",

@@ -62,7 +62,7 @@ def latencies(conn: Connector, queries: list[M3Embedding], name: str) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--colbert-sizes", type=int, nargs="*", default=[1000])
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--colbert-batch-size", type=int, default=8, help="see bench/ingest.py")
@@ -85,7 +85,7 @@ def main() -> None:
                     row["ingest_docs_per_s"] = n / ingest_s
                     results.append(row)
                     print(
-                        f"{backend:6s} {n:>6} docs {name:14s}: p50 {row['p50_ms']:8.2f} ms, "
+                        f"{backend:11s} {n:>6} docs {name:14s}: p50 {row['p50_ms']:8.2f} ms, "
                         f"p95 {row['p95_ms']:8.2f} ms",
                         flush=True,
                     )

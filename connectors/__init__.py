@@ -25,6 +25,7 @@ from m3vdb.schemas.options import (
     BackendOptions,
     ElasticsearchOptions,
     MilvusOptions,
+    QdrantEdgeOptions,
     QdrantOptions,
 )
 from m3vdb.schemas.spec import IndexSpec
@@ -53,8 +54,9 @@ def connect(
             precomputed embeddings can be written and searched.
         spec: what to store; defaults to all three outputs at the encoder's dimensions. An
             existing collection is validated against it (dimensions, metric, fields).
-        options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions`` or
-            ``ElasticsearchOptions`` (``m3vdb.schemas.options``), matching the target.
+        options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions``,
+            ``QdrantEdgeOptions`` or ``ElasticsearchOptions`` (``m3vdb.schemas.options``),
+            matching the target.
         create: create the collection when it is missing (the default). With False, a
             missing collection raises CollectionNotFoundError and nothing is created (no
             collection, and no Milvus Lite file or Qdrant local folder): use it to read.
@@ -102,6 +104,7 @@ __all__ = [
     "ElasticsearchOptions",
     "Encoder",
     "MilvusOptions",
+    "QdrantEdgeOptions",
     "QdrantOptions",
     "Document",
     "FilterLike",

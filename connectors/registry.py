@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from m3vdb.schemas.errors import InputError, MissingDependencyError
-from m3vdb.schemas.options import ElasticsearchOptions, MilvusOptions, QdrantOptions
+from m3vdb.schemas.options import (
+    ElasticsearchOptions,
+    MilvusOptions,
+    QdrantEdgeOptions,
+    QdrantOptions,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class Database:
         options: the options type ``connect(options=...)`` accepts for it.
         schemes: URL schemes (the part before ``://`` or ``:``) that pick it.
         client_package: top-level package of a native client object that picks it.
+        client_types: ``module.Class`` of native objects that pick it although their
+            ``__module__`` does not name the package (compiled classes report ``builtins``).
     """
 
     name: str
@@ -49,6 +57,7 @@ class Database:
     options: type
     schemes: tuple[str, ...]
     client_package: str
+    client_types: tuple[str, ...] = ()
 
 
 DATABASES: tuple[Database, ...] = (
@@ -82,6 +91,17 @@ DATABASES: tuple[Database, ...] = (
         ("elasticsearch", "elasticsearch+http", "elasticsearch+https"),
         "elasticsearch",
     ),
+    Database(
+        "Qdrant edge",
+        "m3vdb.connectors.qdrant_edge",
+        "qdrant_edge",
+        "qdrant-edge-py",
+        "qdrant-edge",
+        QdrantEdgeOptions,
+        ("qdrant+edge",),
+        "qdrant_edge",
+        ("qdrant_edge.EdgeShard",),
+    ),
 )
 
 URL_FORMS = """\
@@ -89,6 +109,7 @@ URL_FORMS = """\
   milvus://HOST:19530              Milvus server (milvus+https:// for TLS)
   qdrant+memory://                 Qdrant local mode, in memory
   qdrant+local:PATH                Qdrant local mode, persisted in a folder
+  qdrant+edge:PATH                 Qdrant edge (Qdrant's Rust engine in-process), a folder
   qdrant://HOST:6333               Qdrant server (qdrant+https:// for TLS)
   elasticsearch://HOST:9200        Elasticsearch (elasticsearch+https:// for TLS)"""
 
@@ -120,13 +141,25 @@ def database_for(target: Any) -> Database:
         raise InputError(f"unknown database target {target!r}; use one of:\n{URL_FORMS}")
     package = type(target).__module__.split(".", 1)[0]
     for db in DATABASES:
-        if package == db.client_package:
+        if package == db.client_package or _is_client_type(target, db.client_types):
             return db
     raise InputError(
         f"cannot use a {type(target).__module__}.{type(target).__name__} as a database target; "
-        f"pass a pymilvus.MilvusClient, a qdrant_client.QdrantClient, an "
-        f"elasticsearch.Elasticsearch, or a URL:\n{URL_FORMS}"
+        f"pass a pymilvus.MilvusClient, a qdrant_client.QdrantClient, a qdrant_edge.EdgeShard, "
+        f"an elasticsearch.Elasticsearch, or a URL:\n{URL_FORMS}"
     )
+
+
+def _is_client_type(target: object, names: tuple[str, ...]) -> bool:
+    """Whether ``target`` is an instance of one of ``names`` (``module.Class``); a module not
+    imported yet cannot have made ``target``, so nothing is imported here."""
+    for name in names:
+        module, _, cls = name.rpartition(".")
+        loaded = sys.modules.get(module)
+        kind = getattr(loaded, cls, None) if loaded is not None else None
+        if isinstance(kind, type) and isinstance(target, kind):
+            return True
+    return False
 
 
 def module_for(target: Any) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from m3vdb.schemas.errors import InputError
+
 DenseIndexType = Literal[
     "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
 ]
@@ -104,4 +106,40 @@ class ElasticsearchOptions:
         return min(MAX_NUM_CANDIDATES, max(k, wanted))
 
 
-BackendOptions = MilvusOptions | QdrantOptions | ElasticsearchOptions
+@dataclass(frozen=True)
+class QdrantEdgeOptions:
+    """Settings of an embedded Qdrant edge shard (``qdrant+edge:PATH``) that m3vdb opens.
+
+    Index settings apply when m3vdb CREATES a shard (an existing shard keeps its own);
+    ``max_search_threads`` applies on every open. A shard passed in as an ``EdgeShard`` keeps
+    all of its own settings: leave options out.
+
+    Attributes:
+        dense_hnsw_m: HNSW ``m`` of the dense vector (None: Qdrant's default, 16). The graph is
+            built by ``QdrantEdgeConnector.optimize()``; before that, search is exact.
+        dense_hnsw_ef_construct: HNSW ``ef_construct`` of the dense vector (None: 100).
+        max_search_threads: threads of the shard's search pool (None: one per CPU).
+    """
+
+    database: ClassVar[str] = "Qdrant edge"
+
+    dense_hnsw_m: int | None = None
+    dense_hnsw_ef_construct: int | None = None
+    max_search_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("dense_hnsw_m", "dense_hnsw_ef_construct", "max_search_threads"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+            if value < (0 if name == "dense_hnsw_m" else 1):
+                raise InputError(f"{name} must be positive (dense_hnsw_m: >= 0), got {value}")
+
+    def client_settings(self) -> bool:
+        """Whether any setting differs from the default."""
+        return self != QdrantEdgeOptions()
+
+
+BackendOptions = MilvusOptions | QdrantOptions | ElasticsearchOptions | QdrantEdgeOptions

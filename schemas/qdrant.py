@@ -179,15 +179,10 @@ def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointSt
         vector[spec.fields.dense] = emb.dense.astype(np.float32).tolist()
     if spec.sparse and emb.sparse is not None:
         vector[spec.fields.sparse] = sparse_vector(emb.sparse)
-    check_metadata_keys(doc)
+    payload = point_payload(doc, spec)  # checks the metadata keys first
     if spec.colbert and emb.colbert is not None:
         check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
         vector[spec.fields.colbert] = emb.colbert.astype(np.float32).tolist()
-    payload = {
-        spec.fields.id: doc.id,
-        spec.fields.text: doc.text,
-        spec.fields.metadata: dict(doc.metadata),
-    }
     return m.PointStruct(id=point_id(doc.id), vector=vector, payload=payload)
 
 
@@ -357,3 +352,21 @@ def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
         parts = [_condition(c, spec, m) for c in flt.clauses]
         return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
     raise InputError(f"not a filter: {flt!r}")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def point_payload(doc: Document, spec: IndexSpec) -> dict[str, Any]:
+    """The payload of a document's point (the one :func:`to_point` writes): original id, text,
+    metadata dict. Engines with their own point class (Qdrant edge) build points from it.
+
+    Raises:
+        InputError: a metadata key no Qdrant filter could address (see :func:`metadata_key`).
+    """
+    check_metadata_keys(doc)
+    return {
+        spec.fields.id: doc.id,
+        spec.fields.text: doc.text,
+        spec.fields.metadata: dict(doc.metadata),
+    }

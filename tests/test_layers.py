@@ -20,6 +20,7 @@ HEAVY = (
     "transformers",
     "pymilvus",
     "qdrant_client",
+    "qdrant_edge",
     "elasticsearch",
     "langchain_core",
     "llama_index",

@@ -38,6 +38,7 @@ database targets (--db):
   PATH.db | milvus-lite:PATH.db    Milvus Lite, embedded, a local file (default: ./m3vdb.db)
   milvus://HOST:19530              Milvus server (milvus+https:// for TLS)
   qdrant+local:PATH                Qdrant local mode, persisted in a folder
+  qdrant+edge:PATH                 Qdrant edge (Qdrant's Rust engine in-process), a folder
   qdrant://HOST:6333               Qdrant server (qdrant+https:// for TLS)
   elasticsearch://HOST:9200        Elasticsearch 9.x (elasticsearch+https:// for TLS)
 """

@@ -5,7 +5,7 @@ Elasticsearch stands in for it: without a server, the Elasticsearch backend is n
 
 Server: set ``M3VDB_TEST_ELASTICSEARCH_URL=http://localhost:9200`` to use a running one (e.g.
 ``docker compose -f docker/compose.yml up -d elasticsearch``); otherwise a Docker engine runs
-:data:`IMAGE` (single node, security off) through testcontainers. Either way the factory starts
+:data:`IMAGE` (single node, security off) through testcontainers. Either way the backend starts
 a trial licence (``POST _license/start_trial``) when the cluster runs Basic, since rrf/linear
 retrievers and rank_vectors need Enterprise or trial.
 """
@@ -18,22 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import server_client
+from backends import BackendDescription, server_client
 from oracles import linear_fusion
 
 from m3vdb.schemas import elasticsearch as es
 
-NAME = "elasticsearch"
-CLIENT_PACKAGE = "elasticsearch"
 # Pinned: 9.x with rank_vectors, the rrf/linear/rescorer retrievers and sparse_vector
 # index_options (pruning off). Keep in step with docker/compose.yml.
 IMAGE = "docker.elastic.co/elasticsearch/elasticsearch:9.4.3"
 URL_ENV = "M3VDB_TEST_ELASTICSEARCH_URL"
-# Dense and MaxSim come back through float32 scores ((1 + dot) / 2 and exp(maxsim / n)):
-# ~1e-6. Sparse scores are exact against the reference because the reference models the 9-bit
-# storage (stored_sparse_weight below); without that they would differ by up to 0.4 % of each
-# stored weight.
-SCORE_TOLERANCE = 1e-4
 
 
 @contextmanager
@@ -105,3 +98,18 @@ def fuse_weighted(
 def stored_sparse_weight(weight: float) -> float:
     """What a sparse_vector field keeps of a weight: 9 significant bits (the suite's hook)."""
     return es.stored_sparse_weight(weight)
+
+
+BACKEND = BackendDescription(
+    name="elasticsearch",
+    client_package="elasticsearch",
+    embedded=embedded,
+    container=container,
+    fuse_weighted=fuse_weighted,
+    # Dense and MaxSim come back through float32 scores ((1 + dot) / 2 and exp(maxsim / n)):
+    # ~1e-6. Sparse scores are exact against the reference because the reference models the
+    # 9-bit storage (stored_sparse_weight); without that they would differ by up to 0.4 % of
+    # each stored weight.
+    score_tolerance=1e-4,
+    stored_sparse_weight=stored_sparse_weight,
+)

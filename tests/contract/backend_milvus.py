@@ -16,19 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import server_client
+from backends import BackendDescription, server_client
 from oracles import milvus_weighted_fusion
 
-NAME = "milvus"
-CLIENT_PACKAGE = "pymilvus"
 # Pinned: the first release with Array of Structs and MAX_SIM_IP (the native ColBERT layout).
 IMAGE = "milvusdb/milvus:v2.6.4"
 URL_ENV = "M3VDB_TEST_MILVUS_URL"
-# Milvus computes in float32 (and sums MaxSim over query rows in float32).
-SCORE_TOLERANCE = 1e-4
-# A range filter matches scalar values only: Milvus has no "some element of a JSON array is in
-# range" predicate (schemas.milvus.compile_filter).
-RANGE_OVER_LISTS = False
 
 
 @contextmanager
@@ -69,3 +62,17 @@ def fuse_weighted(
     (``tests/oracles.py``)."""
     fused = milvus_weighted_fusion([dense, sparse], weights, ["IP", "IP"])
     return dict(fused)
+
+
+BACKEND = BackendDescription(
+    name="milvus",
+    client_package="pymilvus",
+    embedded=embedded,
+    container=container,
+    fuse_weighted=fuse_weighted,
+    # Milvus computes in float32 (and sums MaxSim over query rows in float32).
+    score_tolerance=1e-4,
+    # A range filter matches scalar values only: Milvus has no "some element of a JSON array
+    # is in range" predicate (schemas.milvus.compile_filter).
+    range_over_lists=False,
+)

@@ -11,14 +11,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from backends import server_client
+from backends import BackendDescription, server_client
 
-NAME = "qdrant"
-CLIENT_PACKAGE = "qdrant_client"
 # Pinned: a server with Rrf(k=...) (1.16+) and FormulaQuery (1.14+).
 IMAGE = "qdrant/qdrant:v1.17.1"
 URL_ENV = "M3VDB_TEST_QDRANT_URL"
-SCORE_TOLERANCE = 1e-4
 
 
 @contextmanager
@@ -56,3 +53,13 @@ def fuse_weighted(
     """The connector's FormulaQuery: w_d * dense + w_s * sparse, 0 for a missing signal."""
     ids = set(dense) | set(sparse)
     return {i: weights[0] * dense.get(i, 0.0) + weights[1] * sparse.get(i, 0.0) for i in ids}
+
+
+BACKEND = BackendDescription(
+    name="qdrant",
+    client_package="qdrant_client",
+    embedded=embedded,
+    container=container,
+    fuse_weighted=fuse_weighted,
+    score_tolerance=1e-4,
+)

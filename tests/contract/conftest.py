@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import backends
@@ -48,10 +47,10 @@ def corpus_spec(**overrides: Any) -> IndexSpec:
 
 @dataclass(frozen=True)
 class BackendTarget:
-    """A started backend: the factory module and the target ``connect`` accepts."""
+    """A started backend: its description and the target ``connect`` accepts."""
 
     id: str
-    factory: ModuleType
+    backend: backends.BackendDescription
     target: Any
 
 
@@ -64,15 +63,15 @@ class ContractBackend:
 
     @property
     def name(self) -> str:
-        return str(self.started.factory.NAME)
+        return self.started.backend.name
 
     @property
-    def factory(self) -> ModuleType:
-        return self.started.factory
+    def description(self) -> backends.BackendDescription:
+        return self.started.backend
 
     @property
     def tolerance(self) -> float:
-        return float(self.started.factory.SCORE_TOLERANCE)
+        return self.started.backend.score_tolerance
 
     def fresh_name(self) -> str:
         return f"m3vdb_test_{uuid.uuid4().hex[:16]}"
@@ -109,15 +108,13 @@ def backend_target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BackendTarget]:
     param: backends.BackendParam = request.param
-    factory = backends.load(param.module)
+    backend = backends.load(param.module)
     with ExitStack() as stack:
-        if param.form == "embedded":
-            target = stack.enter_context(factory.embedded(tmp_path_factory.mktemp(param.id)))
-        else:
-            target = stack.enter_context(factory.container())
-        contract_data.use_stored_sparse_weight(getattr(factory, "stored_sparse_weight", None))
+        tmp_path = tmp_path_factory.mktemp(param.id)
+        target = stack.enter_context(backends.started(backend, param.form, tmp_path))
+        contract_data.use_stored_sparse_weight(backend.stored_sparse_weight)
         try:
-            yield BackendTarget(param.id, factory, target)
+            yield BackendTarget(param.id, backend, target)
         finally:
             contract_data.use_stored_sparse_weight(None)
 

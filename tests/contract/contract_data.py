@@ -208,8 +208,8 @@ def _float32(weight: float) -> float:
     return float(np.float32(weight))
 
 
-# What the backend under test keeps of a stored sparse weight: float32, unless its factory
-# defines ``stored_sparse_weight`` (Elasticsearch keeps 9 significant bits). Set per backend
+# What the backend under test keeps of a stored sparse weight: float32, unless its description
+# sets ``stored_sparse_weight`` (Elasticsearch keeps 9 significant bits). Set per backend
 # by conftest's ``backend_target``.
 _stored_sparse_weight: Callable[[float], float] = _float32
 

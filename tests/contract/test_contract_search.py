@@ -42,7 +42,7 @@ FILTERS: dict[str, Filter | dict | None] = {
     "eq-bool-vs-int": or_(eq("public", 1), eq("year", True), eq("lang", "ru")),
 }
 # A range over a list matches when ONE element is within every bound. Backends that cannot
-# express it (``RANGE_OVER_LISTS = False`` in their factory) must match the scalars only.
+# express it (``range_over_lists=False`` in their description) must match the scalars only.
 RANGE_OVER_LIST_FILTERS: dict[str, Filter] = {
     "range-list": range_("cited", gte=2010, lt=2015),
     "range-list-and-eq": and_(range_("cited", gt=2019), eq("tags", "wiki")),
@@ -63,7 +63,7 @@ def test_single_signal_modes_equal_numpy(
     flt: object,
 ) -> None:
     """dense = dot, sparse = sum of shared q_w * p_w, colbert = SUM of per-row max dot."""
-    tol = backend_target.factory.SCORE_TOLERANCE
+    tol = backend_target.backend.score_tolerance
     ids = _ids(corpus, flt)
     assert ids, "the filter must match part of the corpus for this test to mean anything"
     reference = {"dense": dense_scores, "sparse": sparse_scores, "colbert": maxsim_scores}[mode]
@@ -92,11 +92,11 @@ def test_range_over_list_values(
 ) -> None:
     """Qdrant and Elasticsearch match a list with one element in range; Milvus cannot say
     "some element" and documents that its ranges match scalar values only."""
-    factory = backend_target.factory
+    described = backend_target.backend
     ids = eligible(corpus.metadata(), flt)
     scalar_ids = eligible(_scalar_values_only(corpus, "cited"), flt)
     assert set(scalar_ids) < set(ids), "test setup: list values must add matches"
-    if not getattr(factory, "RANGE_OVER_LISTS", True):
+    if not described.range_over_lists:
         ids = scalar_ids
     options = HybridOptions(rerank=False)
     for n, q in enumerate(corpus.queries):
@@ -106,7 +106,7 @@ def test_range_over_list_values(
                 hits,
                 dense_scores(q, corpus.embeddings, ids),
                 10,
-                tol=factory.SCORE_TOLERANCE,
+                tol=described.score_tolerance,
                 what=f"query {n}",
             )
         else:
@@ -116,7 +116,7 @@ def test_range_over_list_values(
                 ids,
                 10,
                 options,
-                factory.fuse_weighted,
+                described.fuse_weighted,
                 rerank_available=False,
             )
             assert_ranking(
@@ -159,7 +159,7 @@ def test_hybrid_equals_numpy(
 ) -> None:
     """Dense + sparse candidates (filtered) fused by the documented formula, then optionally
     reranked by MaxSim over the fused candidates."""
-    tol = backend_target.factory.SCORE_TOLERANCE
+    tol = backend_target.backend.score_tolerance
     ids = _ids(corpus, flt)
     for n, q in enumerate(corpus.queries):
         k = 8
@@ -170,7 +170,7 @@ def test_hybrid_equals_numpy(
             ids,
             k,
             options,
-            backend_target.factory.fuse_weighted,
+            backend_target.backend.fuse_weighted,
             rerank_available=True,
         )
         # RRF scores are tiny (~1/60): compare them tighter than raw similarity scores.
@@ -203,7 +203,7 @@ def test_hybrid_filter_applies_before_candidates(
         ids,
         k,
         options,
-        backend_target.factory.fuse_weighted,
+        backend_target.backend.fuse_weighted,
         rerank_available=False,
     )
     post = hybrid_reference(
@@ -212,7 +212,7 @@ def test_hybrid_filter_applies_before_candidates(
         all_ids,
         10,
         options,
-        backend_target.factory.fuse_weighted,
+        backend_target.backend.fuse_weighted,
         rerank_available=False,
     )
     post_ids = [i for i in top(post.scores, len(post.scores)) if i in set(ids)][:k]
@@ -228,14 +228,14 @@ def test_hybrid_filter_applies_before_candidates(
         ids,
         k,
         options,
-        backend_target.factory.fuse_weighted,
+        backend_target.backend.fuse_weighted,
         rerank_available=True,
     )
     assert_ranking(
         hits,
         ref.scores,
         k,
-        tol=backend_target.factory.SCORE_TOLERANCE,
+        tol=backend_target.backend.score_tolerance,
         required=ref.required,
         expected_len=ref.expected_len,
     )
@@ -269,7 +269,13 @@ def test_text_queries_go_through_the_encoder(
             assert_ranking(hits, ref(q, embs, ids), 5, tol=backend.tolerance, what=mode)
         hits = store.search(text, 5)
         href = hybrid_reference(
-            q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted, rerank_available=True
+            q,
+            embs,
+            ids,
+            5,
+            HybridOptions(),
+            backend.description.fuse_weighted,
+            rerank_available=True,
         )
         assert_ranking(
             hits,
@@ -310,7 +316,7 @@ def test_tiny_encoder_end_to_end(backend: ContractBackend, request: pytest.Fixtu
         assert_ranking(hits, ref(q, embs, ids), 5, tol=1e-3, what=mode)
     hits = store.search(text, 5, filter=flt)
     href = hybrid_reference(
-        q, embs, ids, 5, HybridOptions(), backend.factory.fuse_weighted, rerank_available=True
+        q, embs, ids, 5, HybridOptions(), backend.description.fuse_weighted, rerank_available=True
     )
     assert_ranking(
         hits, href.scores, 5, tol=1e-3, required=href.required, expected_len=href.expected_len
@@ -335,7 +341,7 @@ def test_colbert_float16_and_cosine(backend: ContractBackend, corpus: Corpus, mo
                 ids,
                 10,
                 HybridOptions(),
-                backend.factory.fuse_weighted,
+                backend.description.fuse_weighted,
                 rerank_available=True,
                 float16=True,
             )
@@ -367,7 +373,7 @@ def test_collection_without_colbert_hybrid_has_no_rerank(
         list(embs),
         7,
         HybridOptions(),
-        backend.factory.fuse_weighted,
+        backend.description.fuse_weighted,
         rerank_available=False,
     )
     assert_ranking(hits, ref.scores, 7, tol=1e-6, expected_len=ref.expected_len)

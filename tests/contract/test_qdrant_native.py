@@ -21,13 +21,9 @@ def qdrant_target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BackendTarget]:
     param: backends.BackendParam = request.param
-    factory = backends.load(param.module)
-    if param.form == "embedded":
-        manager = factory.embedded(tmp_path_factory.mktemp(param.id))
-    else:
-        manager = factory.container()
-    with manager as target:
-        yield BackendTarget(param.id, factory, target)
+    backend = backends.load(param.module)
+    with backends.started(backend, param.form, tmp_path_factory.mktemp(param.id)) as target:
+        yield BackendTarget(param.id, backend, target)
 
 
 @pytest.fixture

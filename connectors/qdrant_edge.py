@@ -1,0 +1,680 @@
+"""Qdrant edge: Qdrant's own Rust engine (``qdrant-edge-py``) embedded in this process, with
+the layout, payload, point ids and filters of :mod:`m3vdb.connectors.qdrant`; only the calls
+differ (``EdgeShard`` instead of ``QdrantClient``).
+
+Targets accepted by :func:`open_connector` (and so by ``m3vdb.connect``):
+
+- ``qdrant+edge:PATH`` (or ``qdrant+edge://PATH``): the folder PATH holds one edge shard per
+  collection, ``PATH/<collection>``; a missing shard is created (``create=True``).
+- a ``qdrant_edge.EdgeShard`` the caller opened: that shard IS the collection (``collection``
+  only names it in messages); ``close`` leaves it open and ``drop`` deletes its points.
+
+An edge shard folder can be open in ONE process at a time (Qdrant locks its write-ahead log).
+Inside this process, connectors on the same folder share one ``EdgeShard`` (a second
+``EdgeShard.load`` of an open folder fails); another process holding the folder gives a
+BackendError that says so.
+
+Every search is ONE ``EdgeShard.query`` (see :meth:`QdrantEdgeConnector._run`)::
+
+    QueryRequest(
+        prefetches=[Prefetch(                         # only when reranking by ColBERT
+            prefetches=[Prefetch(Nearest(dense), filter, limit=C),
+                        Prefetch(Nearest(sparse), filter, limit=C)],
+            query=Fusion.Rrf(k=rrf_k + 1) | Formula(w_d*$score[0] + w_s*$score[1]),
+            filter, limit=C,
+        )],
+        query=Nearest(colbert_rows, using="colbert"),  # MaxSim over the fused candidates
+        filter=filter, limit=k,
+    )
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from m3vdb.connectors.base import FilterLike
+from m3vdb.connectors.common import BaseConnector, resolve_spec
+from m3vdb.connectors.plan import SearchPlan
+from m3vdb.schemas import qdrant as qschema
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import (
+    BackendError,
+    CollectionNotFoundError,
+    InputError,
+    M3VDBError,
+)
+from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.optional import import_optional
+from m3vdb.schemas.options import QdrantEdgeOptions
+from m3vdb.schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from m3vdb.schemas.encoding import Encoder
+
+SCHEME = "qdrant+edge"
+# The file in which an edge shard persists its EdgeConfig (vectors, sparse vectors, HNSW).
+CONFIG_FILE = "edge_config.json"
+# Messages of edge errors caused by the request (edge raises plain Exception).
+_INPUT_MARKERS = (
+    "wrong input",
+    "bad input",
+    "dimension error",
+    "not existing vector",
+    "bad request",
+)
+# Qdrant's write-ahead log is locked by the process that opened the shard.
+_LOCK_MARKERS = ("wouldblock", "would block", "resource temporarily unavailable", "lock")
+_PAYLOAD_TYPES = {"keyword": "Keyword", "int": "Integer", "float": "Float", "bool": "Bool"}
+
+
+def edge() -> Any:
+    """The ``qdrant_edge`` module, or a MissingDependencyError with the pip command."""
+    return import_optional(
+        "qdrant_edge",
+        package="qdrant-edge-py",
+        extra="qdrant-edge",
+        purpose="The Qdrant edge connector",
+    )
+
+
+def filter_models(e: Any) -> SimpleNamespace:
+    """Edge's filter classes under the names :func:`m3vdb.schemas.qdrant.compile_filter` uses
+    (edge calls qdrant-client's ``Range`` ``RangeFloat``; the others are the same).
+
+    ``MatchValue`` is wrapped: qdrant-edge-py 0.9.0 reads a Python ``True`` as the integer 1
+    (bool is an int subclass and its binding tries int first), so ``eq("public", True)`` would
+    match nothing; ``numpy.bool_`` is read as a bool.
+    """
+
+    def match_value(value: Any) -> Any:
+        return e.MatchValue(np.bool_(value) if isinstance(value, bool) else value)
+
+    return SimpleNamespace(
+        Filter=e.Filter,
+        FieldCondition=e.FieldCondition,
+        MatchValue=match_value,
+        MatchAny=e.MatchAny,
+        Range=e.RangeFloat,
+    )
+
+
+def shard_root(target: str) -> str:
+    """The folder of a ``qdrant+edge:PATH`` target."""
+    scheme, _, rest = target.partition(":")
+    if scheme.lower() != SCHEME:
+        raise InputError(f"{target!r} is not a Qdrant edge target; use qdrant+edge:PATH")
+    rest = rest[2:] if rest.startswith("//") else rest
+    if not rest:
+        raise InputError(f"{target!r} names no folder; use qdrant+edge:PATH")
+    return rest
+
+
+def shard_folder(root: str, collection: str) -> str:
+    """``root/collection``; refuses names that would leave ``root``."""
+    if collection in (".", "..") or any(c in collection for c in "/\\\0"):
+        raise InputError(
+            f"collection {collection!r} cannot name a folder under {root}; use a name without "
+            "path separators"
+        )
+    return os.path.join(root, collection)
+
+
+def edge_config(spec: IndexSpec, options: QdrantEdgeOptions) -> Any:
+    """The EdgeConfig of a new shard: the layout of :func:`m3vdb.schemas.qdrant.vectors_config`
+    (named dense DOT/COSINE, multivector MAX_SIM DOT with HNSW m=0 unless
+    ``spec.colbert_index``, float16 optional; named sparse without IDF)."""
+    e = edge()
+    vectors: dict[str, Any] = {}
+    if spec.dense:
+        hnsw = None
+        if options.dense_hnsw_m is not None or options.dense_hnsw_ef_construct is not None:
+            hnsw = _hnsw(e, options.dense_hnsw_m, options.dense_hnsw_ef_construct)
+        distance = e.Distance.Dot if spec.dense_metric == "ip" else e.Distance.Cosine
+        vectors[spec.fields.dense] = e.EdgeVectorParams(
+            size=spec.dense_dim, distance=distance, hnsw_config=hnsw
+        )
+    if spec.colbert:
+        vectors[spec.fields.colbert] = e.EdgeVectorParams(
+            size=spec.colbert_dim,
+            distance=e.Distance.Dot,
+            multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim),
+            # m=0: no graph over token rows, as in the qdrant-client connector.
+            hnsw_config=None if spec.colbert_index else _hnsw(e, 0, None),
+            datatype=e.VectorStorageDatatype.Float16
+            if spec.colbert_precision == "float16"
+            else None,
+        )
+    sparse = {spec.fields.sparse: e.EdgeSparseVectorParams()} if spec.sparse else None
+    return e.EdgeConfig(
+        vectors=vectors or None,
+        sparse_vectors=sparse,
+        max_search_threads=options.max_search_threads,
+    )
+
+
+def _hnsw(e: Any, m: int | None, ef_construct: int | None) -> Any:
+    # Qdrant's defaults for what is left unset (m=16, ef_construct=100, full scan below 10 MB).
+    return e.HnswIndexConfig(
+        m=16 if m is None else m,
+        ef_construct=100 if ef_construct is None else ef_construct,
+        full_scan_threshold=10_000,
+    )
+
+
+def validate_config(config: dict[str, Any], spec: IndexSpec) -> list[str]:
+    """Differences between a shard's persisted EdgeConfig (``edge_config.json``) and what
+    ``spec`` expects, as :func:`m3vdb.schemas.qdrant.validate_collection` words them."""
+    vectors = config.get("vectors") or {}
+    problems: list[str] = []
+
+    def check(name: str, what: str, size: int, distance: str, multi: bool) -> dict[str, Any]:
+        found = vectors.get(name)
+        if found is None:
+            problems.append(f"{what} '{name}': missing (vectors found: {sorted(vectors)})")
+            return {}
+        if found.get("size") != size:
+            problems.append(f"{what} '{name}': size {found.get('size')}, expected {size}")
+        if str(found.get("distance", "")).lower() != distance.lower():
+            problems.append(
+                f"{what} '{name}': distance {found.get('distance')}, expected {distance}"
+            )
+        comparator = (found.get("multivector_config") or {}).get("comparator")
+        if multi and str(comparator).lower() != "max_sim":
+            problems.append(
+                f"{what} '{name}': multivector comparator {comparator}, expected max_sim"
+            )
+        if not multi and comparator is not None:
+            problems.append(f"{what} '{name}': is a multivector, expected a single vector")
+        return dict(found)
+
+    if spec.dense:
+        distance = "Dot" if spec.dense_metric == "ip" else "Cosine"
+        check(spec.fields.dense, "dense vector", spec.dense_dim, distance, multi=False)
+    if spec.colbert:
+        found = check(spec.fields.colbert, "ColBERT multivector", spec.colbert_dim, "Dot", True)
+        if found:
+            datatype = str(found.get("datatype") or "float32").lower()
+            if (datatype == "float16") != (spec.colbert_precision == "float16"):
+                problems.append(
+                    f"ColBERT multivector '{spec.fields.colbert}': datatype {datatype}, "
+                    f"expected {spec.colbert_precision}"
+                )
+    if spec.sparse:
+        sparse = config.get("sparse_vectors") or {}
+        found_sparse = sparse.get(spec.fields.sparse)
+        if found_sparse is None:
+            problems.append(
+                f"sparse vector '{spec.fields.sparse}': missing (sparse vectors found: "
+                f"{sorted(sparse)})"
+            )
+        elif found_sparse.get("modifier") not in (None, "none"):
+            problems.append(
+                f"sparse vector '{spec.fields.sparse}': modifier {found_sparse['modifier']}, "
+                "expected none (BGE-M3 weights are the score; IDF would change it)"
+            )
+    return problems
+
+
+def translate_error(exc: Exception, what: str, where: str = "") -> M3VDBError:
+    """The m3vdb error for an edge error (edge raises plain ``Exception`` with Qdrant's
+    message): a rejected request is an InputError, a shard locked by another process a
+    BackendError that says so, anything else a BackendError."""
+    if isinstance(exc, M3VDBError):
+        return exc
+    message = str(exc)
+    lowered = message.lower()
+    if "wal" in lowered and any(marker in lowered for marker in _LOCK_MARKERS):
+        return BackendError(
+            f"the Qdrant edge shard {where or ''} is open in another process: Qdrant edge "
+            "allows ONE process per shard folder. Close the other process's connector (or "
+            f"the process), or use another folder. ({message})"
+        )
+    if any(marker in lowered for marker in _INPUT_MARKERS):
+        return InputError(f"Qdrant edge rejected the {what}: {message}")
+    return BackendError(f"Qdrant edge {what} failed: {message}")
+
+
+# --------------------------------------------------------------------------- open shards
+
+
+@dataclass
+class _Open:
+    shard: Any
+    users: int
+
+
+class _OpenShards:
+    """The shards this process has open, by real path: connectors on one folder share ONE
+    EdgeShard (edge refuses a second ``load`` of a folder it has open)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, _Open] = {}
+
+    def acquire(
+        self, folder: str, *, spec: IndexSpec, options: QdrantEdgeOptions, create: bool
+    ) -> Any:
+        """The shard at ``folder``: already open in this process, opened, or created."""
+        key = os.path.realpath(folder)
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None:
+                entry.users += 1
+                return entry.shard
+            e = edge()
+            exists = os.path.exists(os.path.join(folder, CONFIG_FILE))
+            if not exists and not create:
+                raise CollectionNotFoundError(
+                    os.path.basename(folder), f"Qdrant edge at {os.path.dirname(folder) or '.'}"
+                )
+            try:
+                if exists:
+                    config = None
+                    if options.max_search_threads is not None:
+                        config = e.EdgeConfig(max_search_threads=options.max_search_threads)
+                    shard = e.EdgeShard.load(folder, config)
+                else:
+                    os.makedirs(folder, exist_ok=True)
+                    shard = e.EdgeShard.create(folder, edge_config(spec, options))
+            except Exception as exc:
+                raise translate_error(exc, "shard open", folder) from exc
+            self._open[key] = _Open(shard, 1)
+            return shard
+
+    def release(self, folder: str) -> None:
+        """One connector is done with the shard; the last one flushes and closes it."""
+        key = os.path.realpath(folder)
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is None:
+                return
+            entry.users -= 1
+            if entry.users <= 0:
+                del self._open[key]
+                entry.shard.close()
+
+    def drop(self, folder: str) -> None:
+        """Closes the shard (for every connector on it) and deletes its folder."""
+        key = os.path.realpath(folder)
+        with self._lock:
+            entry = self._open.pop(key, None)
+            if entry is not None:
+                entry.shard.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def current(self, folder: str) -> Any | None:
+        """The shard open at ``folder`` now (None after a drop)."""
+        entry = self._open.get(os.path.realpath(folder))
+        return None if entry is None else entry.shard
+
+
+OPEN_SHARDS = _OpenShards()
+
+
+# --------------------------------------------------------------------------- the connector
+
+
+class QdrantEdgeConnector(BaseConnector[Any]):
+    """A Qdrant edge shard holding BGE-M3's outputs in native named vectors, with the layout
+    of ``QdrantConnector`` (see the module docstring for the targets and the one-query plan).
+
+    Build it with :func:`open_connector` or ``m3vdb.connect``. ``upsert`` validates each batch
+    completely (types, shapes, NaN, sparse weights, Qdrant's multivector cap) before writing
+    it in one ``UpdateOperation.upsert_points``.
+    """
+
+    _database = "Qdrant edge"
+
+    def __init__(
+        self,
+        shard: Any,
+        *,
+        collection: str,
+        spec: IndexSpec,
+        encoder: Encoder | None = None,
+        folder: str | None = None,
+    ) -> None:
+        """Args:
+        shard: the open ``EdgeShard``.
+        collection: the collection name.
+        spec: what the shard stores.
+        encoder: encodes texts on upsert and search.
+        folder: the shard's folder when m3vdb opened it from ``qdrant+edge:PATH`` (it is then
+            shared with other connectors of this process and released by ``close``); None for
+            a shard passed in.
+        """
+        super().__init__(shard, collection=collection, spec=spec, encoder=encoder)
+        self._folder = folder
+        self._closed = False
+        self._e = edge()
+        self._filter_models = filter_models(self._e)
+
+    @property
+    def client(self) -> Any:
+        """The ``EdgeShard``, for what the connector does not wrap."""
+        return self._shard()
+
+    def _shard(self) -> Any:
+        if self._folder is None:
+            return self._client
+        shard = OPEN_SHARDS.current(self._folder)
+        if shard is None or self._closed:
+            raise CollectionNotFoundError(self._collection, f"Qdrant edge at {self._folder}")
+        return shard
+
+    def close(self) -> None:
+        """Releases the shard m3vdb opened (closed when no connector of this process uses it
+        any more); a shard passed in stays open."""
+        if self._folder is not None and not self._closed:
+            self._closed = True
+            OPEN_SHARDS.release(self._folder)
+
+    def optimize(self) -> bool:
+        """Runs Qdrant's segment optimizers (merges segments, builds the dense HNSW graph of
+        large segments); blocks until done. Returns whether anything changed."""
+        return bool(self._call("optimize", lambda: self._shard().optimize()))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _is_transient(self, exc: Exception) -> bool:
+        # In-process: no network, nothing a retry fixes.
+        return isinstance(exc, M3VDBError) and exc.retriable
+
+    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        return translate_error(exc, what, self._folder or "")
+
+    def _update(self, what: str, operation: Any) -> None:
+        self._call(what, lambda: self._shard().update(operation))
+
+    def ensure_payload_indexes(self) -> None:
+        """Creates the payload index of every ``spec.metadata_fields`` key that has none;
+        SchemaMismatchError for one of another type."""
+        e = self._e
+        schema = self._call("shard info", lambda: self._shard().info()).payload_schema or {}
+        problems = []
+        for field in self._spec.metadata_fields:
+            key = qschema.metadata_key(self._spec, field.name)
+            expected = getattr(e.PayloadSchemaType, _PAYLOAD_TYPES[field.type])
+            found = schema.get(key)
+            if found is None:
+                self._update(
+                    "payload index creation", e.UpdateOperation.create_field_index(key, expected)
+                )
+            elif found.data_type != expected:
+                problems.append(
+                    f"payload index '{key}': type {found.data_type}, expected {expected}"
+                )
+        if problems:
+            raise self._schema_mismatch(problems, "Open it with matching metadata_fields.")
+
+    def validate(self) -> None:
+        """SchemaMismatchError listing every difference between the shard and the spec.
+
+        A shard opened from a folder is checked against its persisted ``edge_config.json``
+        (vectors, sizes, distances, multivector comparator, datatype, sparse modifier). The
+        Python API has no call that returns a loaded shard's config, so a shard passed in is
+        probed instead: one query per named vector finds missing names and wrong sizes.
+        """
+        if self._folder is not None:
+            path = os.path.join(self._folder, CONFIG_FILE)
+            with open(path, encoding="utf-8") as file:
+                problems = validate_config(json.load(file), self._spec)
+        else:
+            problems = self._probe()
+        if problems:
+            raise self._schema_mismatch(
+                problems,
+                "Open it with an IndexSpec that matches it (dimensions, metric, field names, "
+                "precision), or use another collection name, or drop it to rebuild it.",
+            )
+
+    def _probe(self) -> list[str]:
+        e, spec = self._e, self._spec
+        probes: list[tuple[str, str, Any]] = []
+        if spec.dense:
+            probes.append(("dense vector", spec.fields.dense, [0.0] * spec.dense_dim))
+        if spec.colbert:
+            probes.append(("ColBERT multivector", spec.fields.colbert, [[0.0] * spec.colbert_dim]))
+        if spec.sparse:
+            probes.append(("sparse vector", spec.fields.sparse, e.SparseVector([0], [1.0])))
+        problems = []
+        for what, name, vector in probes:
+            request = e.QueryRequest(limit=1, query=e.Query.Nearest(vector, using=name))
+            try:
+                self._client.query(request)
+            except Exception as exc:  # edge raises plain Exception: its message says which
+                problems.append(f"{what} '{name}': {exc}")
+        return problems
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """One ``upsert_points`` of the batch's points (built, and so checked, first)."""
+        points = [self._point(doc, emb) for doc, emb in pairs]
+        self._update("upsert", self._e.UpdateOperation.upsert_points(points))
+
+    def _point(self, doc: Document, emb: M3Embedding) -> Any:
+        spec, e = self._spec, self._e
+        vector: dict[str, Any] = {}
+        if spec.dense and emb.dense is not None:
+            vector[spec.fields.dense] = emb.dense.tolist()
+        if spec.sparse and emb.sparse is not None:
+            vector[spec.fields.sparse] = _sparse(e, emb.sparse)
+        if spec.colbert and emb.colbert is not None:
+            qschema.check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
+            vector[spec.fields.colbert] = emb.colbert.tolist()
+        return e.Point(qschema.point_id(doc.id), vector, qschema.point_payload(doc, spec))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids; unknown ids are ignored."""
+        point_ids = [qschema.point_id(i) for i in self._check_ids(ids)]
+        if point_ids:
+            self._update("delete", self._e.UpdateOperation.delete_points(point_ids))
+
+    def drop(self) -> None:
+        """Deletes the collection: the shard folder m3vdb opened (closing it for every
+        connector of this process), or every point of a shard passed in (whose folder and
+        config are the caller's)."""
+        if self._folder is not None:
+            self._closed = True
+            OPEN_SHARDS.drop(self._folder)
+            return
+        operation = self._e.UpdateOperation.delete_points_by_filter(self._e.Filter(must=[]))
+        self._call("drop", lambda: self._client.update(operation))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids left out."""
+        ids = self._check_ids(ids)
+        if not ids:
+            return []
+        point_ids = [qschema.point_id(i) for i in ids]
+        records = self._call(
+            "retrieve",
+            lambda: self._shard().retrieve(point_ids, with_payload=True, with_vector=False),
+        )
+        found = {}
+        for record in records:
+            doc = qschema.document_from_payload(record.payload, self._spec)
+            found[doc.id] = doc
+        return [found[i] for i in ids if i in found]
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), in pages of
+        ``batch_size`` through the shard's scroll; order unspecified."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        qfilter = qschema.compile_filter(parse_filter(filter), self._spec, self._filter_models)
+        offset = None
+        while True:
+            request = self._e.ScrollRequest(
+                offset=offset,
+                limit=batch_size,
+                filter=qfilter,
+                with_payload=True,
+                with_vector=False,
+            )
+            records, offset = self._call("scroll", partial(self._shard().scroll, request))
+            for record in records:
+                yield qschema.document_from_payload(record.payload, self._spec)
+            if offset is None:
+                return
+
+    def count(self) -> int:
+        """Number of documents stored (exact count)."""
+        request = self._e.CountRequest(exact=True)
+        return int(self._call("count", lambda: self._shard().count(request)))
+
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """ONE ``EdgeShard.query``; the filter applies to every stage.
+
+        Scores as in ``QdrantConnector._run`` (the same engine): dense = dot (or cosine);
+        sparse = sum of q_w * p_w; colbert = MaxSim SUM over query rows; hybrid = RRF
+        ``Fusion.Rrf(k=rrf_k + 1)`` (edge ranks from 0, so k + 1 gives 1 / (rrf_k + rank)
+        with the 1-based rank) or the formula ``w_d * $score[0] + w_s * $score[1]`` (0 for
+        a candidate missing from one list), then with ``rerank`` the MaxSim of the fused
+        candidates.
+        """
+        e, spec = self._e, self._spec
+        qfilter = qschema.compile_filter(plan.filter, spec, self._filter_models)
+        nearest = self._nearest(plan)
+        if plan.mode != "hybrid":
+            request = e.QueryRequest(
+                limit=plan.k, query=nearest[plan.mode], filter=qfilter, with_payload=True
+            )
+            signal: str = plan.mode
+        else:
+            request = self._hybrid_request(nearest, plan, qfilter)
+            signal = "colbert" if plan.rerank else "fusion"
+        points = self._call("search", lambda: self._shard().query(request))
+        hits = []
+        for point in points:
+            doc = qschema.document_from_payload(point.payload, spec)
+            score = float(point.score)
+            hits.append(Hit(doc.id, score, doc.text, doc.metadata, {signal: score}))
+        return hits
+
+    def _nearest(self, plan: SearchPlan) -> dict[str, Any]:
+        """signal -> ``Query.Nearest`` of the plan's query vector; "sparse" left out when no
+        weight is > 0."""
+        e, fields = self._e, self._spec.fields
+        out: dict[str, Any] = {}
+        if plan.dense is not None:
+            out["dense"] = e.Query.Nearest(plan.dense.tolist(), using=fields.dense)
+        if plan.sparse:
+            out["sparse"] = e.Query.Nearest(_sparse(e, plan.sparse), using=fields.sparse)
+        if plan.colbert is not None:
+            out["colbert"] = e.Query.Nearest(plan.colbert.tolist(), using=fields.colbert)
+        return out
+
+    def _hybrid_request(self, nearest: dict[str, Any], plan: SearchPlan, qfilter: Any) -> Any:
+        e = self._e
+        stages, weights = [], []
+        for signal, weight in (("dense", plan.weights[0]), ("sparse", plan.weights[1])):
+            if signal in nearest:
+                stages.append(
+                    e.Prefetch(limit=plan.candidates, query=nearest[signal], filter=qfilter)
+                )
+                weights.append(float(weight))
+        if plan.fusion == "weighted":
+            terms = [
+                e.Expression.Mult([e.Expression.Constant(w), e.Expression.Variable(f"$score[{i}]")])
+                for i, w in enumerate(weights)
+            ]
+            fusion = e.Formula(
+                e.Expression.Sum(terms), defaults={f"$score[{i}]": 0.0 for i in range(len(terms))}
+            )
+        else:
+            fusion = e.Fusion.Rrf(k=plan.rrf_k + 1)
+        if not plan.rerank:
+            return e.QueryRequest(
+                limit=plan.k, prefetches=stages, query=fusion, filter=qfilter, with_payload=True
+            )
+        fused = e.Prefetch(limit=plan.candidates, prefetches=stages, query=fusion, filter=qfilter)
+        return e.QueryRequest(
+            limit=plan.k,
+            prefetches=[fused],
+            query=nearest["colbert"],
+            filter=qfilter,
+            with_payload=True,
+        )
+
+
+def _sparse(e: Any, weights: dict[int, float]) -> Any:
+    keys = sorted(weights)
+    return e.SparseVector([int(k) for k in keys], [float(weights[k]) for k in keys])
+
+
+def open_connector(
+    target: Any,
+    *,
+    collection: str,
+    encoder: Encoder | None = None,
+    spec: IndexSpec | None = None,
+    options: QdrantEdgeOptions | None = None,
+    create: bool = True,
+) -> QdrantEdgeConnector:
+    """Opens a collection in Qdrant edge, creating it if missing, else validating it.
+
+    Args:
+        target: ``qdrant+edge:PATH`` (collection = the shard folder ``PATH/<collection>``) or
+            an ``EdgeShard`` (the collection itself; left open by ``close``).
+        collection: the collection name.
+        encoder: encodes texts on upsert and search (optional with precomputed embeddings).
+        spec: what to store; defaults to all outputs at the encoder's dimensions.
+        options: settings of a shard m3vdb opens (see ``QdrantEdgeOptions``).
+        create: create the shard when it is missing; with False a missing shard raises
+            CollectionNotFoundError and nothing is created.
+
+    Raises:
+        MissingDependencyError: qdrant-edge-py is not installed.
+        InputError: the target or the collection name is not usable.
+        CollectionNotFoundError: ``create=False`` and the shard does not exist.
+        SchemaMismatchError: the existing shard (or the encoder) does not match ``spec``.
+        BackendError: the shard folder is open in another process.
+    """
+    spec = resolve_spec(collection, encoder, spec)
+    options = options or QdrantEdgeOptions()
+    e = edge()
+    if isinstance(target, e.EdgeShard):
+        if options.client_settings():
+            raise InputError(
+                "QdrantEdgeOptions configure a shard m3vdb opens from qdrant+edge:PATH; an "
+                "EdgeShard passed in keeps its own settings: leave options out"
+            )
+        connector = QdrantEdgeConnector(target, collection=collection, spec=spec, encoder=encoder)
+        connector.validate()
+        connector.ensure_payload_indexes()
+        return connector
+    if not isinstance(target, str):
+        raise InputError(
+            f"cannot open Qdrant edge from a {type(target).__name__}; pass an "
+            "qdrant_edge.EdgeShard or qdrant+edge:PATH"
+        )
+    folder = shard_folder(shard_root(target), collection)
+    shard = OPEN_SHARDS.acquire(folder, spec=spec, options=options, create=create)
+    connector = QdrantEdgeConnector(
+        shard,
+        collection=collection,
+        spec=spec,
+        encoder=encoder,
+        folder=folder,
+    )
+    try:
+        connector.validate()
+        connector.ensure_payload_indexes()
+    except BaseException:
+        connector.close()
+        raise
+    return connector
