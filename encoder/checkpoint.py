@@ -32,7 +32,8 @@ XLMR_SPECIAL_TOKENS = {
 
 @dataclass
 class Checkpoint:
-    """The loaded parts of a BGE-M3 checkpoint, on the CPU in float32."""
+    """The loaded parts of a BGE-M3 checkpoint, on the CPU, in the dtype asked for (float32
+    by default)."""
 
     path: Path
     tokenizer: object  # transformers.PreTrainedTokenizerFast
@@ -107,7 +108,7 @@ def load_tokenizer(path: Path) -> object:
 
 
 def _load_head(
-    path: Path, name: str, in_features: int, out_features: int | None
+    path: Path, name: str, in_features: int, out_features: int | None, dtype: torch.dtype
 ) -> torch.nn.Linear:
     file = path / name
     if not file.is_file():
@@ -130,8 +131,8 @@ def _load_head(
             f"{file} holds weight {tuple(weight.shape)} and bias {tuple(bias.shape)}; expected "
             f"({expected_out}, {in_features}) and ({expected_out},) for hidden size {in_features}"
         )
-    layer = torch.nn.Linear(in_features, expected_out)
-    layer.load_state_dict({"weight": weight.float(), "bias": bias.float()})
+    layer = torch.nn.Linear(in_features, expected_out, dtype=dtype)
+    layer.load_state_dict({"weight": weight, "bias": bias})  # copied (and cast) into dtype
     return layer
 
 
@@ -151,8 +152,26 @@ def _quiet_transformers() -> Iterator[None]:
         hf_logging.enable_progress_bar()
 
 
-def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
-    """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (float32, CPU, eval mode)."""
+def _dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from transformers 4.56, ``torch_dtype``
+    before (an unknown keyword would be taken silently as a config attribute)."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}
+
+
+def load_checkpoint(
+    model: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+) -> Checkpoint:
+    """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (CPU, eval mode).
+
+    Args:
+        model: a checkpoint directory or a hub id.
+        dtype: the dtype the weights are loaded in. They are cast tensor by tensor while
+            loading, so a bfloat16 load never holds a float32 copy of the model: its peak
+            memory is about half a float32 load's.
+    """
     from transformers import AutoConfig, AutoModel
 
     path = resolve_checkpoint_dir(model)
@@ -166,18 +185,17 @@ def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
         with _quiet_transformers():
             # SDPA: the fused attention kernels on every device. The pooler is unused by
             # BGE-M3 (dense = CLS hidden state): not building it saves work.
+            options = {"config": config, "add_pooling_layer": False, **_dtype_argument(dtype)}
             try:
-                backbone = AutoModel.from_pretrained(
-                    path, config=config, attn_implementation="sdpa", add_pooling_layer=False
-                )
+                backbone = AutoModel.from_pretrained(path, attn_implementation="sdpa", **options)
             except ValueError:  # a transformers without SDPA for this architecture
-                backbone = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
+                backbone = AutoModel.from_pretrained(path, **options)
     except OSError as exc:
         raise CheckpointError(f"cannot load the model weights in {path}: {exc}") from exc
-    backbone.float().eval()
+    backbone.to(dtype).eval()  # a no-op where from_pretrained already gave that dtype
     hidden = int(config.hidden_size)
-    colbert_linear = _load_head(path, "colbert_linear.pt", hidden, None)
-    sparse_linear = _load_head(path, "sparse_linear.pt", hidden, 1)
+    colbert_linear = _load_head(path, "colbert_linear.pt", hidden, None, dtype)
+    sparse_linear = _load_head(path, "sparse_linear.pt", hidden, 1, dtype)
     # XLM-R numbers positions from padding_idx + 1, so two positions are never used.
     offset = int(getattr(config, "pad_token_id", 1) or 0) + 1
     max_positions = int(config.max_position_embeddings) - offset
