@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+
 import numpy as np
 import torch
 from m3vdb.encoder.batching import plan_batches

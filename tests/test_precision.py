@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from m3vdb.encoder import M3Encoder
-from m3vdb.encoder.checkpoint import load_checkpoint
+from m3vdb.encoder.checkpoint import load_checkpoint, read_safetensors
 from m3vdb.encoder.model import default_token_budget
 from m3vdb.encoder.postprocess import colbert_rows
 from m3vdb.encoder.precision import (
@@ -23,7 +23,7 @@ from m3vdb.encoder.precision import (
 )
 from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
 
-from m3vdb import InputError
+from m3vdb import CheckpointError, InputError
 
 DynamicLinear = torch.ao.nn.quantized.dynamic.Linear
 CPU = torch.device("cpu")
@@ -96,6 +96,33 @@ def test_weights_are_loaded_in_the_target_dtype(tiny_model_dir):
     checkpoint = load_checkpoint(tiny_model_dir, dtype=torch.bfloat16)
     for module in (checkpoint.backbone, checkpoint.colbert_linear, checkpoint.sparse_linear):
         assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
+
+
+def test_cast_loader_equals_transformers_own(tiny_model_dir):
+    """The bf16 load reads the safetensors file tensor by tensor (no float32 copy of the
+    model); it must give exactly what ``from_pretrained(dtype=bfloat16)`` gives."""
+    from transformers import AutoModel
+
+    ours = load_checkpoint(tiny_model_dir, dtype=torch.bfloat16).backbone
+    theirs = AutoModel.from_pretrained(
+        tiny_model_dir, torch_dtype=torch.bfloat16, add_pooling_layer=False
+    ).eval()
+    mine, want = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == want.keys()
+    for name, tensor in want.items():
+        assert torch.equal(mine[name], tensor), name
+    ids = torch.tensor([[0, 5, 6, 7, 2]])
+    with torch.inference_mode():
+        assert torch.equal(
+            ours(input_ids=ids).last_hidden_state, theirs(input_ids=ids).last_hidden_state
+        )
+
+
+def test_read_safetensors_refuses_a_non_safetensors_file(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes((4).to_bytes(8, "little") + b"nope")
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        list(read_safetensors(bad, torch.bfloat16))
 
 
 def top10(weights: dict[int, float]) -> set[int]:
