@@ -75,11 +75,11 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     """
     if flags is not None:
         return bool(CPU_BF16_FLAGS & flags)
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported",)]
-    probes.append(getattr(torch.cpu, "_is_amx_tile_supported", None))
-    answers = [bool(probe()) for probe in probes if callable(probe)]
-    if any(answers):
-        return True
+    # torch's own probes (cpuinfo: every OS); private, so looked up defensively
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        probe = getattr(torch.cpu, name, None)
+        if callable(probe) and probe():
+            return True
     return bool(CPU_BF16_FLAGS & cpu_flags())
 
 
