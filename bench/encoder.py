@@ -660,6 +660,7 @@ def _build(arch: str, out: Path) -> Path:
     if arch == "full-scaled":
         from calibrate import centre_sparse_head
         from corpus import make_corpus
+
         from m3vdb.encoder.checkpoint import load_tokenizer
 
         tokenizer = load_tokenizer(path)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 import synthetic  # noqa: E402
+
 from m3vdb.connectors import Connector, IndexSpec, connect  # noqa: E402
 from m3vdb.connectors.common import batched, embed_batch  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
@@ -124,6 +125,7 @@ def ingest(
 
 def _overhead_vs_encode(args: argparse.Namespace) -> dict[str, Any]:
     from corpus import make_corpus
+
     from m3vdb.encoder import M3Encoder
 
     enc = M3Encoder(args.overhead_model, device="cpu", dtype="float32")
@@ -183,9 +185,9 @@ def main() -> None:
     parser.add_argument(
         "--colbert-batch-size",
         type=int,
-        default=8,
-        help="upsert batch with ColBERT stored (Milvus Lite slows down sharply above ~1.5k rows "
-        "per request, see README)",
+        default=BATCH,
+        help="upsert batch with ColBERT stored (the Milvus connector splits ColBERT rows into "
+        "1 MiB requests itself: Milvus Lite slows down sharply on larger ones, see README)",
     )
     parser.add_argument("--overhead-model", help="checkpoint: time the encoder too (overhead %%)")
     parser.add_argument("--overhead-docs", type=int, default=32)

@@ -26,6 +26,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import synthetic  # noqa: E402
 from ingest import BACKENDS, close, ingest  # noqa: E402
+
 from m3vdb.connectors import Connector, HybridOptions, IndexSpec  # noqa: E402
 from m3vdb.schemas.data import M3Embedding  # noqa: E402
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from corpus import SENTENCES
+
 from m3vdb.schemas.data import Document, M3Embedding
 
 VOCAB = 250002

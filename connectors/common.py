@@ -11,23 +11,30 @@ import itertools
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
-from m3vdb.connectors.base import UpsertItem
-from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, SchemaMismatchError
+
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from m3vdb.connectors.plan import SearchPlan, build_plan
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import (
+    BackendError,
+    CollectionNotFoundError,
+    InputError,
+    M3VDBError,
+    SchemaMismatchError,
+)
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.encoding import Encoder
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT")
 SelfT = TypeVar("SelfT", bound="BaseConnector[Any]")
-SEARCH_MODES = ("dense", "sparse", "colbert", "hybrid")
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -39,20 +46,115 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The smallest positive normal float32. A positive weight below it is a subnormal (or 0) once
+# stored as float32, which Elasticsearch refuses ("positive normal float") and other engines
+# round unpredictably.
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+METADATA_RULE = (
+    "metadata is a dict with non-empty str keys (taken literally: 'a.b' is one key) whose "
+    "values are str, bool, int (64-bit), finite float, or flat lists of these"
+)
+
+
 def validate_document(doc: object, position: int) -> Document:
-    """Checks the document's types; returns it. ``position`` names it in errors."""
+    """Checks the document's types, its text and its metadata; returns it. ``position``
+    names it in errors.
+
+    Raises:
+        TypeError: not a Document, an id or text that is not a str, metadata that is not a
+            dict (None, a str, a list...).
+        InputError: an empty id, an empty or whitespace-only text, or metadata that breaks
+            :data:`METADATA_RULE`.
+    """
     if not isinstance(doc, Document):
-        raise InputError(
-            f"item {position} is a {type(doc).__name__}; upsert takes connectors.Document "
+        raise TypeError(
+            f"item {position} is a {type(doc).__name__}; upsert takes m3vdb.Document "
             "objects or (Document, M3Embedding) pairs"
         )
-    if not isinstance(doc.id, str) or not doc.id:
-        raise InputError(f"document {position} has id {doc.id!r}; ids must be non-empty strings")
+    if not isinstance(doc.id, str):
+        raise TypeError(
+            f"document {position} has a {type(doc.id).__name__} id ({doc.id!r}); ids are str"
+        )
+    if not doc.id:
+        raise InputError(f"document {position} has an empty id; ids must be non-empty strings")
     if not isinstance(doc.text, str):
-        raise InputError(
+        raise TypeError(
             f"document {doc.id!r} has a {type(doc.text).__name__} text; texts must be str"
         )
+    if not doc.text.strip():
+        # Refused even with an embedding given: a stored document whose text is empty cannot
+        # be re-encoded, shown or searched by BM25, and the README promises the refusal.
+        raise InputError(
+            f"document {doc.id!r} has an empty or whitespace-only text: nothing to index; drop "
+            "it or give it text"
+        )
+    validate_metadata(doc.metadata, doc.id)
     return doc
+
+
+def validate_metadata(metadata: object, doc_id: str) -> None:
+    """Enforces :data:`METADATA_RULE`, the same for every backend, before anything is written.
+
+    Nested objects are refused: a filter key is a literal top-level key on every backend, so
+    nothing inside a nested object could be filtered, and Elasticsearch would map it as
+    sub-fields. Flatten them (``{"author.name": "x"}``). Tuples are refused too: they would
+    come back as lists.
+
+    Raises:
+        TypeError: ``metadata`` is not a dict.
+        InputError: a key or value breaks the rule (naming the document and the key).
+    """
+    if not isinstance(metadata, Mapping):
+        raise TypeError(
+            f"document {doc_id!r}: metadata is {metadata!r:.60} ({type(metadata).__name__}); "
+            f"{METADATA_RULE}. Use {{}} for no metadata"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InputError(
+                f"document {doc_id!r}: metadata key {key!r} ({type(key).__name__}) is not a "
+                f"non-empty str; {METADATA_RULE}"
+                + (f"; write {str(key)!r}" if isinstance(key, (int, float)) else "")
+            )
+        if isinstance(value, list):
+            for element in value:
+                _check_metadata_value(element, doc_id, key, in_list=True)
+        else:
+            _check_metadata_value(value, doc_id, key, in_list=False)
+
+
+def _check_metadata_value(value: object, doc_id: str, key: str, *, in_list: bool) -> None:
+    where = f"document {doc_id!r}: metadata {key!r}" + (" holds" if in_list else " is")
+    if isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InputError(
+                f"{where} {value}, outside the 64-bit integer range the databases store; "
+                "store it as a str or a float"
+            )
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(
+                f"{where} {value!r}; NaN and infinity are not JSON: use a finite number, or "
+                "leave the key out"
+            )
+        return
+    if isinstance(value, Mapping):
+        hint = (
+            "nested objects are not stored: flatten them into literal keys, e.g. "
+            f"{{'{key}.name': ...}}"
+        )
+    elif isinstance(value, (list, tuple)):
+        hint = "lists are flat: nested lists are not stored" if in_list else "write a list"
+    elif isinstance(value, np.generic):
+        hint = "convert numpy scalars with .item()"
+    else:
+        hint = "convert it (e.g. a set to a sorted list, a datetime to an ISO str)"
+    raise InputError(f"{where} {value!r:.60} ({type(value).__name__}); {METADATA_RULE}: {hint}")
 
 
 def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embedding:
@@ -82,6 +184,13 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
                     f"document {doc_id!r}: sparse weight {weight!r} for token {token}; weights "
                     "must be finite and > 0"
                 )
+            if weight < FLOAT32_MIN_NORMAL:
+                raise InputError(
+                    f"document {doc_id!r}: sparse weight {weight!r} for token {token} is below "
+                    f"the smallest normal float32 ({FLOAT32_MIN_NORMAL:.6g}); databases store "
+                    "float32 and Elasticsearch refuses such weights. Drop these tokens (their "
+                    "contribution to any score is below float32 precision)"
+                )
     if spec.colbert:
         if emb.colbert is None:
             raise InputError(
@@ -107,7 +216,7 @@ def validate_embedding(emb: M3Embedding, spec: IndexSpec, doc_id: str) -> M3Embe
 def embed_batch(
     items: Sequence[UpsertItem],
     spec: IndexSpec,
-    encoder: M3Encoder | None,
+    encoder: Encoder | None,
     *,
     offset: int = 0,
 ) -> list[tuple[Document, M3Embedding]]:
@@ -118,7 +227,7 @@ def embed_batch(
     for i, item in enumerate(items):
         if isinstance(item, tuple):
             if len(item) != 2 or not isinstance(item[1], M3Embedding):
-                raise InputError(
+                raise TypeError(
                     f"item {offset + i} must be (Document, M3Embedding), got {item!r:.80}"
                 )
             docs.append(validate_document(item[0], offset + i))
@@ -137,12 +246,6 @@ def embed_batch(
                 "documents came without embeddings and the connector has no encoder; pass "
                 "encoder=M3Encoder(...) to connect() or upsert (Document, M3Embedding) pairs"
             )
-        for i in missing:
-            if not docs[i].text.strip():
-                raise InputError(
-                    f"document {docs[i].id!r} has an empty or whitespace-only text: nothing to "
-                    "index; drop it or give it text"
-                )
         encoded = encoder.encode(
             [docs[i].text for i in missing],
             dense=spec.dense,
@@ -161,21 +264,6 @@ def embed_batch(
             )
         out.append((doc, validate_embedding(emb, spec, doc.id)))
     return out
-
-
-def encode_query(
-    query: str | M3Embedding, encoder: M3Encoder | None, *, dense: bool, sparse: bool, colbert: bool
-) -> M3Embedding:
-    """The query's embedding: given, or encoded with only the outputs the mode needs."""
-    if isinstance(query, M3Embedding):
-        return query
-    if not isinstance(query, str):
-        raise TypeError(f"query must be a str or an M3Embedding, got {type(query).__name__}")
-    if not query.strip():
-        raise InputError("the query is empty; give a text to search for")
-    if encoder is None:
-        raise InputError("a text query needs an encoder: pass encoder=M3Encoder(...) to connect()")
-    return encoder.encode([query], dense=dense, sparse=sparse, colbert=colbert)[0]
 
 
 def with_retries(
@@ -207,9 +295,7 @@ def with_retries(
 # --------------------------------------------------------------------------- opening
 
 
-def resolve_spec(
-    collection: object, encoder: M3Encoder | None, spec: IndexSpec | None
-) -> IndexSpec:
+def resolve_spec(collection: object, encoder: Encoder | None, spec: IndexSpec | None) -> IndexSpec:
     """The front matter of every ``open_connector``: checks the collection name and the
     encoder's dimensions, and returns ``spec`` (default: the encoder's dimensions, or BGE-M3's).
 
@@ -252,7 +338,8 @@ class BaseConnector(ABC, Generic[ClientT]):
     translated client calls, the streaming ``upsert`` loop and the validation of ids and
     query vectors. Implements ``connectors.base.Connector`` together with a subclass.
 
-    A subclass sets ``_database`` (its name in messages) and implements:
+    A subclass sets ``_database`` (its name in messages) and ``_max_k`` (its result limit)
+    and implements:
 
     - ``_write_batch(pairs)``: writes one batch of validated ``(Document, M3Embedding)``
       pairs, idempotent by id, through :meth:`_call`; database-specific checks of a document
@@ -260,16 +347,20 @@ class BaseConnector(ABC, Generic[ClientT]):
     - ``_is_transient(exc)``: whether a retry may fix a native client error.
     - ``_translate_error(exc, what)``: a native client error as an m3vdb error (the same type
       for embedded and server backends).
-    - the rest of ``connectors.base.Connector``: ``search``, ``get``, ``delete``, ``count``
-      and ``drop``, using :meth:`_check_search`, :meth:`_check_ids`, :meth:`_require` and
-      the ``_query_*`` validators (a subclass missing one fails the protocol conformance
-      test each connector has).
+    - ``_run(plan)``: compiles the validated :class:`~m3vdb.connectors.plan.SearchPlan`'s
+      filter into the native form and runs it; ``search`` itself (validation, encoding the
+      query) is this class's, so backends cannot drift apart in what they accept.
+    - the rest of ``connectors.base.Connector``: ``get``, ``delete``, ``count`` and ``drop``,
+      using :meth:`_check_ids` (a subclass missing one fails the protocol conformance test
+      each connector has).
 
     The subclass's constructor calls ``super().__init__`` and then opens (or creates) the
     collection; ``close`` closes the client only when the connector created it.
     """
 
     _database: ClassVar[str] = "the database"
+    #: The most results (and candidates per signal) one request may ask for; None: no limit.
+    _max_k: ClassVar[int | None] = None
     #: What the database calls a collection, in messages ("index" for Elasticsearch).
     _kind: ClassVar[str] = "collection"
 
@@ -279,7 +370,7 @@ class BaseConnector(ABC, Generic[ClientT]):
         *,
         collection: str,
         spec: IndexSpec,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
         owns_client: bool = False,
         attempts: int = 5,
     ) -> None:
@@ -336,6 +427,15 @@ class BaseConnector(ABC, Generic[ClientT]):
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         """``exc`` (a native client error of the call ``what``) as an m3vdb error."""
 
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        """Whether ``exc`` says the collection does not exist (dropped while open); such calls
+        raise CollectionNotFoundError on every backend."""
+        return False
+
+    def _where(self) -> str:
+        """The database, as CollectionNotFoundError names it."""
+        return self._database
+
     def _call(self, what: str, operation: Callable[[], T]) -> T:
         """Runs one client call, retrying transient errors with backoff; any other native
         error is translated, so callers see m3vdb errors only."""
@@ -349,6 +449,10 @@ class BaseConnector(ABC, Generic[ClientT]):
         except M3VDBError:
             raise
         except Exception as exc:
+            if self._is_missing_collection(exc):
+                raise CollectionNotFoundError(
+                    self._collection, self._where(), kind=self._kind
+                ) from exc
             raise self._translate_error(exc, what) from exc
 
     # -- writes -------------------------------------------------------------------------
@@ -392,6 +496,60 @@ class BaseConnector(ABC, Generic[ClientT]):
     def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """Writes one validated batch (see the class docstring)."""
 
+    # -- search -----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents for ``query``, in one database request where the database
+        allows; ``filter`` applies to every stage. See ``m3vdb.connectors.base`` for the score
+        scales and ``m3vdb.connectors.plan`` for what is accepted (the same on every backend).
+
+        Raises:
+            InputError: a bad ``k``, mode, option, filter or query vector, or a mode the
+                collection cannot answer.
+            TypeError: a query or option of the wrong type.
+            BackendError: the database failed.
+        """
+        return self._execute(self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid))
+
+    def _plan(
+        self,
+        query: str | M3Embedding,
+        k: int,
+        *,
+        mode: str,
+        filter: FilterLike,
+        hybrid: HybridOptions | None,
+    ) -> SearchPlan:
+        return build_plan(
+            query,
+            k,
+            mode=mode,
+            filter=filter,
+            hybrid=hybrid,
+            spec=self._spec,
+            encoder=self._encoder,
+            collection=self._collection,
+            max_k=self._max_k,
+        )
+
+    def _execute(self, plan: SearchPlan) -> list[Hit]:
+        if plan.matches_nothing:
+            return []  # no token of the query has a weight: nothing can match
+        return self._run(plan)
+
+    @abstractmethod
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """Compiles the plan's filter and runs the plan in the database (see the class
+        docstring)."""
+
     # -- validation -------------------------------------------------------------------
 
     def _schema_mismatch(self, problems: Sequence[str], remedy: str) -> SchemaMismatchError:
@@ -413,60 +571,3 @@ class BaseConnector(ABC, Generic[ClientT]):
             if not isinstance(i, str) or not i:
                 raise InputError(f"ids must be non-empty strings, got {i!r}")
         return out
-
-    def _check_search(self, k: int, mode: str, *, max_k: int | None = None) -> None:
-        """InputError for a ``k`` that is not a positive int (or exceeds the database's
-        ``max_k``) and for an unknown mode."""
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InputError(f"k must be a positive int, got {k!r}")
-        if max_k is not None and k > max_k:
-            raise InputError(f"k={k} exceeds {self._database}'s limit of {max_k} results")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
-
-    def _require(self, stored: bool, what: str) -> None:
-        """InputError when a search mode needs an output the collection does not store."""
-        if not stored:
-            raise InputError(
-                f"{self._kind} {self._collection!r} stores no {what} vectors (see its "
-                "IndexSpec); search with another mode or index with that output enabled"
-            )
-
-    def _query_dense(self, q: M3Embedding) -> np.ndarray:
-        """The query's dense vector as float32, checked against the spec."""
-        dim = self._spec.dense_dim
-        if q.dense is None or np.shape(q.dense) != (dim,):
-            raise InputError(
-                f"the query needs a dense vector of shape ({dim},), got "
-                f"{None if q.dense is None else np.shape(q.dense)}"
-            )
-        dense = np.asarray(q.dense, dtype=np.float32)
-        if not np.all(np.isfinite(dense)):
-            raise InputError("the query's dense vector contains NaN or infinity")
-        return dense
-
-    def _query_sparse(self, q: M3Embedding) -> dict[int, float]:
-        """The query's positive sparse weights (token id -> weight), checked; empty when no
-        token has a weight (such a query matches nothing)."""
-        if q.sparse is None:
-            raise InputError("the query needs sparse weights; encode it with sparse=True")
-        for token, weight in q.sparse.items():
-            if not isinstance(token, (int, np.integer)) or not 0 <= int(token) < 2**32:
-                raise InputError(
-                    f"the query's sparse key {token!r} is not a token id (int in [0, 2^32))"
-                )
-            if not np.isfinite(weight):
-                raise InputError("the query's sparse weights contain NaN or infinity")
-        return {int(t): float(w) for t, w in q.sparse.items() if w > 0}
-
-    def _query_colbert(self, q: M3Embedding) -> np.ndarray:
-        """The query's ColBERT rows as float32, checked against the spec."""
-        rows, dim = q.colbert, self._spec.colbert_dim
-        if rows is None or rows.ndim != 2 or rows.shape[1] != dim or not len(rows):
-            raise InputError(
-                f"the query needs ColBERT rows of shape (n >= 1, {dim}), got "
-                f"{None if rows is None else rows.shape}"
-            )
-        if not np.all(np.isfinite(rows)):
-            raise InputError("the query's ColBERT rows contain NaN or infinity")
-        return np.asarray(rows, dtype=np.float32)

@@ -9,7 +9,7 @@ Targets accepted by :func:`open_connector` (and so by ``connectors.connect``):
 - ``qdrant://HOST:PORT`` / ``qdrant+http://HOST:PORT``: a server over REST,
 - ``qdrant+https://HOST:PORT``: a server over REST with TLS.
 
-Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector.search`)::
+Hybrid search is ONE ``query_points`` call (see :meth:`QdrantConnector._run`)::
 
     query_points(
         prefetch=[Prefetch(                       # only when reranking by ColBERT
@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
-from m3vdb.connectors.common import BaseConnector, closed_on_error, encode_query, resolve_spec
+from m3vdb.connectors.base import FilterLike
+from m3vdb.connectors.common import BaseConnector, closed_on_error, resolve_spec
+from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import qdrant as qschema
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import (
@@ -40,12 +41,14 @@ from m3vdb.schemas.errors import (
     InputError,
     M3VDBError,
 )
-from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range, parse_filter
+from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.options import QdrantOptions
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
     from qdrant_client import QdrantClient, models
+
+    from m3vdb.schemas.encoding import Encoder
 
 # HTTP statuses a retry may fix: rate limit, server errors, gateway and timeout failures.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -83,22 +86,66 @@ def client_options(target: str) -> dict[str, str]:
     )
 
 
-def client_from_target(target: Any) -> QdrantClient:
+def client_from_target(target: Any, options: QdrantOptions | None = None) -> QdrantClient:
     """A QdrantClient for a URL form of the module docstring, or ``target`` itself."""
     client_class = _client_class()
+    options = options or QdrantOptions()
     if isinstance(target, client_class):
+        if options.client_settings():
+            raise InputError(
+                "QdrantOptions configure the client m3vdb creates from a URL; a QdrantClient "
+                "passed in keeps its own settings: leave options out"
+            )
         return target
     if not isinstance(target, str):
         raise InputError(
             f"cannot open Qdrant from a {type(target).__name__}; pass a QdrantClient or a URL "
             "(qdrant+memory://, qdrant+local:PATH, qdrant://HOST:PORT, qdrant+https://HOST:PORT)"
         )
-    options = client_options(target)
-    if "location" in options:
-        return client_class(location=options["location"])
-    if "path" in options:
-        return client_class(path=options["path"])
-    return client_class(url=options["url"])
+    where = client_options(target)
+    if "url" not in where and options.client_settings():
+        raise InputError(
+            f"QdrantOptions {options} configure a Qdrant server client; local mode ({target}) "
+            "takes none: leave options out"
+        )
+    if "location" in where:
+        return client_class(location=where["location"])
+    if "path" in where:
+        return _open_local_folder(client_class, where["path"])
+    return client_class(
+        url=where["url"],
+        api_key=options.api_key,
+        timeout=options.timeout,
+        prefer_grpc=options.prefer_grpc,
+    )
+
+
+def _open_local_folder(client_class: type[QdrantClient], folder: str) -> QdrantClient:
+    """Local mode on ``folder``; a folder another client holds is a BackendError that says so.
+
+    Local mode takes an exclusive lock on the folder (``.lock``) for the client's lifetime, so
+    a second client, in another process or in this one, cannot open it.
+    """
+    try:
+        return client_class(path=folder)
+    except RuntimeError as exc:
+        if not _is_lock_conflict(exc):
+            raise
+        raise BackendError(
+            f"the Qdrant local folder {folder!r} is in use by another process (or another open "
+            "client in this one): local mode allows one client per folder. Close the other "
+            "client or stop that process, then open it again; for concurrent access from "
+            "several processes run a Qdrant server (qdrant://HOST:PORT)",
+            retriable=False,
+        ) from exc
+
+
+def _is_lock_conflict(exc: RuntimeError) -> bool:
+    """Whether local mode refused the folder because its lock is held."""
+    context = exc.__context__
+    if context is not None and type(context).__name__ == "LockException":
+        return True  # portalocker's; the message below may change between client versions
+    return "already accessed" in str(exc)
 
 
 def is_local(client: QdrantClient) -> bool:
@@ -171,53 +218,6 @@ def translate_error(exc: Exception, what: str) -> M3VDBError:
     return BackendError(f"Qdrant {what} failed: {message}", retriable=is_transient(exc))
 
 
-def compile_filter(flt: Filter | None, spec: IndexSpec) -> models.Filter | None:
-    """The Qdrant Filter of a portable filter (keys are metadata keys: ``metadata.<key>``).
-
-    The result is always ``Filter(must=[...])`` with ``Or`` as a nested ``Filter(should=...)``:
-    the server merges a query's filter into each prefetch's field by field, and ``should``
-    lists merged side by side would turn an AND of two filters into an OR.
-
-    Semantics of ``m3vdb.schemas.filters.matches`` as Qdrant has them natively: a list-valued
-    key matches a match or range condition when ANY element does (a range: one element within
-    every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
-    closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
-    an int ``eq`` / ``in_`` does not match a value stored as a float (``1`` vs ``1.0``).
-    """
-    if flt is None:
-        return None
-    m = qschema.qdrant_models()
-    return m.Filter(must=[_condition(flt, spec, m)])
-
-
-def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
-    if isinstance(flt, Eq):
-        key = qschema.metadata_key(spec, flt.field)
-        if isinstance(flt.value, float):
-            return m.FieldCondition(key=key, range=m.Range(gte=flt.value, lte=flt.value))
-        return m.FieldCondition(key=key, match=m.MatchValue(value=flt.value))
-    if isinstance(flt, In):
-        values = flt.values
-        all_str = all(isinstance(v, str) for v in values)
-        all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        if all_str or all_int:
-            key = qschema.metadata_key(spec, flt.field)
-            return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
-        # MatchAny takes only all-str or all-int lists: mixed values become alternatives.
-        return m.Filter(should=[_condition(Eq(flt.field, v), spec, m) for v in values])
-    if isinstance(flt, Range):
-        return m.FieldCondition(
-            key=qschema.metadata_key(spec, flt.field),
-            range=m.Range(gt=flt.gt, gte=flt.gte, lt=flt.lt, lte=flt.lte),
-        )
-    if isinstance(flt, (And, Or)):
-        if not flt.clauses:
-            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
-        parts = [_condition(c, spec, m) for c in flt.clauses]
-        return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
-    raise InputError(f"not a filter: {flt!r}")
-
-
 class QdrantConnector(BaseConnector["QdrantClient"]):
     """A Qdrant collection holding BGE-M3's outputs in native named vectors.
 
@@ -235,7 +235,7 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         *,
         collection: str,
         spec: IndexSpec,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
         owns_client: bool = False,
     ) -> None:
         super().__init__(
@@ -251,6 +251,17 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
 
     def _is_transient(self, exc: Exception) -> bool:
         return is_transient(exc)
+
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        # local mode: ValueError("Collection X not found"); server: 404 "... doesn't exist"
+        text = str(exc)
+        if isinstance(exc, ValueError) and text == f"Collection {self._collection} not found":
+            return True
+        status = getattr(exc, "status_code", None)
+        return status == 404 and "doesn't exist" in text
+
+    def _where(self) -> str:
+        return "Qdrant (local mode)" if is_local(self._client) else "Qdrant"
 
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what)
@@ -365,33 +376,48 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             found[doc.id] = doc
         return [found[i] for i in ids if i in found]
 
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), scrolled in
+        pages of ``batch_size``; order unspecified."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        qfilter = qschema.compile_filter(parse_filter(filter), self._spec)
+        offset: Any = None
+        while True:
+            records, offset = self._call(
+                "scroll",
+                partial(
+                    self._client.scroll,
+                    self._collection,
+                    scroll_filter=qfilter,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                ),
+            )
+            for record in records:
+                yield qschema.document_from_payload(record.payload, self._spec)
+            if offset is None:
+                return
+
     def count(self) -> int:
         """Number of documents stored (exact count)."""
         result = self._call("count", lambda: self._client.count(self._collection, exact=True))
         return int(result.count)
 
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents in ONE ``query_points`` call; ``filter`` applies to every stage.
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        """ONE ``query_points`` call; ``filter`` applies to every stage.
 
         Modes and scores:
 
         - ``dense``: the dense vector; score = dot product (or cosine).
-        - ``sparse``: the sparse vector; score = sum of q_w * p_w over shared token ids. A
-          query without any sparse weight matches nothing (returns ``[]``).
+        - ``sparse``: the sparse vector; score = sum of q_w * p_w over shared token ids.
         - ``colbert``: the multivector, MaxSim; score = SUM over query rows of the best dot
           (FlagEmbedding's colbert score is this divided by the number of query rows).
-        - ``hybrid``: prefetch dense and sparse candidates (``candidate_count(k)`` each,
-          filtered), fuse them in Qdrant, and, when ``rerank`` is on and ColBERT vectors are
-          stored, rerank the fused top ``candidate_count(k)`` by MaxSim in the same call
-          (nested prefetch); the score is then the MaxSim sum.
+        - ``hybrid``: prefetch dense and sparse candidates (``plan.candidates`` each,
+          filtered), fuse them in Qdrant, and, with ``rerank``, rerank the fused candidates by
+          MaxSim in the same call (nested prefetch); the score is then the MaxSim sum.
 
           - ``fusion="rrf"``: ``Rrf(k=rrf_k + 1)``. Qdrant's RRF is 1 / (k + position) with a
             0-based position, so k + 1 gives 1 / (rrf_k + rank) with the 1-based rank, the
@@ -401,35 +427,17 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
             $score[1]`` with 0 for a candidate missing from one list: the raw weighted sum
             of BGE-M3's own ``compute_score``. (Qdrant's other score fusion, DBSF, takes no
             weights, so it is not used.)
-
-        Raises:
-            InputError: bad ``k``/``mode``, a query of the wrong shape, or a mode needing an
-                output the collection does not store.
         """
-        self._check_search(k, mode)
-        options = hybrid if hybrid is not None else HybridOptions()
         spec = self._spec
-        needs = self._signals(mode, options)
-        emb = encode_query(
-            query,
-            self._encoder,
-            dense="dense" in needs,
-            sparse="sparse" in needs,
-            colbert="colbert" in needs,
-        )
-        queries = self._native_queries(emb, needs)
-        qfilter = compile_filter(parse_filter(filter), spec)
+        queries = self._native_queries(plan)
+        qfilter = qschema.compile_filter(plan.filter, spec)
         m = qschema.qdrant_models()
-
-        if mode == "hybrid":
-            request = self._hybrid_request(queries, k, options, qfilter, m)
-            if request is None:
-                return []
-        elif mode not in queries:
-            return []  # a sparse query without any weight > 0 matches nothing
+        if plan.mode == "hybrid":
+            request = self._hybrid_request(queries, plan, qfilter, m)
+            signal = "colbert" if plan.rerank else "fusion"
         else:
-            request = {"query": queries[mode], "using": getattr(spec.fields, mode)}
-        signal = mode if mode != "hybrid" else ("colbert" if request.get("using") else None)
+            request = {"query": queries[plan.mode], "using": getattr(spec.fields, plan.mode)}
+            signal = plan.mode
         response = self._call(
             "search",
             lambda: self._client.query_points(
@@ -438,7 +446,7 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                 query=request["query"],
                 using=request.get("using"),
                 query_filter=qfilter,
-                limit=k,
+                limit=plan.k,
                 with_payload=True,
                 with_vectors=False,
             ),
@@ -447,63 +455,33 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
         for point in response.points:
             doc = qschema.document_from_payload(point.payload, spec)
             score = float(point.score)
-            hits.append(
-                Hit(
-                    id=doc.id,
-                    score=score,
-                    text=doc.text,
-                    metadata=doc.metadata,
-                    signal_scores={signal: score} if signal else {},
-                )
-            )
+            hits.append(Hit(doc.id, score, doc.text, doc.metadata, {signal: score}))
         return hits
 
-    def _signals(self, mode: SearchMode, options: HybridOptions) -> set[str]:
-        """The query outputs a mode needs; InputError when the collection lacks one."""
-        spec = self._spec
-        stored = {name for name in ("dense", "sparse", "colbert") if getattr(spec, name)}
-        if mode != "hybrid":
-            if mode not in stored:
-                raise InputError(
-                    f"mode={mode!r} needs {mode} vectors, but collection {self._collection!r} "
-                    f"stores only {sorted(stored)} (IndexSpec({mode}=False)); use another mode"
-                )
-            return {mode}
-        needs = stored & {"dense", "sparse"}
-        if (options.rerank or not needs) and spec.colbert:
-            needs.add("colbert")
-        if options.fusion not in ("rrf", "weighted"):
-            raise InputError(f"fusion must be 'rrf' or 'weighted', got {options.fusion!r}")
-        return needs
-
-    def _native_queries(self, emb: M3Embedding, needs: set[str]) -> dict[str, Any]:
-        """signal -> the query in Qdrant's form, for every signal in ``needs``, validated by
-        the shared ``_query_*`` checks; "sparse" is left out when no weight is > 0."""
+    def _native_queries(self, plan: SearchPlan) -> dict[str, Any]:
+        """signal -> the plan's query vector in Qdrant's form; "sparse" is left out when no
+        weight is > 0."""
         queries: dict[str, Any] = {}
-        if "dense" in needs:
-            queries["dense"] = self._query_dense(emb).tolist()
-        if "sparse" in needs and (weights := self._query_sparse(emb)):
-            queries["sparse"] = qschema.sparse_vector(weights)
-        if "colbert" in needs:
-            queries["colbert"] = self._query_colbert(emb).tolist()
+        if plan.dense is not None:
+            queries["dense"] = plan.dense.tolist()
+        if plan.sparse:
+            queries["sparse"] = qschema.sparse_vector(plan.sparse)
+        if plan.colbert is not None:
+            queries["colbert"] = plan.colbert.tolist()
         return queries
 
     def _hybrid_request(
         self,
         queries: dict[str, Any],
-        k: int,
-        options: HybridOptions,
+        plan: SearchPlan,
         qfilter: models.Filter | None,
         m: Any,
-    ) -> dict[str, Any] | None:
-        """prefetch/query/using of the one hybrid query_points call; None: nothing matches."""
+    ) -> dict[str, Any]:
+        """prefetch/query/using of the one hybrid query_points call."""
         spec = self._spec
-        limit = options.candidate_count(k)
-        if limit <= 0:
-            raise InputError(f"HybridOptions.candidates must be positive, got {limit}")
         stages = []
         weights = []
-        for signal, weight in (("dense", options.weights[0]), ("sparse", options.weights[1])):
+        for signal, weight in (("dense", plan.weights[0]), ("sparse", plan.weights[1])):
             if signal not in queries:
                 continue
             stages.append(
@@ -511,28 +489,22 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                     query=queries[signal],
                     using=getattr(spec.fields, signal),
                     filter=qfilter,
-                    limit=limit,
+                    limit=plan.candidates,
                 )
             )
             weights.append(float(weight))
-        rerank = "colbert" in queries
-        if not stages:
-            if not rerank:
-                return None
-            # Nothing to fuse (a colbert-only collection): MaxSim over the filtered collection.
-            return {"query": queries["colbert"], "using": spec.fields.colbert}
-        fusion = self._fusion_query(options, weights, m)
-        if not rerank:
+        fusion = self._fusion_query(plan, weights, m)
+        if not plan.rerank:
             return {"prefetch": stages, "query": fusion}
-        fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=limit)
+        fused = m.Prefetch(prefetch=stages, query=fusion, filter=qfilter, limit=plan.candidates)
         return {
             "prefetch": [fused],
             "query": queries["colbert"],
             "using": spec.fields.colbert,
         }
 
-    def _fusion_query(self, options: HybridOptions, weights: list[float], m: Any) -> Any:
-        if options.fusion == "weighted":
+    def _fusion_query(self, plan: SearchPlan, weights: list[float], m: Any) -> Any:
+        if plan.fusion == "weighted":
             if not self._formula:
                 raise InputError(
                     "fusion='weighted' needs FormulaQuery (qdrant-client >= 1.14 and server "
@@ -547,10 +519,10 @@ class QdrantConnector(BaseConnector["QdrantClient"]):
                 defaults={f"$score[{i}]": 0.0 for i in range(len(weights))},
             )
         if self._rrf_has_k:
-            return m.RrfQuery(rrf=m.Rrf(k=options.rrf_k + 1))
+            return m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k + 1))
         warnings.warn(
             f"this qdrant-client has no Rrf(k=...); hybrid search uses Qdrant's fixed RRF "
-            f"k=2 (HybridOptions.rrf_k=1), not rrf_k={options.rrf_k}. Upgrade qdrant-client.",
+            f"k=2 (HybridOptions.rrf_k=1), not rrf_k={plan.rrf_k}. Upgrade qdrant-client.",
             stacklevel=3,
         )
         return m.FusionQuery(fusion=m.Fusion.RRF)
@@ -560,8 +532,9 @@ def open_connector(
     target: Any,
     *,
     collection: str,
-    encoder: M3Encoder | None = None,
+    encoder: Encoder | None = None,
     spec: IndexSpec | None = None,
+    options: QdrantOptions | None = None,
     create: bool = True,
 ) -> QdrantConnector:
     """Opens a Qdrant collection, creating it if missing, else validating it against ``spec``.
@@ -571,6 +544,7 @@ def open_connector(
         collection: the collection name.
         encoder: encodes texts on upsert and search (optional with precomputed embeddings).
         spec: what to store; defaults to all outputs at the encoder's dimensions.
+        options: client settings for a server URL (API key, timeout, gRPC).
         create: create the collection when it is missing; with False, a missing collection
             (or local-mode folder) raises CollectionNotFoundError and nothing is created.
 
@@ -588,7 +562,7 @@ def open_connector(
             raise CollectionNotFoundError(
                 collection, f"Qdrant local mode at {folder} (no such folder)"
             )
-    client = client_from_target(target)
+    client = client_from_target(target, options)
     owns_client = client is not target
     with closed_on_error(client, owns_client):
         connector = QdrantConnector(
@@ -596,3 +570,26 @@ def open_connector(
         )
         connector.ensure_collection(create=create)
     return connector
+
+
+def drop_collection(target: Any, collection: str, *, options: QdrantOptions | None = None) -> bool:
+    """Drops ``collection`` whatever its schema (e.g. one built for another model, which
+    ``open_connector`` refuses to open). Returns False when there was none (and creates no
+    local-mode folder that does not exist)."""
+    if isinstance(target, str):
+        folder = client_options(target).get("path")
+        if folder is not None and not os.path.exists(folder):
+            return False
+    client = client_from_target(target, options)
+    try:
+        if not client.collection_exists(collection):
+            return False
+        client.delete_collection(collection)
+        return True
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, f"drop of {collection!r}") from exc
+    finally:
+        if client is not target:
+            client.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from m3vdb.schemas.errors import CheckpointError
 
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")

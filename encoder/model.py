@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.encoder.precision import DType, HardwareProbe, quantize_linear_int8, select_precision
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
-from tqdm.auto import tqdm
 
 # Activation memory per padded token of one forward pass, in units of the hidden size times the
 # dtype's size: the FFN's intermediate (4 h), Q/K/V/context and the residual stream, with

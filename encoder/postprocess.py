@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from m3vdb.schemas.data import FloatArray
 
 

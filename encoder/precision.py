@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+
 from m3vdb.schemas.errors import InputError
 
 DType = Literal["auto", "float32", "float16", "bfloat16", "int8"]

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from m3vdb.schemas.data import M3Embedding
 from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.scoring import maxsim
 
 
 def _need(value: object, what: str) -> None:
@@ -45,7 +47,7 @@ def sparse_score(query: M3Embedding, passage: M3Embedding) -> float:
 
 def colbert_maxsim(query: np.ndarray, passage: np.ndarray) -> float:
     """The databases' MaxSim: SUM over query rows of the max dot product over passage rows."""
-    return float((query @ passage.T).max(axis=1).sum())
+    return maxsim(query, passage)
 
 
 def colbert_score(query: M3Embedding, passage: M3Embedding) -> float:

@@ -24,7 +24,7 @@ __version__ = "0.2.0"
 # ``import m3vdb.schemas`` loads only the schemas layer and ``m3vdb.M3Encoder`` alone pulls
 # in torch.
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(["connect"], "m3vdb.connectors"),
+    **dict.fromkeys(["connect", "drop"], "m3vdb.connectors"),
     **dict.fromkeys(
         ["Connector", "FilterLike", "Fusion", "HybridOptions", "SearchMode", "UpsertItem"],
         "m3vdb.connectors.base",
@@ -54,7 +54,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from m3vdb.connectors import connect
+    from m3vdb.connectors import connect, drop
     from m3vdb.connectors.base import (
         Connector,
         FilterLike,
@@ -132,6 +132,7 @@ __all__ = [
     "__version__",
     "and_",
     "connect",
+    "drop",
     "eq",
     "in_",
     "matches",

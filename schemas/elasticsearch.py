@@ -1,8 +1,8 @@
-"""IndexSpec -> Elasticsearch: the index mapping, documents, filters and request bodies, with
-the capabilities of a cluster and the score conversions. Pure functions: nothing here talks to
-a server. The mapping and the queries are built with the typed classes of ``elasticsearch.dsl``
-(field, query and type classes generated from Elasticsearch's API specification); that package
-has no typed classes for retrievers, rescorers or dynamic templates, which are plain dicts.
+"""IndexSpec -> Elasticsearch: the index mapping, documents <-> ``_source``, the filter
+compiler, the capabilities of a cluster and the score conversions. Pure functions: nothing here
+talks to a server (the request bodies of searches are built in
+``m3vdb.connectors.elasticsearch.queries``). The mapping is built with the typed classes of
+``elasticsearch.dsl``; it has no typed class for dynamic templates, which are plain dicts.
 
 Layout of an index (one Elasticsearch document per m3vdb document, so every write of a
 document is atomic: its text, metadata and three representations are one Lucene document):
@@ -10,7 +10,9 @@ document is atomic: its text, metadata and three representations are one Lucene 
 - ``id`` keyword (the document id, also the ``_id``), ``text`` text (analysed: BM25 is available
   as a fourth hybrid signal), ``metadata`` object whose declared keys are typed (keyword, long,
   double, boolean) and whose other keys are mapped by dynamic templates (strings -> keyword,
-  floating point -> double), so that every metadata key filters exactly.
+  floating point -> double), so that every metadata key filters exactly. The object has
+  ``subobjects: false`` (a key ``a.b`` is one literal field, as on every backend) and the
+  mapping ``date_detection: false`` (a first value "2024-05-01" never makes a key a date).
 - ``dense``: ``dense_vector``, ``similarity`` dot_product (``dense_metric="ip"``) or cosine,
   ``index_options.type`` explicit (default ``hnsw``: float vectors, so knn scores are the exact
   float dot; Elasticsearch 9.1+ would otherwise pick 1-bit ``bbq_hnsw`` for 1024-d vectors).
@@ -31,33 +33,30 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import (
-    BulkItemFailure,
     InputError,
-    MissingDependencyError,
     UnsupportedCapabilityError,
 )
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.optional import import_optional
+from m3vdb.schemas.options import ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec, MetadataType
+from m3vdb.schemas.versions import parse_version
 
-DenseIndexType = Literal[
-    "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat"
-]
 HybridMethod = Literal["retrievers", "client_fusion"]
 
 ID_MAX_BYTES = 512  # Elasticsearch's limit on _id
-MAX_NUM_CANDIDATES = 10_000  # knn num_candidates upper bound
 PAID_LICENCES = frozenset({"enterprise", "trial"})  # rrf, linear, rank_vectors: ENTERPRISE mode
 RANK_VECTORS_SINCE = (9, 0, 0)
 RETRIEVERS_SINCE = (9, 0, 0)  # rrf + linear + rescorer retrievers all present
 SPARSE_INDEX_OPTIONS_SINCE = (9, 1, 0)  # sparse_vector index_options (and default pruning)
-COLBERT_SCRIPT = "Math.exp(maxSimDotProduct(params.query_vector, '{field}') / params.n)"
 
 _METADATA_TYPES: dict[MetadataType, str] = {
     "keyword": "Keyword",
@@ -70,24 +69,19 @@ _INDEX_NAME_FORBIDDEN = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
 def dsl() -> Any:
     """``(field, query, types)`` modules of ``elasticsearch.dsl``, or MissingDependencyError."""
-    try:
-        from elasticsearch.dsl import field, query, types
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "elasticsearch", "elasticsearch", "The Elasticsearch connector (client >= 8.18)"
-        ) from exc
-    return field, query, types
+    modules = [
+        import_optional(
+            f"elasticsearch.dsl.{name}",
+            package="elasticsearch",
+            extra="elasticsearch",
+            purpose="The Elasticsearch connector (client >= 8.18)",
+        )
+        for name in ("field", "query", "types")
+    ]
+    return tuple(modules)
 
 
 # --------------------------------------------------------------------------- capabilities
-
-
-def parse_version(version: str) -> tuple[int, int, int] | None:
-    """``"9.1.4-SNAPSHOT"`` -> ``(9, 1, 4)``; None when no ``major.minor[.patch]`` is found."""
-    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 @dataclass(frozen=True)
@@ -167,55 +161,6 @@ class ElasticsearchCapabilities:
         )
 
 
-# --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class ElasticsearchOptions:
-    """Elasticsearch-specific settings of a connector (the IndexSpec stays portable).
-
-    Attributes:
-        dense_index_type: ``index_options.type`` of the dense field. ``hnsw`` (default) keeps
-            float vectors in the graph, so knn scores are the exact float dot product and equal
-            the reference; ``int8_hnsw`` quarters the graph's memory at a small score error
-            (set ``rescore_oversample`` to rescore with the float vectors); ``bbq_*`` is 1-bit.
-        hnsw_m: HNSW ``m`` (None: Elasticsearch's default, 16).
-        hnsw_ef_construction: HNSW ``ef_construction`` (None: default, 100).
-        rescore_oversample: for quantized types, rescore ``k * oversample`` knn results with
-            the float vectors (``rescore_vector.oversample``); None: off.
-        num_candidates: knn ``num_candidates`` (None: ``max(2 * k, 100)``, capped at 10,000).
-        sparse_prune: let Elasticsearch prune query tokens (faster, approximate scores). Off by
-            default so that sparse scores equal the reference lexical score.
-        bm25: add BM25 over the stored text as a third hybrid signal (text queries only).
-        bm25_weight: its weight for ``fusion="weighted"``.
-        text_analyzer: analyzer of the text field (None: ``standard``).
-        refresh: ``refresh`` of writes: ``"wait_for"`` (default: a search after ``upsert`` or
-            ``delete`` sees it), True (refresh now), False (fastest bulk loads; call
-            ``connector.refresh()`` before searching).
-        number_of_shards: shards of a new index.
-        number_of_replicas: replicas of a new index (None: the cluster's default).
-        max_retries: retries of transient failures (429, 5xx, connection) with backoff.
-    """
-
-    dense_index_type: DenseIndexType = "hnsw"
-    hnsw_m: int | None = None
-    hnsw_ef_construction: int | None = None
-    rescore_oversample: float | None = None
-    num_candidates: int | None = None
-    sparse_prune: bool = False
-    bm25: bool = False
-    bm25_weight: float = 0.5
-    text_analyzer: str | None = None
-    refresh: bool | Literal["wait_for"] = "wait_for"
-    number_of_shards: int = 1
-    number_of_replicas: int | None = None
-    max_retries: int = 5
-
-    def num_candidates_for(self, k: int) -> int:
-        wanted = self.num_candidates if self.num_candidates is not None else max(2 * k, 100)
-        return min(MAX_NUM_CANDIDATES, max(k, wanted))
-
-
 # --------------------------------------------------------------------------- mapping
 
 
@@ -237,7 +182,32 @@ def check_index_name(name: str) -> str:
 
 
 def metadata_path(spec: IndexSpec, key: str) -> str:
-    return f"{spec.fields.metadata}.{key}"
+    """The field of the LITERAL metadata key ``key``: ``metadata.<key>``.
+
+    The ``metadata`` object is mapped with ``subobjects: false`` (see :func:`mapping`), so a
+    key ``a.b`` is one leaf field named ``a.b``, not a field ``b`` inside an object ``a``, and
+    the path ``metadata.a.b`` names exactly it.
+
+    Raises:
+        InputError: a key Elasticsearch refuses as a field name (see
+            :func:`check_metadata_key`); the same error at write time and query time.
+    """
+    return f"{spec.fields.metadata}.{check_metadata_key(key)}"
+
+
+def check_metadata_key(key: str) -> str:
+    """``key`` if Elasticsearch accepts it as a field name; else InputError.
+
+    Elasticsearch splits a field name on ``.`` while parsing a document, even under
+    ``subobjects: false``, and refuses a name with an empty or blank part: one that is
+    whitespace only, starts or ends with ``.``, or holds ``..``.
+    """
+    if not isinstance(key, str) or not key or any(not part.strip() for part in key.split(".")):
+        raise InputError(
+            f"metadata key {key!r} cannot be an Elasticsearch field name: a key must not be "
+            "blank, start or end with '.', or hold '..' or '. .'; rename the key"
+        )
+    return key
 
 
 def dense_similarity(spec: IndexSpec) -> str:
@@ -284,7 +254,14 @@ def mapping(
     properties: dict[str, Any] = {
         names.id: _typed_field("Keyword", "keyword"),
         names.text: _typed_field("Text", "text", **text_params),
-        names.metadata: {"type": "object", "dynamic": True, "properties": metadata_properties},
+        # subobjects false: a metadata key is a literal field name ("a.b" is one field), as
+        # on every other backend; without it "a.b" and {"a": {"b": ...}} would be one field.
+        names.metadata: {
+            "type": "object",
+            "dynamic": True,
+            "subobjects": False,
+            "properties": metadata_properties,
+        },
     }
     if spec.dense:
         properties[names.dense] = _typed_field(
@@ -314,6 +291,10 @@ def mapping(
     ]
     path = f"{names.metadata}.*"
     return {
+        # Date detection would turn an undeclared key whose first value looks like a date
+        # ("2024-05-01") into a date field and refuse every later non-date string in it; the
+        # dynamic templates below then map every string to keyword.
+        "date_detection": False,
         # No typed class for dynamic templates in elasticsearch.dsl: plain dicts.
         "dynamic_templates": [
             {
@@ -393,7 +374,19 @@ def validate_mapping(
     for key, want in spec_meta(spec).items():
         if spec.colbert and key in declared and declared[key] != want:
             problems.append(f"ColBERT {key}: {declared[key]!r}, expected {want!r}")
-    meta = (props.get(names.metadata) or {}).get("properties") or {}
+    if str(found.get("date_detection", True)).lower() != "false":
+        problems.append(
+            "date_detection is on: a metadata string that looks like a date would make its key "
+            "a date field (index created by an older m3vdb: reindex into a new index)"
+        )
+    metadata_object = props.get(names.metadata) or {}
+    if str(metadata_object.get("subobjects", True)).lower() != "false":
+        problems.append(
+            f"object field '{names.metadata}': subobjects {metadata_object.get('subobjects')!r}, "
+            "expected false (metadata keys with '.' would be split into sub-objects; index "
+            "created by an older m3vdb: reindex into a new index)"
+        )
+    meta = metadata_object.get("properties") or {}
     for f in spec.metadata_fields:
         want = _METADATA_TYPES[f.type].lower()
         got = (meta.get(f.name) or {}).get("type")
@@ -407,6 +400,11 @@ def validate_mapping(
 
 def check_document(doc: Document, emb: M3Embedding, spec: IndexSpec) -> None:
     """What Elasticsearch would refuse mid-batch, refused before the batch is written."""
+    for key in doc.metadata:
+        try:
+            check_metadata_key(key)
+        except InputError as exc:
+            raise InputError(f"document {doc.id!r}: {exc}") from None
     if len(doc.id.encode("utf-8")) > ID_MAX_BYTES:
         raise InputError(
             f"document id {doc.id[:40]!r}... is longer than Elasticsearch's {ID_MAX_BYTES}-byte "
@@ -484,27 +482,6 @@ def colbert_from_es(score: float, query_rows: int) -> float:
     return query_rows * math.log(float(score))
 
 
-def rrf_fuse(ranked: Sequence[Sequence[str]], rank_constant: int) -> dict[str, float]:
-    """Elasticsearch's RRF: sum over the lists of 1 / (rank_constant + rank), rank 1-based."""
-    out: dict[str, float] = {}
-    for ids in ranked:
-        for rank, doc_id in enumerate(ids, start=1):
-            out[doc_id] = out.get(doc_id, 0.0) + 1.0 / (rank_constant + rank)
-    return out
-
-
-def linear_fuse(
-    scores: Sequence[Mapping[str, float]], weights: Sequence[float]
-) -> dict[str, float]:
-    """The linear retriever with ``normalizer: none``: sum of weight * the retriever's own
-    score (knn: ``(1 + dot) / 2``); a document missing from a list adds 0 for it."""
-    out: dict[str, float] = {}
-    for per_list, weight in zip(scores, weights):
-        for doc_id, score in per_list.items():
-            out[doc_id] = out.get(doc_id, 0.0) + weight * score
-    return out
-
-
 # --------------------------------------------------------------------------- filters
 
 
@@ -563,177 +540,3 @@ def _fits(declared: str | None, value: Any) -> bool:
     if declared in ("int", "float"):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True
-
-
-# --------------------------------------------------------------------------- queries
-
-
-def knn_query(
-    spec: IndexSpec,
-    vector: Sequence[float] | np.ndarray,
-    k: int,
-    options: ElasticsearchOptions,
-    filters: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The ``knn`` query (top ``k``, filtered during the graph search, not after it)."""
-    _, q, types = dsl()
-    params: dict[str, Any] = {
-        "field": spec.fields.dense,
-        "query_vector": [float(x) for x in vector],
-        "k": k,
-        "num_candidates": options.num_candidates_for(k),
-    }
-    if filters:
-        params["filter"] = filters
-    if options.rescore_oversample is not None:
-        params["rescore_vector"] = types.RescoreVector(oversample=options.rescore_oversample)
-    out: dict[str, Any] = q.Knn(**params).to_dict()
-    return out
-
-
-def sparse_query(
-    spec: IndexSpec,
-    weights: Mapping[int, float],
-    options: ElasticsearchOptions,
-    filters: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """``bool`` of the ``sparse_vector`` query (precomputed ``query_vector``, pruning off unless
-    asked) and the filter: the score is the sum over shared tokens of q_w * stored p_w."""
-    _, q, _ = dsl()
-    sparse = q.SparseVector(
-        field=spec.fields.sparse,
-        query_vector=sparse_source(weights),
-        prune=options.sparse_prune,
-    )
-    out: dict[str, Any] = (
-        q.Bool(must=[sparse], filter=filters).to_dict()
-        if filters
-        else (q.Bool(must=[sparse]).to_dict())
-    )
-    return out
-
-
-def bm25_query(spec: IndexSpec, text: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
-    _, q, _ = dsl()
-    match = q.Match(**{spec.fields.text: text})
-    out: dict[str, Any] = (
-        q.Bool(must=[match], filter=filters) if filters else q.Bool(must=[match])
-    ).to_dict()
-    return out
-
-
-def colbert_script(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
-    _, _, types = dsl()
-    out: dict[str, Any] = types.Script(
-        source=COLBERT_SCRIPT.format(field=spec.fields.colbert),
-        params={"query_vector": np.asarray(rows, dtype=np.float32).tolist(), "n": len(rows)},
-    ).to_dict()
-    return out
-
-
-def colbert_query(
-    spec: IndexSpec, rows: np.ndarray, filters: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """``script_score`` with MaxSim over every (filtered) document: rank_vectors has no index,
-    so this is an exact scan."""
-    _, q, _ = dsl()
-    inner = q.Bool(filter=filters) if filters else q.MatchAll()
-    out: dict[str, Any] = q.ScriptScore(query=inner, script=colbert_script(spec, rows)).to_dict()
-    return out
-
-
-def rescore(spec: IndexSpec, rows: np.ndarray, window: int) -> dict[str, Any]:
-    """A query rescorer whose final score IS the MaxSim script (original score weighted 0).
-    No typed rescore class in elasticsearch.dsl: a plain dict."""
-    _, q, _ = dsl()
-    script_score = q.ScriptScore(query=q.MatchAll(), script=colbert_script(spec, rows))
-    return {
-        "window_size": window,
-        "query": {
-            "rescore_query": script_score.to_dict(),
-            "query_weight": 0.0,
-            "rescore_query_weight": 1.0,
-            "score_mode": "total",
-        },
-    }
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One hybrid signal: its name, the query body of its candidate list, and its weight."""
-
-    name: Literal["dense", "sparse", "bm25"]
-    query: dict[str, Any]
-    weight: float
-
-
-def hybrid_retriever(
-    signals: Sequence[Signal],
-    *,
-    fusion: Literal["rrf", "weighted"],
-    rrf_k: int,
-    candidates: int,
-    rerank: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The retriever tree of ONE hybrid search: an ``rrf`` (or ``linear``, weights,
-    ``normalizer: none``) retriever over a ``knn`` retriever and ``standard`` retrievers,
-    optionally wrapped in a ``rescorer`` retriever (``rerank`` from :func:`rescore`).
-    elasticsearch.dsl has no retriever classes: the tree is plain dicts, its queries typed."""
-    children = []
-    for s in signals:
-        if s.name == "dense":
-            knn = dict(s.query["knn"])
-            knn.pop("boost", None)
-            children.append({"knn": knn})
-        else:
-            children.append({"standard": {"query": s.query}})
-    if fusion == "rrf":
-        fused: dict[str, Any] = {
-            "rrf": {"retrievers": children, "rank_window_size": candidates, "rank_constant": rrf_k}
-        }
-    else:
-        fused = {
-            "linear": {
-                "retrievers": [
-                    {"retriever": child, "weight": s.weight, "normalizer": "none"}
-                    for child, s in zip(children, signals)
-                ],
-                "rank_window_size": candidates,
-            }
-        }
-    if rerank is None:
-        return fused
-    return {"rescorer": {"retriever": fused, "rescore": rerank}}
-
-
-# --------------------------------------------------------------------------- bulk results
-
-
-def bulk_item_failures(
-    results: Sequence[tuple[bool, Mapping[str, Any]]],
-) -> tuple[list[str], list[BulkItemFailure]]:
-    """Splits ``streaming_bulk`` results (``(ok, {op: item})`` pairs, as ES returns them) into
-    the ids that succeeded and the failures. A ``delete`` of an unknown id (404 not_found) is a
-    success: deleting what is not there leaves the wanted state."""
-    done: list[str] = []
-    failed: list[BulkItemFailure] = []
-    for ok, result in results:
-        ((op, item),) = result.items()
-        doc_id = str(item.get("_id", ""))
-        status = int(item.get("status", 500))
-        if ok or (op == "delete" and status == 404):
-            done.append(doc_id)
-            continue
-        error = item.get("error")
-        if isinstance(error, Mapping):
-            error_type = str(error.get("type", "error"))
-            reason = str(error.get("reason", ""))
-            caused = error.get("caused_by")
-            if isinstance(caused, Mapping) and caused.get("reason"):
-                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
-        else:
-            exc = item.get("exception")
-            error_type = type(exc).__name__ if exc is not None else "error"
-            reason = str(error)
-        failed.append(BulkItemFailure(doc_id, status, error_type, reason))
-    return done, failed

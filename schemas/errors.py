@@ -49,8 +49,8 @@ class CollectionNotFoundError(M3VDBError):
 
     def __init__(self, collection: str, database: str, *, kind: str = "collection") -> None:
         super().__init__(
-            f"no {kind} {collection!r} in {database}: index documents into it first, or check "
-            f"the {kind} name (and the database target)"
+            f"no {kind} {collection!r} in {database} (never created, or dropped): index "
+            f"documents into it first, or check the {kind} name (and the database target)"
         )
         self.collection = collection
         self.database = database

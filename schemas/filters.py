@@ -24,48 +24,180 @@ Semantics (:func:`matches` is the exact definition every connector is tested aga
   would say otherwise); ``1`` equals ``1.0`` (not on Qdrant, which matches an int exactly
   and so misses a value stored as ``1.0``). Booleans are not numbers for ranges.
 - A key absent from the metadata matches nothing; nested lists and dicts are not searched.
+- Keys are literal metadata keys: ``eq("a.b", v)`` tests the key ``a.b``, never ``a`` -> ``b``
+  (each backend escapes or quotes keys; one it cannot name is refused, at write and query).
+- Operands are checked once, when a filter is built (here, for every backend): keys are
+  non-empty str, ``eq`` / ``in_`` values str, bool, int or finite float (``in_`` a non-empty
+  list), range bounds finite numbers (not str, not bool), ``and_`` / ``or_`` non-empty;
+  anything else is an InputError naming the key and what to write instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from m3vdb.schemas.errors import InputError
 
 Scalar = str | int | float | bool
 
+_SCALARS = "a str, bool, int or finite float"
+
+
+def _key(field: object) -> str:
+    """``field`` when it is a usable metadata key; InputError otherwise."""
+    if not isinstance(field, str) or not field:
+        raise InputError(
+            f"a filter key must be a non-empty str (a metadata key), got {field!r} "
+            f"({type(field).__name__}); write the key as it appears in the metadata"
+        )
+    return field
+
+
+def _scalar(field: str, what: str, value: object, hint: str) -> Scalar:
+    """``value`` as a filter scalar: str, bool, int or finite float (numpy scalars become
+    their Python value). InputError naming the key, what was found and what to write."""
+    if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(
+            f"filter on {field!r}: {what} is {value!r}; NaN and infinity match nothing, "
+            f"write {_SCALARS}"
+        )
+    if not isinstance(value, (str, bool, int, float)):
+        raise InputError(
+            f"filter on {field!r}: {what} is {value!r} ({type(value).__name__}); it must be "
+            f"{_SCALARS}{hint}"
+        )
+    return value
+
+
+def _bound(field: str, op: str, value: object) -> float | None:
+    """A range bound: None or a finite int/float (not a bool, not a numeric string)."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic) and isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        example = f"{float(str(value))!r}" if _is_number_text(value) else "2020"
+        raise InputError(
+            f"filter on {field!r}: range bound {op}={value!r} is a {type(value).__name__}; "
+            f"range bounds must be finite numbers, e.g. {{{field!r}: {{{op!r}: {example}}}}}"
+        )
+    if not math.isfinite(value):
+        raise InputError(
+            f"filter on {field!r}: range bound {op}={value!r}; bounds must be finite numbers "
+            "(leave a side out for an open range)"
+        )
+    return value
+
+
+def _is_number_text(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
 
 @dataclass(frozen=True)
 class Eq:
+    """``metadata[field] == value`` (or a list holding it). Checked on construction."""
+
     field: str
     value: Scalar
+
+    def __post_init__(self) -> None:
+        _key(self.field)
+        hint = ""
+        if isinstance(self.value, (list, tuple, set, frozenset)):
+            hint = f"; to match any of several values write {{{self.field!r}: {{'in': [...]}}}}"
+        object.__setattr__(self, "value", _scalar(self.field, "eq value", self.value, hint))
 
 
 @dataclass(frozen=True)
 class In:
+    """``metadata[field]`` (or an element of it) equals one of ``values``; non-empty."""
+
     field: str
     values: tuple[Scalar, ...]
+
+    def __post_init__(self) -> None:
+        _key(self.field)
+        values = self.values
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise InputError(
+                f"filter on {self.field!r}: 'in' takes a non-empty list of values, got "
+                f"{values!r} ({type(values).__name__}); write {{{self.field!r}: {{'in': [...]}}}}"
+                f" or {{{self.field!r}: {values!r}}} for one value"
+            )
+        checked = tuple(_scalar(self.field, "an 'in' value", v, "") for v in values)
+        if not checked:
+            raise InputError(
+                f"filter on {self.field!r}: 'in' got an empty list, which would match nothing; "
+                "give at least one value or leave the clause out"
+            )
+        object.__setattr__(self, "values", checked)
 
 
 @dataclass(frozen=True)
 class Range:
+    """``metadata[field]`` is a number within every given bound; at least one bound."""
+
     field: str
     gt: float | None = None
     gte: float | None = None
     lt: float | None = None
     lte: float | None = None
 
+    def __post_init__(self) -> None:
+        _key(self.field)
+        for op in ("gt", "gte", "lt", "lte"):
+            object.__setattr__(self, op, _bound(self.field, op, getattr(self, op)))
+        if self.gt is None and self.gte is None and self.lt is None and self.lte is None:
+            raise InputError(f"range on {self.field!r} needs at least one of gt, gte, lt, lte")
+
+
+def _clauses(kind: str, clauses: object) -> tuple[Filter, ...]:
+    if isinstance(clauses, (str, bytes, Mapping)) or not isinstance(clauses, Iterable):
+        raise InputError(f"{kind} takes filters, got {clauses!r}")
+    out = tuple(clauses)
+    if not out:
+        raise InputError(
+            f"{kind} needs at least one clause; leave the filter out to match everything"
+        )
+    for i, c in enumerate(out):
+        if not isinstance(c, (Eq, In, Range, And, Or)):
+            raise InputError(
+                f"{kind} clause {i} is {c!r} ({type(c).__name__}); clauses are filters built "
+                "with eq, in_, range_, and_, or_ (or dicts given to parse_filter)"
+            )
+    return out
+
 
 @dataclass(frozen=True)
 class And:
+    """Every clause matches; at least one clause."""
+
     clauses: tuple[Filter, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clauses", _clauses("and_()", self.clauses))
 
 
 @dataclass(frozen=True)
 class Or:
+    """Some clause matches; at least one clause."""
+
     clauses: tuple[Filter, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clauses", _clauses("or_()", self.clauses))
 
 
 Filter = Eq | In | Range | And | Or
@@ -76,9 +208,7 @@ def eq(field: str, value: Scalar) -> Eq:
 
 
 def in_(field: str, values: Sequence[Scalar]) -> In:
-    if isinstance(values, (str, bytes)) or len(values) == 0:
-        raise InputError(f"in_({field!r}, ...) needs a non-empty list of values, got {values!r}")
-    return In(field, tuple(values))
+    return In(field, values)  # type: ignore[arg-type]  # In checks and converts to a tuple
 
 
 def range_(
@@ -89,8 +219,6 @@ def range_(
     lt: float | None = None,
     lte: float | None = None,
 ) -> Range:
-    if gt is None and gte is None and lt is None and lte is None:
-        raise InputError(f"range_({field!r}) needs at least one of gt, gte, lt, lte")
     return Range(field, gt, gte, lt, lte)
 
 
@@ -103,10 +231,20 @@ def or_(*clauses: Filter) -> Or:
 
 
 _RANGE_KEYS = {"gt", "gte", "lt", "lte"}
+_COMBINATORS = ("$and", "$or")
 
 
 def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
-    """Accepts a built filter, a dict in the form shown in the module docstring, or None."""
+    """Accepts a built filter, a dict in the form shown in the module docstring, or None.
+
+    Every operand is checked here (and in the filter classes), once, for every backend: keys
+    are non-empty str, ``eq`` / ``in`` values are str, bool, int or finite float, range
+    bounds finite numbers, ``$and`` / ``$or`` non-empty lists of non-empty filters.
+    An empty dict is no filter.
+
+    Raises:
+        InputError: naming the key, what was found and what to write instead.
+    """
     if value is None or isinstance(value, (Eq, In, Range, And, Or)):
         return value
     if not isinstance(value, Mapping):
@@ -115,33 +253,57 @@ def parse_filter(value: Filter | Mapping[str, Any] | None) -> Filter | None:
         )
     clauses: list[Filter] = []
     for key, cond in value.items():
-        if key in ("$and", "$or"):
-            if not isinstance(cond, Sequence) or isinstance(cond, (str, bytes)) or not cond:
-                raise InputError(f"{key} takes a non-empty list of filters, got {cond!r}")
-            parts = tuple(p for p in (parse_filter(c) for c in cond) if p is not None)
-            clauses.append(And(parts) if key == "$and" else Or(parts))
-        elif isinstance(cond, Mapping):
+        if key in _COMBINATORS:
+            clauses.append(_combinator(key, cond))
+            continue
+        _key(key)
+        if key.startswith("$"):
+            raise InputError(
+                f"unknown filter operator {key!r}; use $and or $or (for a metadata key that "
+                f"starts with '$', build the filter with eq({key!r}, ...))"
+            )
+        if isinstance(cond, Mapping):
             ops = set(cond)
             if ops == {"in"}:
-                clauses.append(in_(key, cond["in"]))
+                clauses.append(In(key, cond["in"]))
             elif ops == {"eq"}:
                 clauses.append(Eq(key, cond["eq"]))
             elif ops and ops <= _RANGE_KEYS:
-                clauses.append(range_(key, **cond))
+                clauses.append(Range(key, **cond))
             else:
                 raise InputError(
-                    f"filter on {key!r} has operators {sorted(ops)}; use 'eq', 'in' or any of "
-                    f"{sorted(_RANGE_KEYS)}"
+                    f"filter on {key!r} has operators {sorted(map(str, ops))}; use 'eq', 'in' or "
+                    f"any of {sorted(_RANGE_KEYS)}"
                 )
-        elif isinstance(cond, (str, int, float, bool)):
-            clauses.append(Eq(key, cond))
-        else:
+        elif isinstance(cond, (list, tuple, set, frozenset)):
             raise InputError(
-                f"filter value for {key!r} must be a scalar or an operator dict, got {cond!r}"
+                f"filter on {key!r}: the value is a {type(cond).__name__} {cond!r}; for any of "
+                f"several values write {{{key!r}: {{'in': {list(cond)!r}}}}}"
             )
+        else:
+            clauses.append(Eq(key, cond))
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else And(tuple(clauses))
+
+
+def _combinator(key: str, cond: object) -> Filter:
+    """The And / Or of a ``$and`` / ``$or`` entry; every clause a non-empty filter."""
+    if isinstance(cond, (str, bytes, Mapping)) or not isinstance(cond, Sequence) or not cond:
+        raise InputError(
+            f"{key} takes a non-empty list of filters, got {cond!r}; write "
+            f'{{"{key}": [{{"lang": "en"}}, {{"lang": "de"}}]}}'
+        )
+    parts: list[Filter] = []
+    for i, c in enumerate(cond):
+        part = parse_filter(c)
+        if part is None:
+            raise InputError(
+                f"{key} clause {i} is {c!r}, an empty filter; give every clause at least one "
+                "condition (or leave the filter out to match everything)"
+            )
+        parts.append(part)
+    return And(tuple(parts)) if key == "$and" else Or(tuple(parts))
 
 
 def _values(metadata: Mapping[str, Any], key: str) -> list[Any]:

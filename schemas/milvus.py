@@ -16,11 +16,17 @@ Layout of a collection named ``C``:
   - ``"companion"`` (Milvus Lite 2.5.x, servers < 2.6.4, or ``colbert_precision="float16"``,
     which the struct's vector sub-field cannot store): a second collection ``C__colbert`` with
     one entity per ColBERT row: ``pk`` VARCHAR (``<version>/<doc>/<row>``), ``doc_id``,
-    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter applies to
-    ColBERT candidate generation too) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main
-    collection gets a ``colbert_version`` VARCHAR field naming the row set that belongs to the
-    document; rows of any other version are ignored by readers. See
-    ``connectors.milvus`` for the write order this makes safe.
+    ``version``, ``row``, a copy of the document's ``metadata`` (so that a filter narrows
+    ColBERT candidate generation too; readers check the filter again on the main entity, the
+    copy may be stale) and ``vec`` FLOAT_VECTOR or FLOAT16_VECTOR. The main collection gets a
+    ``colbert_version`` VARCHAR field naming the row set that belongs to the document; rows of
+    any other version are ignored by readers. See ``connectors.milvus.colbert`` for the write
+    protocol this makes safe.
+
+Each collection's schema description records what m3vdb created (:func:`main_description`,
+:func:`companion_description`), so that ``drop()`` removes a companion only when the main
+collection owns it, and a collection of someone else's that happens to be named ``C__colbert``
+is never used or dropped.
 
 Metadata filters compile to boolean expressions over the JSON field
 (``metadata["lang"] == "en"``) rather than to typed scalar fields: the JSON field accepts any
@@ -35,16 +41,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.versions import parse_version
 
 if TYPE_CHECKING:
     from pymilvus import CollectionSchema
@@ -121,14 +128,6 @@ class MilvusCapabilities:
         return "FLAT" if self.lite else "AUTOINDEX"
 
 
-def parse_version(version: str) -> tuple[int, int, int] | None:
-    """``"v2.6.4-rc1"`` -> ``(2, 6, 4)``; None when no ``major.minor[.patch]`` is found."""
-    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-
-
 # --------------------------------------------------------------------------- field layout
 
 
@@ -156,6 +155,58 @@ class IndexDef:
 def companion_name(collection: str) -> str:
     """Name of the companion collection holding ColBERT rows of ``collection``."""
     return collection + COMPANION_SUFFIX
+
+
+# What m3vdb created is recorded in the collections' schema descriptions (Milvus Lite does not
+# implement collection properties), so that drop() removes only what the layout created.
+_RECORD_PREFIX = "m3vdb:"
+
+
+def main_description(layout: ColbertLayout, collection: str) -> str:
+    """The main collection's description: its ColBERT layout and, for ``"companion"``, the
+    companion collection it owns."""
+    record: dict[str, str] = {"colbert": layout}
+    if layout == "companion":
+        record["companion"] = companion_name(collection)
+    return _RECORD_PREFIX + json.dumps(record, sort_keys=True)
+
+
+def companion_description(collection: str) -> str:
+    """The companion collection's description: the main collection it belongs to."""
+    return _RECORD_PREFIX + json.dumps({"colbert_rows_of": collection})
+
+
+def _record(description: Mapping[str, Any]) -> dict[str, Any] | None:
+    text = str(description.get("description") or "")
+    if not text.startswith(_RECORD_PREFIX):
+        return None
+    try:
+        record = json.loads(text[len(_RECORD_PREFIX) :])
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def owned_companion(description: Mapping[str, Any], spec: IndexSpec) -> str | None:
+    """The companion collection a main collection owns, from its ``describe_collection()``:
+    the one its description records, or, for collections created before m3vdb recorded it,
+    the ``C__colbert`` its ColBERT version field points into. None when it owns none (stored
+    without ColBERT, or natively): a collection of that name then belongs to someone else."""
+    record = _record(description)
+    if record is not None:
+        companion = record.get("companion")
+        return companion if isinstance(companion, str) else None
+    names = {f.get("name") for f in _described_fields(description)}
+    if version_field(spec) in names:
+        return companion_name(str(description.get("collection_name", "")))
+    return None
+
+
+def is_companion_of(description: Mapping[str, Any], collection: str) -> bool:
+    """Whether a companion collection's ``describe_collection()`` records that it holds the
+    ColBERT rows of ``collection``."""
+    record = _record(description)
+    return record is not None and record.get("colbert_rows_of") == collection
 
 
 def version_field(spec: IndexSpec) -> str:
@@ -241,11 +292,14 @@ def companion_indexes(spec: IndexSpec, caps: MilvusCapabilities) -> list[IndexDe
     return [IndexDef(COLBERT_SUBFIELD, index_type, "IP")]
 
 
-def build_schema(fields: Sequence[FieldDef]) -> CollectionSchema:
-    """A pymilvus ``CollectionSchema`` for ``fields`` (no dynamic field: every key is declared)."""
+def build_schema(fields: Sequence[FieldDef], description: str = "") -> CollectionSchema:
+    """A pymilvus ``CollectionSchema`` for ``fields`` (no dynamic field: every key is declared);
+    ``description`` records what m3vdb created (:func:`main_description`)."""
     from pymilvus import DataType, MilvusClient
 
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema = MilvusClient.create_schema(
+        auto_id=False, enable_dynamic_field=False, description=description
+    )
     for f in fields:
         params = dict(f.params)
         if f.struct_fields:
@@ -638,75 +692,3 @@ def and_expressions(*exprs: str) -> str:
     if len(parts) <= 1:
         return parts[0] if parts else ""
     return " and ".join(f"({e})" for e in parts)
-
-
-# --------------------------------------------------------------------------- Milvus's scoring
-
-
-def rrf_fusion(ranked_ids: Sequence[Sequence[str]], k: float = 60) -> list[tuple[str, float]]:
-    """Milvus's RRFRanker, reproduced: ``score(d) = sum over lists of 1 / (k + rank_d)``.
-
-    ``rank_d`` is the 1-based position of ``d`` in each list it appears in (a list it is
-    absent from adds nothing). Results are sorted by score descending, ties by id ascending.
-    Source: milvus-io/milvus ``internal/util/function/rerank/rrf_function.go`` (2.6) and
-    ``internal/proxy/reScorer.go`` (2.4/2.5): ``1 / (k + float32(idx + 1))``; k in (0, 16384).
-    Milvus computes in float32: compare with a tolerance of about 1e-6.
-    """
-    scores: dict[str, float] = {}
-    for ids in ranked_ids:
-        for position, doc_id in enumerate(ids):
-            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + position + 1)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-
-
-def milvus_normalize(score: float, metric: str) -> float:
-    """Milvus's score normalisation of WeightedRanker (``norm_score=True``).
-
-    IP: ``0.5 + arctan(s) / pi``; COSINE: ``(1 + s) / 2``; BM25: ``2 * arctan(s) / pi``; L2 and
-    other distances: ``1 - 2 * arctan(d) / pi``. Source: milvus-io/milvus
-    ``internal/util/function/rerank/util.go`` ``getNormalizeFunc``.
-    """
-    metric = metric.upper()
-    if metric == "IP":
-        return 0.5 + math.atan(score) / math.pi
-    if metric == "COSINE":
-        return (1.0 + score) * 0.5
-    if metric == "BM25":
-        return 2.0 * math.atan(score) / math.pi
-    return 1.0 - 2.0 * math.atan(score) / math.pi
-
-
-def milvus_weighted_fusion(
-    scored: Sequence[Mapping[str, float]],
-    weights: Sequence[float],
-    metrics: Sequence[str],
-) -> list[tuple[str, float]]:
-    """Milvus's WeightedRanker (``norm_score=True``), reproduced.
-
-    ``score(d) = sum over requests i where d is in request i's results of
-    w_i * normalize_i(s_i(d))`` with :func:`milvus_normalize` for request i's metric; a request
-    that did not return ``d`` adds nothing (no renormalisation of the weights). Weights must lie
-    in [0, 1]. Sorted by score descending, ties by id ascending. Sources: milvus-io/milvus
-    ``internal/util/function/rerank/weighted_function.go`` (2.6); measured equal on Milvus Lite
-    2.5.1, which normalises this way whatever ``norm_score`` says.
-
-    Args:
-        scored: per request, ``{doc id: raw score}`` of the hits it returned.
-        weights: one weight per request.
-        metrics: one metric per request (``"IP"``, ``"COSINE"``...).
-    """
-    if not (len(scored) == len(weights) == len(metrics)):
-        raise InputError("milvus_weighted_fusion needs one weight and one metric per request")
-    totals: dict[str, float] = {}
-    for hits, weight, metric in zip(scored, weights, metrics):
-        for doc_id, score in hits.items():
-            totals[doc_id] = totals.get(doc_id, 0.0) + weight * milvus_normalize(score, metric)
-    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-
-
-def maxsim(query: np.ndarray, doc: np.ndarray) -> float:
-    """ColBERT MaxSim as Milvus's ``MAX_SIM_IP`` defines it: the SUM over query rows of the best
-    dot product with any document row (FlagEmbedding's colbert score is this / len(query))."""
-    q = np.asarray(query, dtype=np.float32)
-    d = np.asarray(doc, dtype=np.float32)
-    return float((q @ d.T).max(axis=1).sum())

@@ -15,7 +15,8 @@ The Qdrant layout of a collection:
 - Point id: ``uuid5(M3VDB_NAMESPACE, document id)`` (Qdrant ids must be unsigned ints or
   UUIDs); the payload keeps the original id under ``spec.fields.id``, the text under
   ``spec.fields.text`` and the metadata dict under ``spec.fields.metadata``, so a metadata
-  key ``lang`` is filtered as the payload path ``metadata.lang``.
+  key ``lang`` is filtered as the payload path ``metadata.lang`` and a key ``a.b`` (one
+  literal key) as ``metadata."a.b"`` (:func:`metadata_key`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError, MissingDependencyError
+from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
+from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.spec import IndexSpec, MetadataType
 
 if TYPE_CHECKING:
@@ -48,11 +52,12 @@ _PAYLOAD_TYPES: dict[MetadataType, str] = {
 
 def qdrant_models() -> Any:
     """``qdrant_client.models``, or a MissingDependencyError with the pip command."""
-    try:
-        from qdrant_client import models
-    except ImportError as exc:
-        raise MissingDependencyError("qdrant-client", "qdrant", "The Qdrant connector") from exc
-    return models
+    return import_optional(
+        "qdrant_client.models",
+        package="qdrant-client",
+        extra="qdrant",
+        purpose="The Qdrant connector",
+    )
 
 
 def point_id(doc_id: str) -> str:
@@ -63,8 +68,46 @@ def point_id(doc_id: str) -> str:
 
 
 def metadata_key(spec: IndexSpec, name: str) -> str:
-    """The payload path of a metadata key (``metadata.lang``)."""
-    return f"{spec.fields.metadata}.{name}"
+    """The payload path of the LITERAL metadata key ``name``: ``metadata.lang``, or
+    ``metadata."a.b"`` for a key Qdrant's path syntax would split (``.``, ``[``, ``]``,
+    spaces, ``/``...).
+
+    Qdrant reads a condition's key as a JSON path: ``a.b`` is key ``b`` inside object ``a``,
+    ``k[0]`` an array element, ``t[]`` every element. A path segment of letters, digits, ``_``
+    and ``-`` is taken as is; any other key must be written in double quotes, which Qdrant
+    reads verbatim up to the next ``"`` (no escape sequence exists, in the server's parser
+    ``lib/segment/src/json_path/parse.rs`` or in local mode's ``json_path_parser.py``).
+
+    Raises:
+        InputError: ``name`` holds ``"`` or ``\\``, which no Qdrant path can express; the same
+            error at write time (:func:`check_metadata_keys`) and query time, so such a key is
+            never stored where a filter could not reach it.
+    """
+    return f"{spec.fields.metadata}.{_path_segment(name)}"
+
+
+def _path_segment(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"metadata keys must be non-empty strings, got {name!r}")
+    if all(c.isalnum() or c in "_-" for c in name):
+        return name
+    if '"' in name or "\\" in name:
+        raise InputError(
+            f"metadata key {name!r} contains a double quote or a backslash, which Qdrant's "
+            "payload paths cannot express (a quoted path segment has no escapes); rename the "
+            "key (e.g. replace the character with '_')"
+        )
+    return f'"{name}"'
+
+
+def check_metadata_keys(doc: Document) -> None:
+    """Raises InputError, before anything is written, for a metadata key that a Qdrant filter
+    could not address (see :func:`metadata_key`)."""
+    for key in doc.metadata:
+        try:
+            _path_segment(key)
+        except InputError as exc:
+            raise InputError(f"document {doc.id!r}: {exc}") from None
 
 
 def dense_distance(spec: IndexSpec) -> models.Distance:
@@ -136,6 +179,7 @@ def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointSt
         vector[spec.fields.dense] = emb.dense.astype(np.float32).tolist()
     if spec.sparse and emb.sparse is not None:
         vector[spec.fields.sparse] = sparse_vector(emb.sparse)
+    check_metadata_keys(doc)
     if spec.colbert and emb.colbert is not None:
         check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
         vector[spec.fields.colbert] = emb.colbert.astype(np.float32).tolist()
@@ -259,3 +303,57 @@ def validate_collection(
                     f"payload index '{key}': type {index.data_type}, expected {expected}"
                 )
     return problems
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def compile_filter(flt: Filter | None, spec: IndexSpec, m: Any = None) -> Any:
+    """The Qdrant Filter of a portable filter (keys are metadata keys: ``metadata.<key>``).
+
+    The result is always ``Filter(must=[...])`` with ``Or`` as a nested ``Filter(should=...)``:
+    the server merges a query's filter into each prefetch's field by field, and ``should``
+    lists merged side by side would turn an AND of two filters into an OR.
+
+    Semantics of ``m3vdb.schemas.filters.matches`` as Qdrant has them natively: a list-valued
+    key matches a match or range condition when ANY element does (a range: one element within
+    every bound), and bool and int are distinct types. An ``eq`` on a float compiles to the
+    closed range [v, v] (Qdrant matches only str, int and bool exactly). One difference left:
+    an int ``eq`` / ``in_`` does not match a value stored as a float (``1`` vs ``1.0``).
+
+    ``m`` is the namespace of the filter model classes (``qdrant_client.models`` by default);
+    another engine with the same classes (Filter, FieldCondition, MatchValue, MatchAny, Range)
+    can pass its own.
+    """
+    if flt is None:
+        return None
+    m = m if m is not None else qdrant_models()
+    return m.Filter(must=[_condition(flt, spec, m)])
+
+
+def _condition(flt: Filter, spec: IndexSpec, m: Any) -> Any:
+    if isinstance(flt, Eq):
+        key = metadata_key(spec, flt.field)
+        if isinstance(flt.value, float):
+            return m.FieldCondition(key=key, range=m.Range(gte=flt.value, lte=flt.value))
+        return m.FieldCondition(key=key, match=m.MatchValue(value=flt.value))
+    if isinstance(flt, In):
+        values = flt.values
+        all_str = all(isinstance(v, str) for v in values)
+        all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if all_str or all_int:
+            key = metadata_key(spec, flt.field)
+            return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
+        # MatchAny takes only all-str or all-int lists: mixed values become alternatives.
+        return m.Filter(should=[_condition(Eq(flt.field, v), spec, m) for v in values])
+    if isinstance(flt, Range):
+        return m.FieldCondition(
+            key=metadata_key(spec, flt.field),
+            range=m.Range(gt=flt.gt, gte=flt.gte, lt=flt.lt, lte=flt.lte),
+        )
+    if isinstance(flt, (And, Or)):
+        if not flt.clauses:
+            raise InputError(f"{type(flt).__name__.lower()}_() needs at least one clause")
+        parts = [_condition(c, spec, m) for c in flt.clauses]
+        return m.Filter(must=parts) if isinstance(flt, And) else m.Filter(should=parts)
+    raise InputError(f"not a filter: {flt!r}")

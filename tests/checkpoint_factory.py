@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from m3vdb.encoder.checkpoint import XLMR_SPECIAL_TOKENS
 
 CORPUS = Path(__file__).parent / "data" / "multilingual.txt"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from checkpoint_factory import build_checkpoint
+
 from m3vdb.encoder import M3Encoder
 
 

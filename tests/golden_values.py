@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from checkpoint_factory import build_checkpoint
-from m3vdb.encoder import M3Encoder
 from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
+
+from m3vdb.encoder import M3Encoder
 
 GOLDEN_FILE = Path(__file__).parent / "golden" / "tiny_outputs.json"
 # the long text's ColBERT rows are many: keep the file small

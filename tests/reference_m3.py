@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from m3vdb.encoder.checkpoint import Checkpoint
 
 

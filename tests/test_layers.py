@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "transformers", "pymilvus", "qdrant_client", "elasticsearch", "langchain_core")
+HEAVY = (
+    "torch",
+    "transformers",
+    "pymilvus",
+    "qdrant_client",
+    "elasticsearch",
+    "langchain_core",
+    "llama_index",
+    "haystack",
+)
 
 
 def _modules_after(statement: str) -> set[str]:
@@ -59,9 +68,8 @@ def test_encoder_loads_no_database_client() -> None:
 
 
 def test_m3encoder_is_importable_from_the_front_door() -> None:
-    from m3vdb.encoder import M3Encoder
-
     import m3vdb
+    from m3vdb.encoder import M3Encoder
 
     assert m3vdb.M3Encoder is M3Encoder
     assert isinstance(m3vdb.__version__, str) and m3vdb.__version__

@@ -1,33 +1,37 @@
-"""``m3vdb``: index files into a vector database, search them, describe the collection.
+"""``m3vdb``: index files into a vector database, search them, describe or drop the collection.
 
 Errors are one line that says what to do; the exit status is 2 when the caller's input or
-configuration is at fault (missing model, bad filter, wrong collection...) and 1 otherwise
-(the database failed). ``--verbose`` shows the traceback instead.
+configuration is at fault (missing model, bad filter, wrong collection...), 1 when the
+database failed, and 130 after Ctrl-C. ``--verbose`` shows the traceback instead.
+
+Start-up: this module imports only the standard library and the error classes, so ``m3vdb
+--help`` is instant; ``info`` and ``drop`` never import torch; each command imports what it
+needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from m3vdb.schemas.errors import BackendError, CollectionNotFoundError, InputError, M3VDBError
-
 if TYPE_CHECKING:
-    from m3vdb.connectors import Connector
-    from m3vdb.encoder import M3Encoder
+    from m3vdb.schemas.errors import M3VDBError
+
 
 DEFAULT_DB = "m3vdb.db"
 DEFAULT_COLLECTION = "m3vdb"
 DEFAULT_MODEL = "BAAI/bge-m3"
+DEFAULT_WINDOW = 512  # = m3vdb.cli.indexing's (not imported here: it pulls numpy in)
+DEFAULT_OVERLAP = 64
 MODES = ("hybrid", "dense", "sparse", "colbert")
+GROUP_FETCH_LIMIT = 1000  # entries fetched at most to fill k rows of documents
 
 _TARGETS_HELP = """\
 database targets (--db):
@@ -40,29 +44,30 @@ database targets (--db):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``m3vdb`` and its three commands."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    """The argument parser of ``m3vdb`` and its commands (one ``add_parser`` each)."""
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
         "--db",
         default=DEFAULT_DB,
         metavar="TARGET",
         help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
     )
-    common.add_argument(
+    where.add_argument(
         "--collection",
         default=DEFAULT_COLLECTION,
         help=f"collection name (default: {DEFAULT_COLLECTION})",
     )
-    common.add_argument(
+    where.add_argument(
         "--model",
         default=os.environ.get("M3VDB_MODEL", DEFAULT_MODEL),
         help="hub id or local checkpoint directory (default: $M3VDB_MODEL or BAAI/bge-m3)",
     )
+    where.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
+    common = argparse.ArgumentParser(add_help=False, parents=[where])
     common.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
     common.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
     )
-    common.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
 
     parser = argparse.ArgumentParser(
         prog="m3vdb",
@@ -76,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "index",
         parents=[common],
         help="index .txt, .md and .jsonl files",
-        description="Index files: .txt/.md (one document each, id = path relative to the "
-        "directory given) and .jsonl (one {id, text, metadata} object per line). Documents "
-        "already stored are skipped, so re-running after an interruption resumes.",
+        description="Index files: .txt/.md (one document each; id = the path relative to the "
+        "working directory, absolute outside it) and .jsonl (one {id, text, metadata} object "
+        "per line). Every file is read and checked before anything is written. A document "
+        "longer than one entry holds is stored as overlapping token windows (DOC#0, DOC#1...; "
+        "metadata parent_id). Documents stored unchanged are skipped and changed ones "
+        "replaced, so re-running after an edit or an interruption does only what is left.",
     )
     index.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     index.add_argument("--batch-size", type=_positive, default=32, help="documents per batch")
@@ -87,22 +95,47 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="N",
-        help="split documents into windows of N tokens (ids DOC#0, DOC#1...; metadata "
-        "parent_id); default: one entry per document",
+        help="split every document longer than N tokens into windows of N tokens (default: "
+        f"only documents longer than one entry holds, into {DEFAULT_WINDOW}-token windows)",
     )
     index.add_argument(
-        "--chunk-overlap", type=int, default=64, metavar="N", help="tokens shared by windows"
+        "--chunk-overlap",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help=f"tokens shared by consecutive windows (default {DEFAULT_OVERLAP}); needs "
+        "--chunk-tokens",
+    )
+    index.add_argument(
+        "--no-chunk",
+        action="store_true",
+        help="never split: refuse a document longer than one entry holds",
     )
     index.add_argument(
         "--no-resume",
         dest="resume",
         action="store_false",
-        help="re-encode and overwrite documents already stored",
+        help="re-encode and rewrite documents already stored unchanged",
+    )
+    index.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete stored documents that came from the directories given and whose file "
+        "(or JSONL line) is gone",
+    )
+    index.add_argument(
+        "--recreate",
+        action="store_true",
+        help="drop the collection first and index into a new one (after a model change)",
     )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
-        "search", parents=[common], help="search a collection", description="Search."
+        "search",
+        parents=[common],
+        help="search a collection",
+        description="Search. The table shows one row per document (its best window); "
+        "--no-group shows every window.",
     )
     search.add_argument("query")
     search.add_argument("--mode", default="hybrid", choices=MODES)
@@ -116,27 +149,57 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--no-rerank", dest="rerank", action="store_false", help="hybrid without ColBERT rerank"
     )
+    search.add_argument(
+        "--no-group",
+        dest="group",
+        action="store_false",
+        help="one row per window instead of one per document",
+    )
     search.add_argument("--json", action="store_true", help="JSON instead of a table")
 
     info = commands.add_parser(
-        "info", parents=[common], help="what a collection stores, how, and how many"
+        "info",
+        parents=[where],
+        help="what a collection stores, how, and how many (no model loaded)",
     )
     info.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    drop = commands.add_parser(
+        "drop",
+        parents=[where],
+        help="delete a collection and everything stored in it (no model loaded)",
+    )
+    drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    number = _integer(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return number
 
 
+def _non_negative(value: str) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``m3vdb`` with ``argv`` (default: the process arguments); returns the exit status."""
+    _quiet_warnings()
     args = build_parser().parse_args(argv)
     _quiet_clients(args.verbose)
-    run = {"index": cmd_index, "search": cmd_search, "info": cmd_info}[args.command]
+    run = COMMANDS[args.command]
     try:
         return run(args)
     except BrokenPipeError:
@@ -144,10 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # the flush at exit would fail again
         return 0
     except KeyboardInterrupt:
-        print(
-            "m3vdb: interrupted; run the same command again to resume where it stopped",
-            file=sys.stderr,
-        )
+        print("m3vdb: interrupted; nothing was half-written", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.verbose:
@@ -159,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def explain(exc: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for an error: 2 for the caller's fault, else 1."""
+    from m3vdb.schemas.errors import M3VDBError
+
     if isinstance(exc, M3VDBError):
         return _one_line(str(exc)), 2 if exc.caller_fault else 1
     if isinstance(exc, OSError):
@@ -173,13 +235,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _quiet_warnings() -> None:
+    """Third-party deprecation warnings are not the user's business: Milvus Lite 2.5 imports
+    pkg_resources (deprecated by setuptools) when pymilvus opens a .db file."""
+    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="milvus_lite")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pymilvus")
+
+
 def _quiet_clients(verbose: bool) -> None:
     """Keeps the terminal to our own output: database clients log failed calls with
-    tracebacks, and Milvus Lite warns about pkg_resources on import."""
+    tracebacks."""
     if verbose:
         return
-    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated")
     warnings.filterwarnings("ignore", message="Failed to obtain server version")
+    # Milvus Lite logs to the root logger (e.g. "Open ... failed" before the error we report)
+    logging.getLogger().setLevel(logging.CRITICAL)
     for name in ("pymilvus", "milvus_lite", "qdrant_client", "httpx", "transformers"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -187,68 +258,220 @@ def _quiet_clients(verbose: bool) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+def _chunking(args: argparse.Namespace) -> Any:
+    """The Chunking ``index``'s options ask for (None: --no-chunk), checked before anything
+    is read."""
+    from m3vdb.cli.indexing import Chunking, check_window, default_overlap
+    from m3vdb.schemas.errors import InputError
+
+    if args.chunk_overlap is not None and args.chunk_tokens is None:
+        raise InputError(
+            f"--chunk-overlap {args.chunk_overlap} needs --chunk-tokens N (the window it "
+            f"overlaps); e.g. --chunk-tokens {DEFAULT_WINDOW} --chunk-overlap "
+            f"{args.chunk_overlap}"
+        )
+    if args.no_chunk:
+        if args.chunk_tokens is not None:
+            raise InputError("--no-chunk and --chunk-tokens contradict each other: give one")
+        return None
+    if args.chunk_tokens is None:
+        return Chunking()
+    overlap = args.chunk_overlap
+    if overlap is None:
+        overlap = default_overlap(args.chunk_tokens)
+    check_window(args.chunk_tokens, overlap)
+    return Chunking(args.chunk_tokens, overlap, automatic=False)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """``m3vdb index PATH...``"""
-    from m3vdb.cli import sources
-    from m3vdb.cli.indexing import Chunking, index_documents
+    from m3vdb.cli import database, sources
+    from m3vdb.cli.indexing import (
+        IndexSummary,
+        InterruptGuard,
+        check_chunking,
+        index_documents,
+        prune,
+    )
+    from m3vdb.cli.model import check_device, load_encoder, spec_for_model
     from m3vdb.cli.render import summary_text
+    from m3vdb.schemas.errors import InputError, M3VDBError
 
-    files = sources.discover(args.paths)  # before loading the model: fail fast on bad paths
-    total = sources.count_documents(files)
-    chunking = Chunking(args.chunk_tokens, args.chunk_overlap) if args.chunk_tokens else None
-    encoder = _encoder(args)
-    with _connector(args, encoder, must_exist=False) as connector:
-        summary = index_documents(
-            connector,
-            encoder,
-            sources.read(files),
-            batch_size=args.batch_size,
-            chunking=chunking,
-            resume=args.resume,
-            total=total,
-            show_progress=not args.quiet,
+    chunking = _chunking(args)
+    # every file read and checked, before the model is loaded and before anything is written
+    files, folders = sources.discover(args.paths)
+    inventory = sources.scan(files, folders)
+    if args.prune and not folders:
+        raise InputError(
+            "--prune deletes the documents of a directory whose files are gone: give the "
+            "directory (m3vdb index DIR --prune), not single files"
         )
+    spec = spec_for_model(args.model)
+    check_device(args.device)  # before anything is written: the model loads on first use
+    if chunking is not None:
+        check_chunking(chunking, spec.max_colbert_rows + 1)
+    if args.recreate:
+        database.drop(args.db, args.collection, spec)
+    with database.opened(args.db, args.collection, spec, must_exist=False) as connector:
+
+        @functools.cache
+        def encoder() -> Any:
+            # loaded on first use: a re-run with nothing to encode never loads the model
+            loaded = load_encoder(args.model, device=args.device, dtype=args.dtype)
+            _check_dims(loaded, spec, args)
+            return loaded
+
+        if chunking is None:
+            _refuse_long(connector, encoder(), sources.read(files))
+        summary = IndexSummary()
+        with InterruptGuard() as guard:
+            try:
+                index_documents(
+                    connector,
+                    encoder,
+                    sources.read(files),
+                    batch_size=args.batch_size,
+                    chunking=chunking,
+                    resume=args.resume,
+                    total=inventory.count,
+                    show_progress=not args.quiet,
+                    guard=guard,
+                    summary=summary,
+                )
+                if args.prune:
+                    summary.pruned = prune(connector, folders, set(inventory.where), guard)
+            except KeyboardInterrupt:
+                print(
+                    f"m3vdb: interrupted after {summary.indexed:,} documents were written "
+                    "completely (none half-written); run the same command again to resume",
+                    file=sys.stderr,
+                )
+                return 130
+            except (M3VDBError, OSError) as exc:
+                if summary.indexed:
+                    raise _after(exc, summary.indexed) from exc
+                raise
         print(
             summary_text(summary, collection=args.collection, db=args.db, total=connector.count())
         )
     return 0
 
 
+def _after(exc: Exception, written: int) -> M3VDBError:
+    """``exc`` with what a failure mid-run left behind: complete documents only."""
+    from m3vdb.schemas.errors import BackendError, InputError, M3VDBError
+
+    note = (
+        f"{written:,} documents were written completely before this error; fix it and run "
+        "the same command again: they are skipped"
+    )
+    if isinstance(exc, BackendError):
+        return BackendError(f"{exc} ({note})", retriable=exc.retriable)
+    if isinstance(exc, M3VDBError) and not exc.caller_fault:
+        return BackendError(f"{exc} ({note})")
+    return InputError(f"{exc} ({note})")
+
+
+def _check_dims(encoder: Any, spec: Any, args: argparse.Namespace) -> None:
+    from m3vdb.schemas.errors import InputError
+
+    if (encoder.dense_dim, encoder.colbert_dim) != (spec.dense_dim, spec.colbert_dim):
+        raise InputError(
+            f"--model {args.model} produces {encoder.dense_dim}-d vectors but its config.json "
+            f"says {spec.dense_dim}: the checkpoint is inconsistent"
+        )
+
+
+def _refuse_long(connector: Any, encoder: Any, documents: Any) -> None:
+    """--no-chunk: every document measured before anything is written."""
+    from m3vdb.cli.indexing import entry_capacity, token_counts, too_long_message
+    from m3vdb.connectors.common import batched
+    from m3vdb.schemas.errors import InputError
+
+    capacity = entry_capacity(connector, encoder)
+    for batch in batched(documents, 64):
+        for doc, n in zip(batch, token_counts(encoder, [d.text for d in batch])):
+            if n > capacity:
+                raise InputError(too_long_message(doc.id, n, capacity))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """``m3vdb search QUERY``"""
-    from m3vdb.cli.render import hits_json, hits_table
-    from m3vdb.connectors import HybridOptions
+    from m3vdb.cli import database
+    from m3vdb.cli.model import load_encoder, spec_for_model
+    from m3vdb.cli.render import hits_json, hits_table, rows, score_label
+    from m3vdb.connectors.base import HybridOptions
     from m3vdb.schemas.filters import parse_filter
 
     flt = parse_filter(_filter_json(args.filter)) if args.filter else None  # before the model
-    encoder = _encoder(args)
-    with _connector(args, encoder, must_exist=True) as connector:
-        hits = connector.search(
-            args.query,
-            args.k,
-            mode=args.mode,
-            filter=flt,
-            hybrid=HybridOptions(fusion=args.fusion, rerank=args.rerank),
-        )
-    print(hits_json(hits) if args.json else hits_table(hits))
+    hybrid = HybridOptions(fusion=args.fusion, rerank=args.rerank)
+    spec = spec_for_model(args.model)
+    with database.opened(args.db, args.collection, spec, must_exist=True) as connector:
+        encoder = load_encoder(args.model, device=args.device, dtype=args.dtype)
+        _check_dims(encoder, spec, args)
+        query = encoder.encode([args.query])[0]
+        label = score_label(args.mode, rerank=args.rerank, fusion=args.fusion, spec=spec)
+        # grouping keeps one row per document: ask for more entries than rows, and more
+        # again when the windows of a few documents filled them
+        fetch = max(args.k, min(args.k * 5 + 20, GROUP_FETCH_LIMIT)) if args.group else args.k
+        while True:
+            hits = connector.search(query, fetch, mode=args.mode, filter=flt, hybrid=hybrid)
+            result = rows(hits, label, group=args.group, k=args.k)
+            if len(result) >= args.k or len(hits) < fetch or fetch >= GROUP_FETCH_LIMIT:
+                break
+            fetch = min(fetch * 4, GROUP_FETCH_LIMIT)
+    print(hits_json(result) if args.json else hits_table(result))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``m3vdb info``"""
+    """``m3vdb info``: no model loaded (its dimensions come from its config.json)."""
+    from m3vdb.cli import database
+    from m3vdb.cli.model import spec_for_model
     from m3vdb.cli.render import describe, info_text
 
-    encoder = _encoder(args)  # the collection's expected dimensions come from the model
-    with _connector(args, encoder, must_exist=True) as connector:
+    spec = spec_for_model(args.model)
+    with database.opened(args.db, args.collection, spec, must_exist=True) as connector:
         info = describe(connector, args.db)
     print(json.dumps(info, indent=2) if args.json else info_text(info))
     return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    """``m3vdb drop``: asks first unless --yes; no model loaded."""
+    from m3vdb.cli import database
+    from m3vdb.cli.model import spec_for_model
+    from m3vdb.schemas.errors import InputError
+
+    what = f"collection {args.collection!r} at {args.db}"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"m3vdb drop deletes {what} and all it holds: pass --yes to confirm")
+        answer = input(f"Delete {what} and everything stored in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    if database.drop(args.db, args.collection, spec_for_model(args.model)):
+        print(f"dropped {what}")
+        return 0
+    raise InputError(f"no {what}: nothing to drop (check --db / --collection)")
+
+
+# The subcommands: one entry each (a new command adds its parser above and a line here).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "index": cmd_index,
+    "search": cmd_search,
+    "info": cmd_info,
+    "drop": cmd_drop,
+}
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _filter_json(text: str) -> Any:
+    from m3vdb.schemas.errors import InputError
+
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -259,62 +482,3 @@ def _filter_json(text: str) -> Any:
     if not isinstance(value, dict):
         raise InputError(f"--filter must be a JSON object, got {text!r}")
     return value
-
-
-def _encoder(args: argparse.Namespace) -> M3Encoder:
-    from m3vdb.encoder import M3Encoder
-
-    model = str(args.model)
-    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
-        # a path, not a hub id: say so rather than report a failed download
-        raise InputError(
-            f"no model directory at {model}: pass an existing checkpoint directory or a hub "
-            f"id (default {DEFAULT_MODEL})"
-        )
-    return M3Encoder(args.model, device=args.device, dtype=args.dtype)
-
-
-def _is_lite_file(db: str) -> bool:
-    path = db.removeprefix("milvus-lite:")
-    return path.endswith(".db") and "://" not in path
-
-
-@contextmanager
-def _connector(
-    args: argparse.Namespace, encoder: M3Encoder, *, must_exist: bool
-) -> Iterator[Connector]:
-    """The collection, closed on exit. ``must_exist``: searching or describing a collection
-    that does not exist or holds nothing is the caller's mistake (a typo in --db or
-    --collection); the collection is then opened with ``create=False``, so a typo creates
-    nothing."""
-
-    from m3vdb.connectors import connect
-
-    db, name = args.db, args.collection
-    if must_exist and _is_lite_file(db) and not Path(db.removeprefix("milvus-lite:")).exists():
-        # checked before connecting: opening a Lite file creates it
-        raise InputError(
-            f"no database at {db}: index documents first (m3vdb index PATH... --db {db}) or "
-            "pass the --db you indexed into"
-        )
-    try:
-        connector = connect(db, collection=name, encoder=encoder, create=not must_exist)
-    except CollectionNotFoundError as exc:
-        raise InputError(
-            f"no collection {name!r} at {db}: index into it first "
-            f"(m3vdb index PATH... --collection {name}) or check --collection / --db"
-        ) from exc
-    except BackendError as exc:
-        raise BackendError(
-            f"{exc}; check --db {db} and that the database is running and reachable",
-            retriable=exc.retriable,
-        ) from exc
-    try:
-        if must_exist and connector.count() == 0:
-            raise InputError(
-                f"collection {name!r} at {db} holds no documents: index into it first "
-                f"(m3vdb index PATH... --collection {name}) or check --collection / --db"
-            )
-        yield connector
-    finally:
-        connector.close()

@@ -1,66 +1,216 @@
-"""What the commands print: a search table or JSON, a collection description, a summary."""
+"""What the commands print: a search table or JSON, a collection description, a summary.
+
+Tables are measured in terminal cells, not characters (a CJK character or an emoji takes
+two), and fit the terminal's width (80 columns when it cannot be told) by cutting the text
+snippet, on a word boundary, and, where needed, the id.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from m3vdb.cli.indexing import IndexSummary
-from m3vdb.connectors import Connector, Hit
+from m3vdb.connectors.base import Connector
+from m3vdb.schemas.data import Hit
 from m3vdb.schemas.spec import IndexSpec
 
-_SIGNAL_ORDER = ("dense", "sparse", "colbert", "fusion")
+ELLIPSIS = "…"
+MIN_SNIPPET = 12
 
 
-def snippet(text: str, width: int = 60) -> str:
-    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+# --------------------------------------------------------------------------- cell widths
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells ``text`` takes: 2 for wide and full-width characters (CJK, most
+    emoji), 0 for combining marks and zero-width characters, 1 otherwise."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` cells."""
+    return text + " " * max(0, width - cell_width(text))
+
+
+def cut(text: str, width: int, *, words: bool = True) -> str:
+    """``text`` cut to at most ``width`` cells with an ellipsis; on a word boundary when
+    ``words`` and one lies in the last third (CJK text has no spaces: cut anywhere)."""
+    if cell_width(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    out, used = [], 0
+    for ch in text:
+        w = cell_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    head = "".join(out)
+    if words:
+        space = head.rfind(" ")
+        if space >= len(head) * 2 // 3:
+            head = head[:space]
+    return head.rstrip() + ELLIPSIS
+
+
+def cut_left(text: str, width: int) -> str:
+    """``text`` cut from the left (the end of a path is what tells ids apart)."""
+    if cell_width(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in reversed(text):
+        w = cell_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return ELLIPSIS + "".join(reversed(out))
+
+
+def snippet(text: str, *, mid_text: bool = False) -> str:
+    """``text`` on one line. ``mid_text``: the text is a window that may begin inside a word
+    (windows start at a token, and a token can be part of a word): it then starts at the
+    next word, after an ellipsis."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    if mid_text and " " in flat:
+        flat = ELLIPSIS + flat.split(" ", 1)[1]
+    return flat
 
 
-def hits_json(hits: Sequence[Hit]) -> str:
-    """The hits as a JSON array (id, score, per-signal scores, text, metadata)."""
+def terminal_width() -> int:
+    return max(40, shutil.get_terminal_size(fallback=(80, 24)).columns)
+
+
+# --------------------------------------------------------------------------- search results
+
+
+@dataclass(frozen=True)
+class Row:
+    """One result line: the document, its best entry, and the score's label."""
+
+    doc_id: str
+    hit: Hit
+    label: str
+
+    @property
+    def window(self) -> str | None:
+        chunks = self.hit.metadata.get("chunks")
+        if isinstance(chunks, int) and chunks > 1:
+            return f"{self.hit.metadata.get('chunk', 0)}/{chunks}"
+        return None
+
+
+def score_label(mode: str, *, rerank: bool, fusion: str, spec: IndexSpec) -> str:
+    """The signal a search's score is, the same on every database: the mode itself, or for
+    hybrid, ``colbert`` (reranked by MaxSim) or the fusion (``rrf`` / ``weighted``)."""
+    if mode != "hybrid":
+        return mode
+    return "colbert" if rerank and spec.colbert else fusion
+
+
+def parent_of(hit: Hit) -> str:
+    parent = hit.metadata.get("parent_id")
+    return parent if isinstance(parent, str) and parent else hit.id
+
+
+def rows(hits: Sequence[Hit], label: str, *, group: bool, k: int) -> list[Row]:
+    """The result lines: with ``group``, one per document (its best-scoring window, hits
+    being ranked best first), else one per entry; at most ``k``."""
+    out: list[Row] = []
+    seen: set[str] = set()
+    for hit in hits:
+        doc_id = parent_of(hit) if group else hit.id
+        if doc_id in seen:
+            continue
+        seen.add(doc_id)
+        out.append(Row(doc_id, hit, label))
+        if len(out) == k:
+            break
+    return out
+
+
+def _mid_text(hit: Hit) -> bool:
+    chunk = hit.metadata.get("chunk")
+    return isinstance(chunk, int) and chunk > 0
+
+
+def signals(row: Row) -> dict[str, float]:
+    """The per-signal scores, always including the score's own label."""
+    out = {name: float(v) for name, v in row.hit.signal_scores.items()}
+    out.setdefault(row.label, float(row.hit.score))
+    return out
+
+
+def hits_json(result: Sequence[Row]) -> str:
+    """The rows as a JSON array (id, the entry's id, score and its label, per-signal scores,
+    text, metadata)."""
     return json.dumps(
         [
             {
-                "id": h.id,
-                "score": h.score,
-                "signals": dict(h.signal_scores),
-                "text": h.text,
-                "metadata": dict(h.metadata),
+                "id": r.doc_id,
+                "entry_id": r.hit.id,
+                "score": r.hit.score,
+                "score_label": r.label,
+                "signals": signals(r),
+                "text": r.hit.text,
+                "metadata": dict(r.hit.metadata),
             }
-            for h in hits
+            for r in result
         ],
         ensure_ascii=False,
         indent=2,
     )
 
 
-def hits_table(hits: Sequence[Hit]) -> str:
-    """A readable table: rank, id, score, the per-signal scores the database returned (a
-    column per signal any hit has), and a text snippet."""
-    if not hits:
+def hits_table(result: Sequence[Row], *, width: int | None = None) -> str:
+    """Rank, id (with ``#window/windows`` for a window), the score under its signal's name,
+    and a snippet, fitted to ``width`` cells (default: the terminal's)."""
+    if not result:
         return "no results"
-    signals = [s for s in _SIGNAL_ORDER if any(s in h.signal_scores for h in hits)]
-    signals += sorted({s for h in hits for s in h.signal_scores} - set(signals))
-    header = ["#", "id", "score", *signals, "text"]
-    rows = [
+    width = width or terminal_width()
+    label = result[0].label
+    header = ["#", "id", label, "text"]
+    body = [
         [
             str(rank),
-            h.id,
-            f"{h.score:.4f}",
-            *(f"{h.signal_scores[s]:.4f}" if s in h.signal_scores else "-" for s in signals),
-            snippet(h.text),
+            r.doc_id + (f" #{r.window}" if r.window and r.doc_id != r.hit.id else ""),
+            f"{r.hit.score:.4f}",
+            snippet(r.hit.text, mid_text=_mid_text(r.hit)),
         ]
-        for rank, h in enumerate(hits, start=1)
+        for rank, r in enumerate(result, start=1)
     ]
-    # every column but the last (free text) is padded to its widest cell
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip()
-        for row in [header, *rows]
-    )
+    gap = 2
+    rank_w = max(cell_width(x[0]) for x in [header, *body])
+    score_w = max(cell_width(x[2]) for x in [header, *body])
+    fixed = rank_w + score_w + 3 * gap
+    id_max = max(cell_width(x[1]) for x in [header, *body])
+    # the id keeps its full width unless the snippet would get fewer than MIN_SNIPPET cells
+    id_w = min(id_max, max(len("id"), width - fixed - MIN_SNIPPET))
+    text_w = max(1, width - fixed - id_w)
+    lines = []
+    for row in [header, *body]:
+        cells = [
+            pad(row[0], rank_w),
+            pad(cut_left(row[1], id_w), id_w),
+            pad(row[2], score_w),
+            cut(row[3], text_w),
+        ]
+        lines.append((" " * gap).join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- info, summary
 
 
 def describe(connector: Connector, db: str) -> dict[str, Any]:
@@ -114,16 +264,32 @@ def info_text(info: dict[str, Any]) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
 
 
+def _names(ids: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(ids[:most])
+    return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
+
+
 def summary_text(summary: IndexSummary, *, collection: str, db: str, total: int) -> str:
-    """The closing line of ``m3vdb index``."""
-    parts = [
-        f"indexed {summary.indexed:,} of {summary.seen:,} documents",
+    """The closing lines of ``m3vdb index``."""
+    parts = [f"indexed {summary.indexed:,} of {summary.seen:,} documents"]
+    if summary.split:
+        parts.append(f"{summary.split:,} split into windows")
+    if summary.replaced:
+        parts.append(f"{summary.replaced:,} replaced a changed version")
+    parts += [
         f"{summary.entries:,} entries",
         f"{summary.tokens:,} tokens in {summary.seconds:.1f} s "
         f"({summary.tokens_per_second:,.0f} tok/s)",
     ]
     if summary.resumed:
-        parts.append(f"{summary.resumed:,} already stored, skipped")
+        parts.append(f"{summary.resumed:,} unchanged, already stored")
     if summary.empty:
-        parts.append(f"{summary.empty:,} with no indexable text, skipped")
+        parts.append(f"{len(summary.empty):,} empty, skipped: {_names(summary.empty)}")
+    if summary.unindexable:
+        parts.append(
+            f"{len(summary.unindexable):,} with no indexable token, skipped: "
+            f"{_names(summary.unindexable)}"
+        )
+    if summary.pruned:
+        parts.append(f"{summary.pruned:,} pruned (their files are gone)")
     return f"{'; '.join(parts)}. Collection {collection!r} at {db} holds {total:,} entries."

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from backends import server_client
+from oracles import linear_fusion
+
 from m3vdb.schemas import elasticsearch as es
 
 NAME = "elasticsearch"
@@ -95,9 +97,9 @@ def fuse_weighted(
     dense: Mapping[str, float], sparse: Mapping[str, float], weights: tuple[float, float]
 ) -> dict[str, float]:
     """The linear retriever (``normalizer: none``): w_d * (1 + dot) / 2 + w_s * sparse, a
-    missing signal adding 0 (``schemas.elasticsearch.linear_fuse``)."""
+    missing signal adding 0 (``tests/oracles.py``)."""
     knn_scores = {i: es.dense_to_es(s) for i, s in dense.items()}
-    return es.linear_fuse([knn_scores, sparse], weights)
+    return linear_fusion([knn_scores, sparse], weights)
 
 
 def stored_sparse_weight(weight: float) -> float:

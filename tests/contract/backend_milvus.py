@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from backends import server_client
-from m3vdb.schemas.milvus import milvus_weighted_fusion
+from oracles import milvus_weighted_fusion
 
 NAME = "milvus"
 CLIENT_PACKAGE = "pymilvus"
@@ -66,6 +66,6 @@ def fuse_weighted(
 ) -> dict[str, float]:
     """Milvus's WeightedRanker (norm_score=True) on IP scores:
     w_d * (0.5 + atan(dense) / pi) + w_s * (0.5 + atan(sparse) / pi), a missing signal adding 0
-    (``schemas.milvus.milvus_weighted_fusion``)."""
+    (``tests/oracles.py``)."""
     fused = milvus_weighted_fusion([dense, sparse], weights, ["IP", "IP"])
     return dict(fused)

@@ -22,6 +22,7 @@ import backends
 import contract_data
 import pytest
 from contract_data import DIM, Corpus, SyntheticEncoder, build_corpus
+
 from m3vdb.connectors import Connector, connect
 from m3vdb.schemas.spec import IndexSpec, MetadataField
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
+
 from m3vdb.connectors.base import HybridOptions
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.filters import Filter, matches

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import ContractBackend, corpus_spec
 from contract_data import DIM, Corpus, SyntheticEncoder
+
 from m3vdb.connectors import Connector, Document, M3Embedding
 from m3vdb.schemas.errors import (
     CollectionNotFoundError,
@@ -193,6 +194,9 @@ BAD_ITEMS = {
 }
 
 
+WRONG_TYPES = (BAD_ITEMS["non-str-id"], BAD_ITEMS["not-a-document"])
+
+
 @pytest.mark.parametrize("make_bad", list(BAD_ITEMS.values()), ids=list(BAD_ITEMS))
 def test_bad_input_raises_and_writes_nothing_of_the_batch(
     backend: ContractBackend, corpus: Corpus, make_bad
@@ -202,7 +206,9 @@ def test_bad_input_raises_and_writes_nothing_of_the_batch(
     assert pairs[0][0].id == "doc-0000-en"
     bad = make_bad(*corpus.pairs()[100])
     batch = pairs[:3] + [bad] + pairs[3:]
-    with pytest.raises(InputError):
+    # a wrong type is a TypeError, a wrong value an InputError (the rule on every backend)
+    expected = TypeError if make_bad in WRONG_TYPES else InputError
+    with pytest.raises(expected):
         store.upsert(batch, batch_size=64)
     assert store.count() == 0, "count after a rejected batch"
 
@@ -264,3 +270,47 @@ def test_mode_needing_an_output_not_stored(backend: ContractBackend, corpus: Cor
     store = backend.open(corpus_spec(colbert=False))
     with pytest.raises(M3VDBError):
         store.search(corpus.queries[0], 3, mode="colbert")
+
+
+@pytest.mark.parametrize("missing", ["dense", "sparse"])
+def test_hybrid_on_a_collection_missing_a_signal_is_refused(
+    backend: ContractBackend, corpus: Corpus, missing: str
+) -> None:
+    """ONE behaviour on every backend: hybrid fuses dense AND sparse, so a collection without
+    one of them refuses it with an InputError that names the modes it can answer (never a
+    silent fallback to one signal, whose scores mean something else). If this fails on one
+    backend only, its connector bypasses ``connectors.plan.build_plan``."""
+    store = backend.open(corpus_spec(**{missing: False}))
+    store.upsert((doc, replace(emb, **{missing: None})) for doc, emb in corpus.pairs()[:5])
+    with pytest.raises(InputError, match="hybrid") as info:
+        store.search(corpus.queries[0], 3, mode="hybrid")
+    assert "colbert" in str(info.value)  # the modes left are named
+    other = "sparse" if missing == "dense" else "dense"
+    assert store.search(corpus.queries[0], 3, mode=other)  # the other signal still answers
+
+
+def test_a_collection_dropped_elsewhere_is_collection_not_found(
+    backend: ContractBackend, corpus: Corpus
+) -> None:
+    """Every backend raises the same type for a collection dropped while a connector is open
+    (by another process, another connector): CollectionNotFoundError, the caller's to fix by
+    reopening (which recreates it). A BackendError here means the backend's translate_error
+    does not recognise its database's "no such collection" error."""
+    store = backend.open()
+    store.upsert(corpus.pairs()[:3])
+    other = backend.open(collection=store.collection)
+    other.drop()
+    calls = {
+        "count": lambda: store.count(),
+        "get": lambda: store.get(["doc-0000-en"]),
+        "search": lambda: store.search(corpus.queries[0], 3, mode="dense"),
+        "delete": lambda: store.delete(["doc-0000-en"]),
+        # not upsert: Elasticsearch auto-creates a missing index on a bulk write (its
+        # action.auto_create_index default), so a write after a drop cannot fail there.
+    }
+    for name, call in calls.items():
+        with pytest.raises(CollectionNotFoundError, match=store.collection):
+            call()
+        with pytest.raises(CollectionNotFoundError):  # a failed call recreated nothing
+            backend.open(collection=store.collection, create=False)
+        assert name

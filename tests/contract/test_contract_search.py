@@ -22,6 +22,7 @@ from contract_data import (
     sparse_scores,
     top,
 )
+
 from m3vdb.connectors import Connector, HybridOptions, M3Embedding
 from m3vdb.schemas.filters import Filter, and_, eq, in_, or_, parse_filter, range_
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import BackendTarget, ContractBackend, corpus_spec
 from contract_data import Corpus
+
 from m3vdb.connectors import Document, HybridOptions, IndexSpec, M3Embedding
 from m3vdb.schemas.errors import InputError
 

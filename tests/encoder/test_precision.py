@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
+
+from m3vdb import CheckpointError, InputError
 from m3vdb.encoder import M3Encoder
 from m3vdb.encoder.checkpoint import load_checkpoint, read_safetensors
 from m3vdb.encoder.model import default_token_budget
@@ -21,9 +24,6 @@ from m3vdb.encoder.precision import (
     quantize_linear_int8,
     select_precision,
 )
-from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
-
-from m3vdb import CheckpointError, InputError
 
 DynamicLinear = torch.ao.nn.quantized.dynamic.Linear
 CPU = torch.device("cpu")

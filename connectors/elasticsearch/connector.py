@@ -23,7 +23,7 @@ What runs where (every mode is ONE request):
   a second request when asked), since a fusion of one list needs no fusion retriever.
 - ``hybrid`` on a Basic licence, where rrf and linear are refused: ONE ``_msearch`` request
   carrying one search per signal (the same filtered top ``candidate_count(k)`` lists), fused by
-  m3vdb with the SAME formulas (``schemas.elasticsearch.rrf_fuse`` / ``linear_fuse``). No
+  m3vdb with the SAME formulas (``m3vdb.schemas.scoring.rrf`` / ``weighted_sum``). No
   paid feature is needed and the results equal the retriever path's. Which method runs is
   detected once (:attr:`ElasticsearchConnector.hybrid_method`) and logged as a warning when
   the fallback is used; fallback hits carry each signal's score in ``signal_scores``.
@@ -46,55 +46,53 @@ a document being re-indexed. Later batches are not written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import numpy as np
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
 from m3vdb.connectors.common import (
     BaseConnector,
     batched,
     closed_on_error,
-    encode_query,
     resolve_spec,
     with_retries,
 )
+from m3vdb.connectors.elasticsearch import queries as esq
+from m3vdb.connectors.elasticsearch.bulk import raise_for_bulk_failures
+from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import elasticsearch as es
+from m3vdb.schemas import scoring
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.elasticsearch import (
     ElasticsearchCapabilities,
-    ElasticsearchOptions,
     HybridMethod,
-    Signal,
 )
 from m3vdb.schemas.errors import (
     BackendError,
-    BulkFailedError,
-    BulkRejectedError,
-    BulkWriteError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
-    MissingDependencyError,
     UnsupportedCapabilityError,
 )
 from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.optional import import_optional
+from m3vdb.schemas.options import MAX_NUM_CANDIDATES, ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
-    from m3vdb.encoder import M3Encoder
+
+    from m3vdb.schemas.encoding import Encoder
 
 __all__ = [
-    "BulkWriteError",
-    "ElasticsearchCapabilities",
     "ElasticsearchConnector",
-    "ElasticsearchOptions",
+    "client_from_url",
     "detect_capabilities",
+    "drop_collection",
     "open_connector",
-    "raise_for_bulk_failures",
 ]
 
 DEFAULT_PORT = 9200
@@ -103,41 +101,15 @@ _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def _import_client() -> Any:
-    try:
-        import elasticsearch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "elasticsearch", "elasticsearch", "The Elasticsearch connector"
-        ) from exc
-    return elasticsearch
+    return import_optional(
+        "elasticsearch",
+        package="elasticsearch",
+        extra="elasticsearch",
+        purpose="The Elasticsearch connector",
+    )
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def raise_for_bulk_failures(
-    results: Sequence[tuple[bool, Mapping[str, Any]]], *, what: str = "upsert"
-) -> list[str]:
-    """The per-item error handling of every bulk write: returns the ids that succeeded, or
-    raises a :class:`BulkWriteError` naming every failed id with its status and reason.
-
-    ``results`` are ``streaming_bulk``'s ``(ok, {op: item})`` pairs (``raise_on_error=False``).
-    """
-    done, failed = es.bulk_item_failures(results)
-    if not failed:
-        return done
-    listed = "\n  - ".join(
-        f"{f.id!r}: HTTP {f.status} {f.error_type}: {f.reason}" for f in failed[:20]
-    )
-    more = f"\n  ... and {len(failed) - 20} more" if len(failed) > 20 else ""
-    message = (
-        f"Elasticsearch refused {len(failed)} of {len(done) + len(failed)} documents of the "
-        f"{what} batch:\n  - {listed}{more}\n{len(done)} documents of the batch were written "
-        "(each complete); fix the refused ones and run the same call again (it is idempotent)"
-    )
-    if all(400 <= f.status < 500 and not f.transient for f in failed):
-        raise BulkRejectedError(message, failed, done)
-    raise BulkFailedError(message, failed, done, retriable=all(f.transient for f in failed))
 
 
 def _status(exc: Exception) -> int | None:
@@ -252,7 +224,7 @@ def open_connector(
     target: Any,
     *,
     collection: str,
-    encoder: M3Encoder | None = None,
+    encoder: Encoder | None = None,
     spec: IndexSpec | None = None,
     options: ElasticsearchOptions | None = None,
     create: bool = True,
@@ -313,6 +285,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
     """
 
     _database = "Elasticsearch"
+    _max_k = MAX_NUM_CANDIDATES
     _kind = "index"
 
     def __init__(
@@ -320,7 +293,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         client: Any,
         *,
         collection: str,
-        encoder: M3Encoder | None,
+        encoder: Encoder | None,
         spec: IndexSpec,
         capabilities: ElasticsearchCapabilities,
         options: ElasticsearchOptions | None = None,
@@ -373,6 +346,9 @@ class ElasticsearchConnector(BaseConnector[Any]):
 
     def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what)
+
+    def _is_missing_collection(self, exc: Exception) -> bool:
+        return _status(exc) == 404 and _error_detail(exc)[0] == "index_not_found_exception"
 
     def _open_or_create(self, create: bool) -> None:
         c, name = self._client, self._collection
@@ -484,6 +460,29 @@ class ElasticsearchConnector(BaseConnector[Any]):
                     found[str(doc["_id"])] = es.document_from_hit(doc, self._spec)
         return [found[i] for i in ids if i in found]
 
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), read with
+        ``elasticsearch.helpers.scan`` (a point-in-time scroll) in pages of ``batch_size``."""
+        if batch_size <= 0:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        helpers = _import_client().helpers
+        filters = es.compile_filter(parse_filter(filter), self._spec)
+        body = {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}}}
+        hits = helpers.scan(
+            self._client,
+            index=self._collection,
+            query=body,
+            size=batch_size,
+            _source=es.source_fields(self._spec),
+        )
+        try:
+            for hit in hits:
+                yield es.document_from_hit(hit, self._spec)
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise self._translate_error(exc, "scan") from exc
+
     # -- search ---------------------------------------------------------------------
 
     def search(
@@ -508,39 +507,29 @@ class ElasticsearchConnector(BaseConnector[Any]):
             UnsupportedCapabilityError: the cluster's licence refused the request.
             BackendError: Elasticsearch failed.
         """
-        self._check_search(k, mode, max_k=es.MAX_NUM_CANDIDATES)
-        options = hybrid if hybrid is not None else HybridOptions()
-        filters = es.compile_filter(parse_filter(filter), self._spec)
-        spec = self._spec
-        if mode != "hybrid":
-            self._require(getattr(spec, mode), mode)
-            q = encode_query(
-                query,
-                self._encoder,
-                dense=mode == "dense",
-                sparse=mode == "sparse",
-                colbert=mode == "colbert",
-            )
-            if mode == "dense":
-                body = es.knn_query(spec, self._query_dense(q), k, self._options, filters)
-            elif mode == "sparse":
-                weights = self._query_sparse(q)
-                if not weights:
-                    return []  # nothing to match: no token of the query has a weight
-                body = es.sparse_query(spec, weights, self._options, filters)
-            else:
-                body = es.colbert_query(spec, self._query_colbert(q), filters)
-            response = self._search(f"{mode} search", query=body, size=k)
-            return [self._hit(h, mode, q) for h in response["hits"]["hits"]]
+        plan = self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid)
         use_bm25 = self._options.bm25 if bm25 is None else bm25
-        if use_bm25 and not isinstance(query, str):
+        if use_bm25 and mode == "hybrid" and plan.text is None:
             raise InputError("bm25=True needs a text query (an M3Embedding has no text)")
-        if not (spec.dense or spec.sparse or use_bm25):
-            self._require(False, "dense or sparse (hybrid)")
-        rerank = options.rerank and spec.colbert
-        q = encode_query(query, self._encoder, dense=spec.dense, sparse=spec.sparse, colbert=rerank)
-        text = query if use_bm25 and isinstance(query, str) else None
-        return self._hybrid(q, text, k, filters, options, rerank)
+        # the plan's text is what BM25 searches: none unless BM25 is on
+        return self._execute(replace(plan, text=plan.text if use_bm25 else None))
+
+    def _run(self, plan: SearchPlan) -> list[Hit]:
+        filters = es.compile_filter(plan.filter, self._spec)
+        spec = self._spec
+        if plan.mode == "dense":
+            assert plan.dense is not None
+            body = esq.knn_query(spec, plan.dense, plan.k, self._options, filters)
+        elif plan.mode == "sparse":
+            assert plan.sparse is not None
+            body = esq.sparse_query(spec, plan.sparse, self._options, filters)
+        elif plan.mode == "colbert":
+            assert plan.colbert is not None
+            body = esq.colbert_query(spec, plan.colbert, filters)
+        else:
+            return self._hybrid(plan, plan.text, filters)
+        response = self._search(f"{plan.mode} search", query=body, size=plan.k)
+        return [self._hit(h, plan.mode, plan) for h in response["hits"]["hits"]]
 
     def _search(self, what: str, **body: Any) -> Mapping[str, Any]:
         fields = es.source_fields(self._spec)
@@ -550,115 +539,77 @@ class ElasticsearchConnector(BaseConnector[Any]):
         )
         return dict(getattr(result, "body", result))
 
-    def _score(self, raw: float, signal: str, q: M3Embedding | None) -> float:
+    def _score(self, raw: float, signal: str, plan: SearchPlan) -> float:
         if signal == "dense":
             return es.dense_from_es(raw)
         if signal == "colbert":
-            assert q is not None and q.colbert is not None
-            return es.colbert_from_es(raw, len(q.colbert))
+            assert plan.colbert is not None
+            return es.colbert_from_es(raw, len(plan.colbert))
         return float(raw)
 
     def _hit(
         self,
         raw: Mapping[str, Any],
         signal: str,
-        q: M3Embedding | None,
+        plan: SearchPlan,
         extra: Mapping[str, float] | None = None,
     ) -> Hit:
         doc = es.document_from_hit(raw, self._spec)
-        score = self._score(float(raw["_score"]), signal, q)
+        score = self._score(float(raw["_score"]), signal, plan)
         signals = {signal: score, **(extra or {})}
         return Hit(doc.id, score, doc.text, doc.metadata, signals)
 
     def _signals(
-        self,
-        q: M3Embedding,
-        text: str | None,
-        candidates: int,
-        filters: list[dict[str, Any]],
-        options: HybridOptions,
-    ) -> list[Signal]:
+        self, plan: SearchPlan, text: str | None, filters: list[dict[str, Any]]
+    ) -> list[esq.Signal]:
         spec, opts = self._spec, self._options
-        signals: list[Signal] = []
-        if spec.dense:
-            body = es.knn_query(spec, self._query_dense(q), candidates, opts, filters)
-            signals.append(Signal("dense", body, float(options.weights[0])))
-        if spec.sparse:
-            weights = self._query_sparse(q)
-            if weights:  # an empty sparse query matches nothing: leave it out
-                body = es.sparse_query(spec, weights, opts, filters)
-                signals.append(Signal("sparse", body, float(options.weights[1])))
+        assert plan.dense is not None  # hybrid plans carry dense and sparse
+        signals = [
+            esq.Signal(
+                "dense",
+                esq.knn_query(spec, plan.dense, plan.candidates, opts, filters),
+                plan.weights[0],
+            )
+        ]
+        if plan.sparse:  # an empty sparse query matches nothing: leave it out
+            body = esq.sparse_query(spec, plan.sparse, opts, filters)
+            signals.append(esq.Signal("sparse", body, plan.weights[1]))
         if text is not None:
-            signals.append(Signal("bm25", es.bm25_query(spec, text, filters), opts.bm25_weight))
+            signals.append(
+                esq.Signal("bm25", esq.bm25_query(spec, text, filters), opts.bm25_weight)
+            )
         return signals
 
     def _hybrid(
-        self,
-        q: M3Embedding,
-        text: str | None,
-        k: int,
-        filters: list[dict[str, Any]],
-        options: HybridOptions,
-        rerank: bool,
+        self, plan: SearchPlan, text: str | None, filters: list[dict[str, Any]]
     ) -> list[Hit]:
-        if options.fusion not in ("rrf", "weighted"):
-            raise InputError(f"unknown fusion {options.fusion!r}; use 'rrf' or 'weighted'")
-        candidates = options.candidate_count(k)
-        if not 0 < candidates <= es.MAX_NUM_CANDIDATES:
-            raise InputError(f"HybridOptions.candidates must be in [1, 10000], got {candidates}")
-        if options.fusion == "rrf" and options.rrf_k < 1:
-            raise InputError(f"rrf_k must be >= 1 on Elasticsearch, got {options.rrf_k}")
-        if options.fusion == "weighted" and any(w < 0 for w in options.weights):
-            raise InputError(f"weights must be >= 0 on Elasticsearch, got {options.weights}")
-        rows = self._query_colbert(q) if rerank else None
-        signals = self._signals(q, text, candidates, filters, options)
-        if not signals:
-            return []
+        signals = self._signals(plan, text, filters)
         if self.hybrid_method == "retrievers" and len(signals) > 1:
-            return self._hybrid_retrievers(q, signals, k, options, candidates, rows)
-        return self._hybrid_client_fusion(q, signals, k, filters, options, candidates, rows)
+            return self._hybrid_retrievers(plan, signals)
+        return self._hybrid_client_fusion(plan, signals, filters)
 
-    def _hybrid_retrievers(
-        self,
-        q: M3Embedding,
-        signals: list[Signal],
-        k: int,
-        options: HybridOptions,
-        candidates: int,
-        rows: np.ndarray | None,
-    ) -> list[Hit]:
-        if k > candidates:
-            raise InputError(
-                f"k={k} exceeds HybridOptions.candidates={candidates}: Elasticsearch's fusion "
-                "window must hold at least k documents"
-            )
-        rescore = es.rescore(self._spec, rows, candidates) if rows is not None else None
-        retriever = es.hybrid_retriever(
+    def _hybrid_retrievers(self, plan: SearchPlan, signals: list[esq.Signal]) -> list[Hit]:
+        rows = plan.colbert if plan.rerank else None
+        rescore = esq.rescore(self._spec, rows, plan.candidates) if rows is not None else None
+        retriever = esq.hybrid_retriever(
             signals,
-            fusion=options.fusion,
-            rrf_k=options.rrf_k,
-            candidates=candidates,
+            fusion=plan.fusion,
+            rrf_k=plan.rrf_k,
+            candidates=plan.candidates,
             rerank=rescore,
         )
-        response = self._search("hybrid search", retriever=retriever, size=k)
+        response = self._search("hybrid search", retriever=retriever, size=plan.k)
         signal = "colbert" if rows is not None else "fusion"
-        return [self._hit(h, signal, q) for h in response["hits"]["hits"]]
+        return [self._hit(h, signal, plan) for h in response["hits"]["hits"]]
 
     def _hybrid_client_fusion(
-        self,
-        q: M3Embedding,
-        signals: list[Signal],
-        k: int,
-        filters: list[dict[str, Any]],
-        options: HybridOptions,
-        candidates: int,
-        rows: np.ndarray | None,
+        self, plan: SearchPlan, signals: list[esq.Signal], filters: list[dict[str, Any]]
     ) -> list[Hit]:
         """One _msearch (a search per signal), fused here with Elasticsearch's formulas."""
         fields = es.source_fields(self._spec)
         searches: list[dict[str, Any]] = []
         for s in signals:
-            searches += [{}, {"query": s.query, "size": candidates, "_source": fields}]
+            searches += [{}, {"query": s.query, "size": plan.candidates, "_source": fields}]
         result = self._call(
             "hybrid _msearch",
             lambda: self._client.msearch(index=self._collection, searches=searches),
@@ -668,46 +619,49 @@ class ElasticsearchConnector(BaseConnector[Any]):
         per_signal: dict[str, dict[str, float]] = {}
         for s, response in zip(signals, dict(getattr(result, "body", result))["responses"]):
             if "error" in response:
-                raise translate_error(_MsearchError(response), f"hybrid _msearch ({s.name})")
+                error = _MsearchError(response)
+                if self._is_missing_collection(error):
+                    raise CollectionNotFoundError(self._collection, "Elasticsearch", kind="index")
+                raise translate_error(error, f"hybrid _msearch ({s.name})")
             scores: dict[str, float] = {}
             for h in response["hits"]["hits"]:
                 doc_id = str(h["_id"])
                 scores[doc_id] = float(h["_score"])  # as Elasticsearch ranks (knn: (1+dot)/2)
                 raw_hits.setdefault(doc_id, h)
-                converted = self._score(float(h["_score"]), s.name, q)
+                converted = self._score(float(h["_score"]), s.name, plan)
                 per_signal.setdefault(doc_id, {})[s.name] = converted
             lists.append(scores)
-        if options.fusion == "rrf":
-            fused = es.rrf_fuse([list(scores) for scores in lists], options.rrf_k)
+        if plan.fusion == "rrf":
+            fused = scoring.rrf([list(scores) for scores in lists], plan.rrf_k)
         else:
-            fused = es.linear_fuse(lists, [s.weight for s in signals])
+            fused = scoring.weighted_sum(lists, [s.weight for s in signals])
         order = sorted(fused, key=lambda i: (-fused[i], i))
-        if rows is None:
+        if not plan.rerank:
             hits = []
-            for doc_id in order[:k]:
+            for doc_id in order[: plan.k]:
                 doc = es.document_from_hit(raw_hits[doc_id], self._spec)
                 signal_scores = {**per_signal[doc_id], "fusion": fused[doc_id]}
                 hits.append(Hit(doc.id, fused[doc_id], doc.text, doc.metadata, signal_scores))
             return hits
-        return self._rerank(q, rows, order[:candidates], fused, k, filters)
+        return self._rerank(plan, order[: plan.candidates], fused, filters)
 
     def _rerank(
         self,
-        q: M3Embedding,
-        rows: np.ndarray,
+        plan: SearchPlan,
         ids: list[str],
         fused: Mapping[str, float],
-        k: int,
         filters: list[dict[str, Any]],
     ) -> list[Hit]:
         """MaxSim over the fused candidates (the fallback path's second request)."""
         if not ids:
             return []
+        rows, k = plan.colbert, plan.k
+        assert rows is not None  # a reranking plan carries the query's rows
         _, query_dsl, _ = es.dsl()
-        body = es.colbert_query(self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters])
+        body = esq.colbert_query(self._spec, rows, [query_dsl.Ids(values=ids).to_dict(), *filters])
         response = self._search("ColBERT rerank", query=body, size=min(k, len(ids)))
         return [
-            self._hit(h, "colbert", q, {"fusion": fused[str(h["_id"])]})
+            self._hit(h, "colbert", plan, {"fusion": fused[str(h["_id"])]})
             for h in response["hits"]["hits"]
         ]
 
@@ -719,3 +673,23 @@ class _MsearchError(Exception):
         super().__init__(str(response.get("error")))
         self.status_code = int(response.get("status", 500))
         self.body = response
+
+
+def drop_collection(
+    target: Any, collection: str, *, options: ElasticsearchOptions | None = None
+) -> bool:
+    """Deletes the index ``collection`` whatever its mapping (e.g. one built for another
+    model, which ``open_connector`` refuses to open). Returns False when there was none."""
+    client = client_from_url(target) if isinstance(target, str) else target
+    try:
+        if not client.indices.exists(index=collection):
+            return False
+        client.indices.delete(index=collection)
+        return True
+    except M3VDBError:
+        raise
+    except Exception as exc:
+        raise translate_error(exc, f"delete of index {collection!r}") from exc
+    finally:
+        if client is not target:
+            client.close()

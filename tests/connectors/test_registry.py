@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from m3vdb.connectors import connect, registry
 from m3vdb.schemas.errors import MissingDependencyError
 from m3vdb.schemas.spec import IndexSpec

@@ -21,9 +21,17 @@ pytest.importorskip("elasticsearch", reason="elasticsearch client not installed"
 
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig  # noqa: E402
 from elasticsearch import ApiError, ConnectionError  # noqa: E402
+
 from m3vdb.connectors import Connector, HybridOptions, registry  # noqa: E402
-from m3vdb.connectors import elasticsearch as conn  # noqa: E402
+from m3vdb.connectors.elasticsearch import (  # noqa: E402
+    BulkFailedError,
+    BulkRejectedError,
+    raise_for_bulk_failures,
+)
+from m3vdb.connectors.elasticsearch import connector as conn  # noqa: E402
+from m3vdb.connectors.elasticsearch import queries as esq
 from m3vdb.schemas import elasticsearch as es  # noqa: E402
+from m3vdb.schemas import scoring  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
@@ -62,6 +70,7 @@ SOURCE = ["id", "text", "metadata"]
 
 def test_mapping_exact() -> None:
     assert es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL) == {
+        "date_detection": False,
         "dynamic_templates": [
             {
                 "m3vdb_metadata_strings": {
@@ -86,6 +95,7 @@ def test_mapping_exact() -> None:
             "metadata": {
                 "type": "object",
                 "dynamic": True,
+                "subobjects": False,
                 "properties": {
                     "lang": {"type": "keyword"},
                     "year": {"type": "long"},
@@ -269,7 +279,7 @@ def test_filter_values_of_the_wrong_json_type_match_nothing() -> None:
 def test_single_signal_bodies() -> None:
     filters = [{"term": {"metadata.lang": "en"}}]
     options = es.ElasticsearchOptions()
-    assert es.knn_query(SPEC, QD, 10, options, filters) == {
+    assert esq.knn_query(SPEC, QD, 10, options, filters) == {
         "knn": {
             "field": "dense",
             "query_vector": QD,
@@ -278,7 +288,7 @@ def test_single_signal_bodies() -> None:
             "filter": filters,
         }
     }
-    assert es.knn_query(SPEC, QD, 80, es.ElasticsearchOptions(rescore_oversample=2.0), [])[
+    assert esq.knn_query(SPEC, QD, 80, es.ElasticsearchOptions(rescore_oversample=2.0), [])[
         "knn"
     ] == {
         "field": "dense",
@@ -287,7 +297,7 @@ def test_single_signal_bodies() -> None:
         "num_candidates": 160,
         "rescore_vector": {"oversample": 2.0},
     }
-    assert es.sparse_query(SPEC, {7: 0.5}, options, filters) == {
+    assert esq.sparse_query(SPEC, {7: 0.5}, options, filters) == {
         "bool": {
             "must": [
                 {"sparse_vector": {"field": "sparse", "query_vector": {"7": 0.5}, "prune": False}}
@@ -295,7 +305,7 @@ def test_single_signal_bodies() -> None:
             "filter": filters,
         }
     }
-    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {
+    assert esq.colbert_query(SPEC, np.eye(2, dtype=np.float32), []) == {
         "script_score": {
             "query": {"match_all": {}},
             "script": {
@@ -304,17 +314,17 @@ def test_single_signal_bodies() -> None:
             },
         }
     }
-    assert es.colbert_query(SPEC, np.eye(2, dtype=np.float32), filters)["script_score"][
+    assert esq.colbert_query(SPEC, np.eye(2, dtype=np.float32), filters)["script_score"][
         "query"
     ] == {"bool": {"filter": filters}}
 
 
 def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
-    knn = es.knn_query(SPEC, QD, 50, es.ElasticsearchOptions(), [])
-    sparse = es.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
-    rescore = es.rescore(SPEC, np.eye(2, dtype=np.float32), 50)
-    tree = es.hybrid_retriever(
-        [es.Signal("dense", knn, 0.5), es.Signal("sparse", sparse, 0.5)],
+    knn = esq.knn_query(SPEC, QD, 50, es.ElasticsearchOptions(), [])
+    sparse = esq.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
+    rescore = esq.rescore(SPEC, np.eye(2, dtype=np.float32), 50)
+    tree = esq.hybrid_retriever(
+        [esq.Signal("dense", knn, 0.5), esq.Signal("sparse", sparse, 0.5)],
         fusion="rrf",
         rrf_k=60,
         candidates=50,
@@ -351,14 +361,14 @@ def test_hybrid_retriever_rrf_with_rescorer_exact() -> None:
 
 
 def test_hybrid_retriever_linear_exact() -> None:
-    knn = es.knn_query(SPEC, QD, 20, es.ElasticsearchOptions(), [])
-    sparse = es.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
-    bm25 = es.bm25_query(SPEC, "river", [])
-    tree = es.hybrid_retriever(
+    knn = esq.knn_query(SPEC, QD, 20, es.ElasticsearchOptions(), [])
+    sparse = esq.sparse_query(SPEC, {7: 0.5}, es.ElasticsearchOptions(), [])
+    bm25 = esq.bm25_query(SPEC, "river", [])
+    tree = esq.hybrid_retriever(
         [
-            es.Signal("dense", knn, 0.3),
-            es.Signal("sparse", sparse, 0.7),
-            es.Signal("bm25", bm25, 0.1),
+            esq.Signal("dense", knn, 0.3),
+            esq.Signal("sparse", sparse, 0.7),
+            esq.Signal("bm25", bm25, 0.1),
         ],
         fusion="weighted",
         rrf_k=60,
@@ -384,10 +394,10 @@ def test_hybrid_retriever_linear_exact() -> None:
 
 
 def test_fusion_formulas() -> None:
-    assert es.rrf_fuse([["a", "b"], ["b", "c"]], 60) == pytest.approx(
+    assert scoring.rrf([["a", "b"], ["b", "c"]], 60) == pytest.approx(
         {"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62}
     )
-    assert es.linear_fuse([{"a": 0.9, "b": 0.8}, {"b": 2.0}], [0.3, 0.7]) == pytest.approx(
+    assert scoring.weighted_sum([{"a": 0.9, "b": 0.8}, {"b": 2.0}], [0.3, 0.7]) == pytest.approx(
         {"a": 0.27, "b": 0.24 + 1.4}
     )
 
@@ -471,8 +481,8 @@ def test_bulk_item_errors_are_reported_not_swallowed() -> None:
         _item("index", "c", 200),
         _item("index", "d", 400, MAPPER_ERROR),
     ]
-    with pytest.raises(conn.BulkRejectedError) as info:
-        conn.raise_for_bulk_failures(results)
+    with pytest.raises(BulkRejectedError) as info:
+        raise_for_bulk_failures(results)
     err = info.value
     assert isinstance(err, InputError) and err.caller_fault and not err.retriable
     assert [f.id for f in err.failures] == ["b", "d"] and err.written_ids == ["a", "c"]
@@ -487,19 +497,19 @@ def test_bulk_item_errors_are_reported_not_swallowed() -> None:
 def test_bulk_rejections_after_retries_are_retriable_backend_errors() -> None:
     rejected = {"type": "es_rejected_execution_exception", "reason": "queue full"}
     results = [_item("index", "a", 201), _item("index", "b", 429, rejected)]
-    with pytest.raises(conn.BulkFailedError) as info:
-        conn.raise_for_bulk_failures(results)
+    with pytest.raises(BulkFailedError) as info:
+        raise_for_bulk_failures(results)
     assert isinstance(info.value, BackendError) and info.value.retriable
     assert not info.value.caller_fault
     mixed = [_item("index", "a", 400, MAPPER_ERROR), _item("index", "b", 503, rejected)]
-    with pytest.raises(conn.BulkFailedError) as info:
-        conn.raise_for_bulk_failures(mixed)
+    with pytest.raises(BulkFailedError) as info:
+        raise_for_bulk_failures(mixed)
     assert not info.value.retriable
 
 
 def test_bulk_delete_of_unknown_id_is_not_an_error() -> None:
     results = [_item("delete", "a", 200), _item("delete", "gone", 404)]
-    assert conn.raise_for_bulk_failures(results, what="delete") == ["a", "gone"]
+    assert raise_for_bulk_failures(results, what="delete") == ["a", "gone"]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -634,15 +644,17 @@ def test_hybrid_on_trial_is_one_search_with_retrievers() -> None:
     name, request = client.calls[-1]
     flt = [{"term": {"metadata.lang": "en"}}]
     assert name == "search" and request["size"] == 3 and request["source"] == SOURCE
-    assert request["retriever"] == es.hybrid_retriever(
+    assert request["retriever"] == esq.hybrid_retriever(
         [
-            es.Signal("dense", es.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
-            es.Signal("sparse", es.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5),
+            esq.Signal("dense", esq.knn_query(SPEC, QD, 50, store.options, flt), 0.5),
+            esq.Signal(
+                "sparse", esq.sparse_query(SPEC, {7: 0.5, 9: 0.25}, store.options, flt), 0.5
+            ),
         ],
         fusion="rrf",
         rrf_k=60,
         candidates=50,
-        rerank=es.rescore(SPEC, np.asarray(Q.colbert), 50),
+        rerank=esq.rescore(SPEC, np.asarray(Q.colbert), 50),
     )
     assert [h.id for h in hits] == ["a"]
     assert hits[0].score == pytest.approx(1.5) and hits[0].signal_scores == {
@@ -661,12 +673,12 @@ def test_single_modes_send_one_typed_query_and_convert_scores() -> None:
             "index": "c",
             "source": SOURCE,
             "size": 2,
-            "query": es.knn_query(SPEC, QD, 2, store.options, []),
+            "query": esq.knn_query(SPEC, QD, 2, store.options, []),
         },
     )
     assert [h.score for h in hits] == [pytest.approx(0.8), pytest.approx(0.5)]
     hits = store.search(Q, 2, mode="colbert", filter=eq("year", 2001))
-    assert client.calls[-1][1]["query"] == es.colbert_query(
+    assert client.calls[-1][1]["query"] == esq.colbert_query(
         SPEC, np.asarray(Q.colbert), [{"term": {"metadata.year": 2001}}]
     )
     assert hits[0].score == pytest.approx(2 * math.log(0.9))
@@ -686,10 +698,10 @@ def test_basic_licence_fallback_is_one_msearch_fused_in_m3vdb(caplog) -> None:
     assert name == "msearch" and request["index"] == "c"
     assert request["searches"] == [
         {},
-        {"query": es.knn_query(spec, QD, 20, store.options, flt), "size": 20, "_source": SOURCE},
+        {"query": esq.knn_query(spec, QD, 20, store.options, flt), "size": 20, "_source": SOURCE},
         {},
         {
-            "query": es.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt),
+            "query": esq.sparse_query(spec, {7: 0.5, 9: 0.25}, store.options, flt),
             "size": 20,
             "_source": SOURCE,
         },
@@ -712,3 +724,59 @@ def test_bm25_signal_needs_text() -> None:
     store, _ = _connector(TRIAL, SPEC)
     with pytest.raises(InputError, match="text query"):
         store.search(Q, 3, bm25=True)
+
+
+# ----------------------------------------------------------------------------- issue 14
+
+
+def test_metadata_keys_are_literal_fields_and_never_dates() -> None:
+    """``subobjects: false`` keeps ``a.b`` one field (not ``b`` inside ``a``), so the filter
+    path ``metadata.a.b`` names exactly the literal key; ``date_detection: false`` keeps a
+    first value "2024-05-01" from making the key a date field."""
+    body = es.mapping(SPEC, es.ElasticsearchOptions(), TRIAL)
+    assert body["date_detection"] is False
+    assert body["properties"]["metadata"]["subobjects"] is False
+    assert es.compile_filter(eq("a.b", "x"), SPEC) == [{"term": {"metadata.a.b": "x"}}]
+    assert es.compile_filter(in_("k[0]", ["x"]), SPEC) == [{"terms": {"metadata.k[0]": ["x"]}}]
+
+
+def test_validate_mapping_flags_an_index_with_path_keys_or_date_detection() -> None:
+    options = es.ElasticsearchOptions()
+    old = json.loads(json.dumps(es.mapping(SPEC, options, TRIAL)))
+    del old["date_detection"]
+    del old["properties"]["metadata"]["subobjects"]
+    problems = es.validate_mapping(old, SPEC, options)
+    assert len(problems) == 2
+    assert problems[0].startswith("date_detection is on")
+    assert problems[1].startswith("object field 'metadata': subobjects None, expected false")
+
+
+@pytest.mark.parametrize("key", ["a..b", ".lead", "trail.", "   ", "a. .b", "."])
+def test_keys_elasticsearch_cannot_name_are_refused_at_write_and_query(key: str) -> None:
+    store, client = _connector(TRIAL, SPEC)
+    sent = len(client.calls)
+    doc = Document("odd", "text", {key: "x"})
+    emb = M3Embedding(dense=np.array([0.6, 0.8], np.float32), sparse={3: 0.5}, colbert=Q.colbert)
+    with pytest.raises(InputError, match=r"document 'odd': metadata key .* Elasticsearch field"):
+        store.upsert([(doc, emb)])
+    with pytest.raises(InputError, match="cannot be an Elasticsearch field name"):
+        es.compile_filter(eq(key, "x"), SPEC)
+    with pytest.raises(InputError, match="cannot be an Elasticsearch field name"):
+        store.search(Q, 3, mode="dense", filter=eq(key, "x"))
+    assert len(client.calls) == sent, "a request was sent"
+
+
+def test_subnormal_sparse_weights_never_reach_elasticsearch() -> None:
+    """Elasticsearch refuses a weight that is not a positive NORMAL float32 ("featureValue
+    must be a positive normal float"): refused before the bulk request."""
+    store, client = _connector(TRIAL, SPEC)
+    sent = len(client.calls)
+    tiny = float(np.finfo(np.float32).tiny)
+    for weight in (tiny / 2, 1e-45, 1e-300):
+        emb = M3Embedding(dense=Q.dense, sparse={3: 0.5, 4: weight}, colbert=Q.colbert)
+        with pytest.raises(InputError, match="below the smallest normal float32"):
+            store.upsert([(Document("d", "text"), emb)])
+    assert len(client.calls) == sent, "a request was sent"
+    # The smallest normal float32 itself is a valid weight.
+    ok = M3Embedding(dense=Q.dense, sparse={3: tiny}, colbert=Q.colbert)
+    assert es.document_source(Document("d", "text"), ok, SPEC)["sparse"] == {"3": tiny}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from m3vdb.encoder import M3Embedding, M3Encoder
-from m3vdb.encoder.checkpoint import load_checkpoint
 from reference_m3 import reference_encode
 from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
 
 from m3vdb import InputError
+from m3vdb.encoder import M3Embedding, M3Encoder
+from m3vdb.encoder.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 import torch
-from m3vdb.encoder import M3Encoder
-from m3vdb.encoder.checkpoint import load_tokenizer
 from sample_texts import SAMPLE_TEXTS
 from tokenizers import Tokenizer
 
 from m3vdb import CheckpointError
+from m3vdb.encoder import M3Encoder
+from m3vdb.encoder.checkpoint import load_tokenizer
 
 
 @pytest.fixture

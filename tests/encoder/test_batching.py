@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from m3vdb.encoder.batching import plan_batches
 
 LENGTHS = [5, 300, 12, 8192, 40, 40, 7, 100, 290, 280, 11, 39]

@@ -7,11 +7,11 @@ Troubleshooting: Milvus Lite runs as a subprocess per client; one client serves 
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,22 +19,35 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+import oracles  # noqa: E402
+from milvus_helpers import (  # noqa: E402
+    DIM,
+    SPEC,
+    FlakyClient,
+    _always,
+    _connector,
+    _docs,
+    _emb,
+    _fail_on_call,
+    _fail_times,
+    _row_count,
+)
+from pymilvus import MilvusClient  # noqa: E402
+from pymilvus.exceptions import MilvusException  # noqa: E402
+
 from m3vdb.connectors import milvus as cm  # noqa: E402
+from m3vdb.connectors.milvus import colbert  # noqa: E402
 from m3vdb.schemas import milvus as ms  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.errors import (  # noqa: E402
     BackendError,
+    CollectionNotFoundError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
 )
 from m3vdb.schemas.filters import matches, parse_filter  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
-from pymilvus import MilvusClient  # noqa: E402
-from pymilvus.exceptions import MilvusException  # noqa: E402
-
-DIM = 16
-SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
 
 
 @pytest.fixture(scope="module")
@@ -42,82 +55,6 @@ def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusClient]:
     client = MilvusClient(str(tmp_path_factory.mktemp("milvus") / "unit.db"))
     yield client
     client.close()
-
-
-class FlakyClient:
-    """Delegates to a MilvusClient; ``fail[(method, collection)]`` makes calls raise."""
-
-    def __init__(self, client: MilvusClient) -> None:
-        self._client = client
-        self.fail: dict[tuple[str, str], Callable[[], Exception | None]] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            collection = args[0] if args else kwargs.get("collection_name", "")
-            make = self.fail.get((name, collection))
-            error = make() if make is not None else None
-            if error is not None:
-                raise error
-            return target(*args, **kwargs)
-
-        return call
-
-
-def _always(error: Exception) -> Callable[[], Exception]:
-    return lambda: error
-
-
-def _fail_times(n: int, error: Exception) -> Callable[[], Exception | None]:
-    left = [n]
-
-    def make() -> Exception | None:
-        left[0] -= 1
-        return error if left[0] >= 0 else None
-
-    return make
-
-
-def _fail_on_call(n: int, error: Exception) -> Callable[[], Exception | None]:
-    seen = [0]
-
-    def make() -> Exception | None:
-        seen[0] += 1
-        return error if seen[0] == n else None
-
-    return make
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _emb(seed: int, rows: int = 4) -> M3Embedding:
-    rng = np.random.default_rng(seed)
-    return M3Embedding(
-        dense=_unit(rng.normal(size=DIM)),
-        sparse={int(t): float(rng.random() + 0.1) for t in rng.choice(40, 5, replace=False)},
-        colbert=_unit(rng.normal(size=(rows, DIM))),
-    )
-
-
-def _docs(n: int, seed: int = 0) -> list[tuple[Document, M3Embedding]]:
-    return [(Document(f"d{i}", f"text {i}", {"i": i}), _emb(seed * 1000 + i)) for i in range(n)]
-
-
-def _connector(client: Any, name: str, spec: IndexSpec = SPEC) -> cm.MilvusConnector:
-    return cm.MilvusConnector(
-        client,
-        collection=name,
-        encoder=None,
-        spec=spec,
-        capabilities=ms.MilvusCapabilities.for_lite(),
-    )
-
-
-def _row_count(client: MilvusClient, collection: str, expr: str = "") -> int:
-    return int(client.query(collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
 
 
 @pytest.fixture
@@ -171,7 +108,7 @@ def _assert_old_document_intact(con: cm.MilvusConnector, old: M3Embedding) -> No
     np.testing.assert_allclose(stored.colbert, old.colbert)
     hits = con.search(old, 1, mode="colbert")
     assert hits[0].id == "d0"
-    assert hits[0].score == pytest.approx(ms.maxsim(old.colbert, old.colbert), abs=1e-4)
+    assert hits[0].score == pytest.approx(oracles.maxsim(old.colbert, old.colbert), abs=1e-4)
 
 
 def test_failed_main_write_leaves_old_document_whole(lite, name):
@@ -192,39 +129,48 @@ def test_failed_row_write_midway_is_cleaned_up(lite, name, monkeypatch):
     con = _connector(flaky, name)
     original = _docs(1)
     con.upsert(original)
-    monkeypatch.setattr(cm, "_INSERT_BYTES", 4 * DIM * 3)  # 3 rows per request
+    monkeypatch.setattr(colbert, "INSERT_BYTES", 4 * DIM * 3)  # 3 rows per request
     error = MilvusException(code=65535, message="boom")
-    flaky.fail[("upsert", ms.companion_name(name))] = _fail_on_call(2, error)
+    flaky.fail[("insert", ms.companion_name(name))] = _fail_on_call(2, error)
     with pytest.raises(BackendError, match="boom"):
         con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
     _assert_old_document_intact(con, original[0][1])
     assert _row_count(lite, ms.companion_name(name)) == 4
 
 
-def test_cleanup_failure_leaves_only_invisible_rows(lite, name):
+def test_cleanup_failure_leaves_only_invisible_rows(lite, name, caplog):
+    """The leftover rows are logged at debug level, never shown as a warning (issue 10)."""
     flaky = FlakyClient(lite)
     con = _connector(flaky, name)
     original = _docs(1)
     con.upsert(original)
     flaky.fail[("upsert", name)] = _always(MilvusException(code=65535, message="boom"))
     flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
-    with pytest.warns(UserWarning, match="invisible"), pytest.raises(BackendError):
+    caplog.set_level(logging.DEBUG, logger=colbert.__name__)
+    with warnings.catch_warnings(), pytest.raises(BackendError):
+        warnings.simplefilter("error", UserWarning)
         con.upsert([(Document("d0", "new text"), _emb(5, rows=7))])
+    assert any(r.levelno == logging.DEBUG and "invisible" in r.getMessage() for r in caplog.records)
     assert _row_count(lite, ms.companion_name(name)) == 4 + 7  # orphans are there...
     _assert_old_document_intact(con, original[0][1])  # ...and ignored
 
 
-def test_stale_row_delete_failure_warns_and_new_version_wins(lite, name):
+def test_stale_row_delete_failure_is_logged_and_new_version_wins(lite, name, caplog):
     flaky = FlakyClient(lite)
     con = _connector(flaky, name)
     con.upsert(_docs(1))
     flaky.fail[("delete", ms.companion_name(name))] = _always(MilvusException(message="down"))
     new = _emb(5, rows=7)
-    with pytest.warns(UserWarning, match="old ColBERT rows"):
+    caplog.set_level(logging.DEBUG, logger=colbert.__name__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         con.upsert([(Document("d0", "new text"), new)])
+    assert any(
+        r.levelno == logging.DEBUG and "old ColBERT rows" in r.getMessage() for r in caplog.records
+    )
     np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
     hits = con.search(new, 1, mode="colbert")
-    assert hits[0].score == pytest.approx(ms.maxsim(new.colbert, new.colbert), abs=1e-4)
+    assert hits[0].score == pytest.approx(oracles.maxsim(new.colbert, new.colbert), abs=1e-4)
     del flaky.fail[("delete", ms.companion_name(name))]
     con.upsert([(Document("d0", "again"), new)])  # the next write removes the stale rows
     assert _row_count(lite, ms.companion_name(name)) == 7
@@ -250,9 +196,9 @@ def test_errors_are_translated(lite, name):
     with pytest.raises(InputError, match="bad expr"):
         con.search(_emb(1), 3, mode="dense")
     flaky.fail[("search", name)] = _always(MilvusException(code=100, message="gone"))
-    with pytest.raises(BackendError, match="does not exist") as info:
+    with pytest.raises(CollectionNotFoundError, match="dropped") as info:
         con.search(_emb(1), 3, mode="dense")
-    assert not info.value.retriable
+    assert info.value.caller_fault and not info.value.retriable
 
 
 def test_batch_is_validated_before_anything_is_written(lite, name):
@@ -346,7 +292,9 @@ def test_float16_rows_search_close_to_float32(lite, name):
     con.upsert(docs)
     query = _emb(42)
     hits = con.search(query, 3, mode="colbert")
-    expected = sorted(((ms.maxsim(query.colbert, e.colbert), d.id) for d, e in docs), reverse=True)
+    expected = sorted(
+        ((oracles.maxsim(query.colbert, e.colbert), d.id) for d, e in docs), reverse=True
+    )
     assert [h.id for h in hits] == [i for _, i in expected[:3]]
     assert hits[0].score == pytest.approx(expected[0][0], abs=1e-2)
 
@@ -381,3 +329,46 @@ def test_no_warning_on_clean_writes(lite, name):
         warnings.simplefilter("error", UserWarning)
         con.upsert(_docs(2))
         con.upsert(_docs(2, seed=1))
+
+
+def test_versions_order_in_time_above_untimed_versions():
+    versions = [colbert.new_version() for _ in range(1000)]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert all(len(v) <= ms.VERSION_MAX_BYTES for v in versions)
+    legacy = ["0" * 32, "f" * 32]  # uuid4 hex, what versions were before they were timed
+    assert all(old < versions[0] for old in legacy)
+
+
+def test_a_collection_from_before_the_ownership_record_still_works(lite, name):
+    """Collections written before m3vdb recorded ownership (no descriptions, uuid-hex
+    versions): readable, the next write removes the old rows, drop() drops the companion."""
+    companion = ms.companion_name(name)
+    for collection, fields, indexes in (
+        (
+            companion,
+            ms.companion_fields(SPEC),
+            ms.companion_indexes(SPEC, ms.MilvusCapabilities.for_lite()),
+        ),
+        (
+            name,
+            ms.main_fields(SPEC, "companion"),
+            ms.main_indexes(SPEC, "companion", ms.MilvusCapabilities.for_lite()),
+        ),
+    ):
+        lite.create_collection(
+            collection,
+            schema=ms.build_schema(fields),
+            index_params=ms.build_index_params(indexes),
+            consistency_level="Strong",
+        )
+    (doc, emb), version = _docs(1)[0], "a" * 32
+    lite.insert(companion, ms.colbert_rows(doc, emb, SPEC, version, 0))
+    lite.insert(name, [ms.main_row(doc, emb, SPEC, "companion", version)])
+    con = _connector(lite, name)
+    np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, emb.colbert)
+    new = _emb(9, rows=2)
+    con.upsert([(doc, new)])
+    assert _row_count(lite, companion) == 2
+    np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
+    con.drop()
+    assert not lite.has_collection(name) and not lite.has_collection(companion)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import oracles
 import pytest
+
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_
 from m3vdb.schemas.spec import IndexSpec, MetadataField
+from m3vdb.schemas.versions import parse_version
 
 DIM = 8
 SPEC = IndexSpec(dense_dim=DIM, colbert_dim=DIM)
@@ -58,9 +61,9 @@ def test_colbert_layout_choice():
 
 
 def test_parse_version():
-    assert ms.parse_version("v2.6.4-rc1") == (2, 6, 4)
-    assert ms.parse_version("2.5") == (2, 5, 0)
-    assert ms.parse_version("latest") is None
+    assert parse_version("v2.6.4-rc1") == (2, 6, 4)
+    assert parse_version("2.5") == (2, 5, 0)
+    assert parse_version("latest") is None
 
 
 # --------------------------------------------------------------------------- field layouts
@@ -346,28 +349,55 @@ def test_validator_reads_struct_array_fields():
 
 
 def test_rrf_fusion_formula_and_ties():
-    fused = ms.rrf_fusion([["a", "b", "c"], ["c", "a"]], k=60)
+    fused = oracles.rrf_fusion([["a", "b", "c"], ["c", "a"]], k=60)
     assert fused[0] == ("a", pytest.approx(1 / 61 + 1 / 62))
     assert dict(fused)["c"] == pytest.approx(1 / 63 + 1 / 61)
     assert dict(fused)["b"] == pytest.approx(1 / 62)
     # equal scores: ids ascending, as Milvus sorts them
-    assert ms.rrf_fusion([["y"], ["x"]], k=1) == [("x", 0.5), ("y", 0.5)]
+    assert oracles.rrf_fusion([["y"], ["x"]], k=1) == [("x", 0.5), ("y", 0.5)]
 
 
 def test_weighted_fusion_formula():
     fused = dict(
-        ms.milvus_weighted_fusion([{"a": 0.5, "b": 0.0}, {"a": 3.0}], [0.3, 0.7], ["IP"] * 2)
+        oracles.milvus_weighted_fusion([{"a": 0.5, "b": 0.0}, {"a": 3.0}], [0.3, 0.7], ["IP"] * 2)
     )
     expected_a = 0.3 * (0.5 + math.atan(0.5) / math.pi) + 0.7 * (0.5 + math.atan(3.0) / math.pi)
     assert fused["a"] == pytest.approx(expected_a)
     assert fused["b"] == pytest.approx(0.3 * 0.5)  # the sparse list did not return b: adds 0
-    assert ms.milvus_normalize(0.2, "COSINE") == pytest.approx(0.6)
-    assert ms.milvus_normalize(0.0, "L2") == pytest.approx(1.0)
-    with pytest.raises(InputError):
-        ms.milvus_weighted_fusion([{}], [0.5, 0.5], ["IP"])
+    assert oracles.milvus_normalize(0.2, "COSINE") == pytest.approx(0.6)
+    assert oracles.milvus_normalize(0.0, "L2") == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        oracles.milvus_weighted_fusion([{}], [0.5, 0.5], ["IP"])
 
 
 def test_maxsim_is_the_sum_of_row_maxima():
     q = np.array([[1.0, 0.0], [0.0, 1.0]])
     d = np.array([[0.5, 0.5], [0.9, 0.1], [0.0, -1.0]])
-    assert ms.maxsim(q, d) == pytest.approx(0.9 + 0.5)
+    assert oracles.maxsim(q, d) == pytest.approx(0.9 + 0.5)
+
+
+# --------------------------------------------------------------------------- ownership records
+
+
+def test_the_main_collection_records_the_companion_it_owns():
+    description = {**_lite_description(), "description": ms.main_description("companion", "c")}
+    assert ms.owned_companion(description, SPEC) == "c__colbert"
+    for layout in ("none", "struct"):
+        recorded = {"collection_name": "c", "description": ms.main_description(layout, "c")}
+        assert ms.owned_companion(recorded, SPEC) is None
+
+
+def test_a_collection_created_before_the_record_owns_the_companion_its_versions_point_into():
+    assert ms.owned_companion(_lite_description(), SPEC) == "c__colbert"
+    without_colbert = _lite_description()
+    without_colbert["fields"] = without_colbert["fields"][:-1]  # no colbert_version field
+    assert ms.owned_companion(without_colbert, SPEC) is None
+    # a user's own description is no record
+    assert ms.owned_companion({**without_colbert, "description": "my users"}, SPEC) is None
+
+
+def test_a_companion_records_its_main_collection():
+    assert ms.is_companion_of({"description": ms.companion_description("c")}, "c")
+    assert not ms.is_companion_of({"description": ms.companion_description("c")}, "d")
+    assert not ms.is_companion_of({"description": "someone's vectors"}, "c")
+    assert not ms.is_companion_of({"description": "m3vdb:not json"}, "c")

@@ -12,11 +12,16 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
+from qdrant_client import QdrantClient, models  # noqa: E402
+from qdrant_client.http.exceptions import (  # noqa: E402
+    ResponseHandlingException,
+    UnexpectedResponse,
+)
+
 from m3vdb.connectors import connect  # noqa: E402
 from m3vdb.connectors.qdrant import (  # noqa: E402
     client_from_target,
     client_options,
-    compile_filter,
     is_transient,
     open_connector,
     translate_error,
@@ -30,12 +35,8 @@ from m3vdb.schemas.errors import (  # noqa: E402
     SchemaMismatchError,
 )
 from m3vdb.schemas.filters import and_, eq, in_, matches, or_, parse_filter, range_  # noqa: E402
+from m3vdb.schemas.qdrant import compile_filter  # noqa: E402
 from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField  # noqa: E402
-from qdrant_client import QdrantClient, models  # noqa: E402
-from qdrant_client.http.exceptions import (  # noqa: E402
-    ResponseHandlingException,
-    UnexpectedResponse,
-)
 
 SPEC = IndexSpec(
     dense_dim=4,
@@ -262,7 +263,7 @@ def test_encoder_dimensions_must_match_spec() -> None:
 
 def test_import_does_not_load_the_client() -> None:
     code = (
-        "import sys, connectors, connectors.qdrant, schemas.qdrant; "
+        "import sys, m3vdb.connectors, m3vdb.connectors.qdrant, m3vdb.schemas.qdrant; "
         "assert 'qdrant_client' not in sys.modules, 'imported eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from m3vdb import InputError, M3Embedding
 from m3vdb.encoder import (
     colbert_maxsim,
     colbert_score,
@@ -9,8 +11,6 @@ from m3vdb.encoder import (
     dense_score,
     sparse_score,
 )
-
-from m3vdb import InputError, M3Embedding
 
 
 def test_scores_follow_flagembedding_definitions():
