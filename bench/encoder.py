@@ -1,7 +1,8 @@
-"""Encoder throughput: m3vdb's ``M3Encoder`` against FlagEmbedding's ``BGEM3FlagModel`` on
-the SAME checkpoint and the SAME corpus, in one run, alternating, several repetitions.
+"""Encoder throughput: m3vdb's ``M3Encoder`` in each precision (``--dtypes``: float32,
+bfloat16, int8) against FlagEmbedding's ``BGEM3FlagModel`` on the SAME checkpoint and the SAME
+corpus, in one run, alternating, several repetitions; quality of every row against our float32.
 
-Two suites:
+Suites:
 
 - ``mixed``: one corpus with lengths spread log-uniformly (``--min-tokens`` .. ``--max-tokens``,
   several languages). Each measurement runs in a fresh subprocess (model loaded and warmed up
@@ -11,13 +12,20 @@ Two suites:
 - ``lengths``: per-length corpora (every text of one length, about ``--bucket-tokens`` tokens
   per length); one subprocess per implementation and repeat loads the model once and times
   every length. Feeds the throughput-by-length plot (``bench/plot.py``).
+- ``long``: one text of each ``--long-lengths`` (e.g. 4096 8192) per precision, one repeat:
+  tokens/s, fraction of the dtype's ceiling, and the process's peak RSS above the loaded model.
+- ``quality``: rank agreement. Queries and passages encoded by every row; per query the top 10
+  passages by dense, sparse and ColBERT score, compared with float32's (overlap / 10).
 
-Both report the achieved GFLOP/s and its fraction of the machine's fp32 matrix-multiply
-ceiling, measured in the same run (:func:`matmul_ceiling`). FlagEmbedding is optional: without
-it only our figures are printed.
+All report the achieved GFLOP/s and its fraction of the matrix-multiply ceiling OF THE ROW'S
+DTYPE (fp32, bf16, int8 dynamic-quantised Linear), measured in the same run
+(:func:`matmul_ceiling`). Quality columns (dense cosine min, sparse top-10 overlap, ColBERT max
+abs diff) compare each row with our float32 row on the same texts. FlagEmbedding is optional:
+without it only our rows are printed.
 
     python bench/encoder.py --model /work/bench-ckpt-full --suite mixed --json out.json
     python bench/encoder.py --build small            # a random-weight 6 x 384 checkpoint
+    python bench/encoder.py --build-to /work/bench-ckpt-full-scaled --build full-scaled
 
 See bench/README.md for the figures and the machine they were measured on.
 """
@@ -27,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,7 +53,23 @@ ARCHS: dict[str, dict[str, int]] = {
     "full": dict(
         hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096, model_vocab=250002
     ),
+    # the real architecture with BERT's initial spread: tokens stay apart through 24 layers
+    # (the default spread collapses them; see bench/calibrate.py), for the quality columns
+    "full-scaled": dict(
+        hidden_size=1024,
+        num_layers=24,
+        num_heads=16,
+        intermediate_size=4096,
+        model_vocab=250002,
+        weight_std=0.02,
+    ),
+    # the real layer shape with 4 layers: long-document efficiency and activation memory at
+    # 1/6 of the cost (per-layer work and activations are the real model's)
+    "wide4": dict(
+        hidden_size=1024, num_layers=4, num_heads=16, intermediate_size=4096, weight_std=0.02
+    ),
 }
+DTYPES = ("float32", "bfloat16", "int8")
 LENGTHS = (16, 64, 256, 1024, 4096)
 
 
@@ -63,46 +86,77 @@ def flops_per_token(hidden: int, layers: int, intermediate: int, seq: float) -> 
     return layers * (8 * hidden * hidden + 4 * hidden * intermediate + 4 * hidden * seq)
 
 
-def matmul_ceiling(repeats: int = 5) -> dict[str, Any]:
-    """The machine's fp32 matrix-multiply ceiling as torch reaches it with its default threads:
-    the best GFLOP/s over several runs of the encoder's own GEMM shapes (tokens x 1024 @
-    1024 x 4096 and the like)."""
+def matmul_ceiling(dtype: str = "float32", repeats: int = 5) -> dict[str, Any]:
+    """The machine's matrix-multiply ceiling for ``dtype`` as torch reaches it with its default
+    threads: the best GFLOP/s over several runs of the encoder's own GEMM shapes (tokens x 1024
+    @ 1024 x 4096 and the like). For int8 it is the dynamically quantised Linear that
+    ``M3Encoder(dtype="int8")`` runs (activation quantisation included)."""
+    import warnings
+
     import torch
 
     best: dict[str, float] = {}
     shapes = [(2048, 1024, 4096), (2048, 4096, 1024), (2048, 1024, 1024), (512, 1024, 4096)]
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         for m, k, n in shapes:
-            a, b = torch.randn(m, k), torch.randn(k, n)
-            a @ b  # first call: allocation and kernel selection
+            if dtype == "int8":
+                from m3vdb.encoder.precision import quantize_linear_int8
+
+                layer = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
+                quantize_linear_int8(layer)
+                a = torch.randn(m, k)
+
+                def step(a: Any = a, layer: Any = layer) -> Any:
+                    return layer(a)
+
+            else:
+                a = torch.randn(m, k, dtype=getattr(torch, dtype))
+                b = torch.randn(k, n, dtype=getattr(torch, dtype))
+
+                def step(a: Any = a, b: Any = b) -> Any:
+                    return a @ b
+
+            step()  # first call: allocation and kernel selection
             rates = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                a @ b
+                step()
                 rates.append(2 * m * k * n / (time.perf_counter() - start) / 1e9)
             best[f"{m}x{k}@{k}x{n}"] = max(rates)
     return {"gflops": max(best.values()), "per_shape": best, "threads": torch.get_num_threads()}
 
 
+def ceilings(dtypes: list[str]) -> dict[str, dict[str, Any]]:
+    """:func:`matmul_ceiling` for every dtype measured (FlagEmbedding runs fp32)."""
+    return {dtype: matmul_ceiling(dtype) for dtype in dict.fromkeys(["float32", *dtypes])}
+
+
+def _ceiling_of(impl: str, args: argparse.Namespace) -> float:
+    return float(args.ceiling["float32" if impl == "flag" else impl]["gflops"])
+
+
 def _load(args: argparse.Namespace) -> Any:
     """A callable encoding a list of texts with the implementation and outputs asked for."""
     outputs = dict(dense=True, sparse=args.outputs == "all", colbert=args.outputs == "all")
-    if args.impl == "ours":
+    if args.impl != "flag":
         from m3vdb.encoder import M3Encoder
 
-        model = M3Encoder(args.model, device="cpu", dtype="float32")
+        model = M3Encoder(args.model, device=args.device, dtype=args.impl)
 
-        def run(batch: list[str]) -> tuple[Any, Any]:
+        def run(batch: list[str]) -> tuple[Any, Any, Any]:
             embs = model.encode(batch, max_length=args.max_length, **outputs)
             colbert = [e.colbert for e in embs] if outputs["colbert"] else None
-            return [e.dense for e in embs], colbert
+            sparse = [e.sparse for e in embs] if outputs["sparse"] else None
+            return [e.dense for e in embs], sparse, colbert
 
     else:
         from FlagEmbedding import BGEM3FlagModel
 
-        model = BGEM3FlagModel(args.model, use_fp16=False, devices="cpu")
+        on_gpu = args.device != "cpu"
+        model = BGEM3FlagModel(args.model, use_fp16=on_gpu, devices=args.device)
 
-        def run(batch: list[str]) -> tuple[Any, Any]:
+        def run(batch: list[str]) -> tuple[Any, Any, Any]:
             out = model.encode(
                 batch,
                 batch_size=args.flag_batch_size,
@@ -111,19 +165,52 @@ def _load(args: argparse.Namespace) -> Any:
                 return_sparse=outputs["sparse"],
                 return_colbert_vecs=outputs["colbert"],
             )
-            return list(out["dense_vecs"]), out["colbert_vecs"] if outputs["colbert"] else None
+            sparse = None
+            if outputs["sparse"]:
+                sparse = [{int(k): float(v) for k, v in w.items()} for w in out["lexical_weights"]]
+            colbert = out["colbert_vecs"] if outputs["colbert"] else None
+            return list(out["dense_vecs"]), sparse, colbert
 
     return run
 
 
-def _worker(args: argparse.Namespace) -> None:
+def _save_outputs(path: str, dense: Any, sparse: Any, colbert: Any) -> None:
+    """Outputs to ``path`` (npz) for the parent's quality columns."""
     import numpy as np
+
+    arrays = {"dense": np.stack(dense).astype(np.float32)}
+    if colbert is not None:
+        arrays["colbert"] = np.concatenate(colbert).astype(np.float32)
+        arrays["colbert_rows"] = np.array([len(c) for c in colbert])
+    if sparse is not None:
+        arrays["sparse_ids"] = np.array([k for w in sparse for k in w], dtype=np.int64)
+        arrays["sparse_weights"] = np.array([v for w in sparse for v in w.values()])
+        arrays["sparse_sizes"] = np.array([len(w) for w in sparse])
+    np.savez(path, **arrays)
+
+
+def _rss_mib(field: str = "VmRSS") -> float:
+    """The process's current (``VmRSS``) or peak (``VmHWM``) resident memory, MiB (Linux).
+
+    ``VmHWM`` rather than ``getrusage``'s ``ru_maxrss``: the latter survives ``exec``, so a
+    worker would report its parent's peak when that is higher than its own.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _worker(args: argparse.Namespace) -> None:
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = json.loads(Path(args.corpus).read_text(encoding="utf-8"))
+    start = time.perf_counter()
     run = _load(args)
+    load_seconds = time.perf_counter() - start
+    load_peak_mib = _rss_mib("VmHWM")
     if args.suite == "lengths":
         run(["warm-up text"] * 4)
         seconds = {}
@@ -133,17 +220,37 @@ def _worker(args: argparse.Namespace) -> None:
             seconds[length] = time.perf_counter() - start
         print(json.dumps({"seconds": seconds}))
         return
+    if args.suite == "long":
+        run(["warm-up text"] * 2)
+        loaded_rss = _rss_mib()
+        start = time.perf_counter()
+        dense, sparse, colbert = run(corpus)
+        seconds = time.perf_counter() - start
+        peak_mib = _rss_mib("VmHWM")
+        print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, "loaded_mib": loaded_rss}))
+        return
+    if args.suite == "quality":
+        dense, sparse, colbert = run(corpus)
+        _save_outputs(args.dump, dense, sparse, colbert)
+        print(json.dumps({"texts": len(corpus)}))
+        return
     run(corpus[:4])  # warm-up: first-call allocations and kernel selection are not timed
     start = time.perf_counter()
-    dense, colbert = run(corpus)
+    dense, sparse, colbert = run(corpus)
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.dump:  # outputs, for the parent's equality check
-        arrays = {"dense": np.stack(dense)}
-        if colbert is not None:
-            arrays["colbert"] = np.concatenate(colbert)
-        np.savez(args.dump, **arrays)
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib}))
+    peak_mib = _rss_mib("VmHWM")
+    if args.dump:  # outputs, for the parent's quality columns
+        _save_outputs(args.dump, dense, sparse, colbert)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_mib": peak_mib,
+                "load_peak_rss_mib": load_peak_mib,
+                "load_seconds": load_seconds,
+            }
+        )
+    )
 
 
 def _measure(
@@ -154,6 +261,7 @@ def _measure(
         "--model", str(args.model), "--corpus", str(corpus),
         "--max-length", str(args.max_length), "--suite", suite,
         "--flag-batch-size", str(args.flag_batch_size), "--threads", str(args.threads),
+        "--device", args.device,
         "--dump", dump,
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -162,6 +270,16 @@ def _measure(
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {suite} {impl} {outputs}: {result}", file=sys.stderr, flush=True)  # progress
     return result
+
+
+def _impls(args: argparse.Namespace) -> list[str]:
+    """The rows: our dtypes (float32 first: the quality reference), then FlagEmbedding."""
+    impls = list(dict.fromkeys(["float32", *args.dtypes]))
+    if not args.no_flag and _flag_available():
+        impls.append("flag")
+    else:
+        print("FlagEmbedding not installed or --no-flag: reference row skipped")
+    return impls
 
 
 def _flag_available() -> bool:
@@ -174,11 +292,38 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1]}
 
 
-def _max_diff(ours: str, flag: str) -> dict[str, float]:
+def _sparse_dicts(arrays: Any) -> list[dict[int, float]]:
+    out, offset = [], 0
+    for size in arrays["sparse_sizes"].tolist():
+        ids = arrays["sparse_ids"][offset : offset + size].tolist()
+        out.append(dict(zip(ids, arrays["sparse_weights"][offset : offset + size].tolist())))
+        offset += size
+    return out
+
+
+def _top10(weights: dict[int, float]) -> set[int]:
+    return set(sorted(weights, key=weights.__getitem__, reverse=True)[:10])
+
+
+def quality(reference: str, other: str) -> dict[str, float]:
+    """``other``'s outputs against ``reference``'s (npz files from the workers): the lowest
+    dense cosine, the mean top-10 overlap of the sparse weights (texts with weights only), the
+    largest ColBERT difference."""
     import numpy as np
 
-    a, b = np.load(ours), np.load(flag)
-    return {name: float(np.abs(a[name] - b[name]).max()) for name in a.files}
+    a, b = np.load(reference), np.load(other)
+    out = {"dense_cos_min": float(np.min(np.sum(a["dense"] * b["dense"], axis=1)))}
+    if "colbert" in a.files and "colbert" in b.files:
+        out["colbert_max_abs_diff"] = float(np.abs(a["colbert"] - b["colbert"]).max())
+    if "sparse_ids" in a.files and "sparse_ids" in b.files:
+        overlaps = [
+            len(_top10(x) & _top10(y)) / min(10, len(x))
+            for x, y in zip(_sparse_dicts(a), _sparse_dicts(b))
+            if x
+        ]
+        out["sparse_top10_overlap"] = float(np.mean(overlaps)) if overlaps else float("nan")
+        out["sparse_texts"] = len(overlaps)
+    return out
 
 
 def _mixed(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: Any) -> dict:
@@ -202,17 +347,19 @@ def _mixed(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: Any
     )
     modes = ["dense", "all"] if args.outputs == "both" else [args.outputs]
     results: dict[str, dict[str, list[dict]]] = {m: {i: [] for i in impls} for m in modes}
-    diffs: dict[str, dict[str, float]] = {}
+    qualities: dict[str, dict[str, dict[str, float]]] = {}
     for repeat in range(args.repeats):
         for mode in modes:
-            # alternate the order so drift of the machine hits both sides alike
-            for impl in impls if repeat % 2 == 0 else impls[::-1]:
+            # rotate the order so drift of the machine hits every row alike
+            shift = repeat % len(impls)
+            for impl in impls[shift:] + impls[:shift]:
                 dump = str(tmp / f"{mode}-{impl}.npz") if repeat == 0 else ""
                 results[mode][impl].append(_measure(impl, mode, args, corpus, "mixed", dump))
-            if repeat == 0 and len(impls) == 2:
-                diffs[mode] = _max_diff(
-                    str(tmp / f"{mode}-ours.npz"), str(tmp / f"{mode}-flag.npz")
-                )
+            if repeat == 0:
+                reference = str(tmp / f"{mode}-float32.npz")
+                qualities[mode] = {
+                    impl: quality(reference, str(tmp / f"{mode}-{impl}.npz")) for impl in impls
+                }
     mean_seq = sum(n * n for n in lengths) / tokens  # attention cost is per token's own length
     flops = flops_per_token(
         config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"], mean_seq
@@ -223,41 +370,39 @@ def _mixed(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: Any
         "lengths": lengths,
         "flops_per_token": flops,
         "flag_batch_size": args.flag_batch_size,
-        "ours_min_fill": args.ours_min_fill,
-        "max_abs_diff": diffs,
+        "quality_vs_float32": qualities,
     }
     for mode in modes:
         row: dict[str, Any] = {}
+        base = results[mode]["float32"]
         for impl in impls:
             secs = [r["seconds"] for r in results[mode][impl]]
             tps = _spread([tokens / s for s in secs])
             gflops = tps["median"] * flops / 1e9
+            # per repeat: every row of a repeat ran within the same minute or two
+            ratios = [b["seconds"] / r["seconds"] for b, r in zip(base, results[mode][impl])]
             row[impl] = {
                 "tokens_per_s": tps,
+                "best_tokens_per_s": tps["max"],
                 "texts_per_s": len(texts) / statistics.median(secs),
                 "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in results[mode][impl]),
+                "load_peak_rss_mib": statistics.median(
+                    r["load_peak_rss_mib"] for r in results[mode][impl]
+                ),
                 "gflops_per_s": gflops,
-                "mfu": gflops / args.ceiling["gflops"],
+                "mfu": gflops / _ceiling_of(impl, args),
+                "best_mfu": tps["max"] * flops / 1e9 / _ceiling_of(impl, args),
+                "x_float32": _spread(ratios),
+                "quality": qualities[mode][impl],
             }
+            q = qualities[mode][impl]
             print(
-                f"{mode:5s} {impl:4s}: {tps['median']:8.1f} tok/s (min {tps['min']:.1f}, max "
-                f"{tps['max']:.1f}), {row[impl]['texts_per_s']:.2f} texts/s, peak RSS "
-                f"{row[impl]['peak_rss_mib']:.0f} MiB, {gflops:.1f} GFLOP/s = "
-                f"{100 * row[impl]['mfu']:.0f}% of the matmul ceiling"
-            )
-        if "flag" in row:
-            # per repeat: the two runs of a repeat ran back to back
-            ratios = [
-                b["seconds"] / a["seconds"]
-                for a, b in zip(results[mode]["ours"], results[mode]["flag"])
-            ]
-            row["ratio"] = (
-                row["ours"]["tokens_per_s"]["median"] / row["flag"]["tokens_per_s"]["median"]
-            )
-            row["ratio_per_repeat"] = _spread(ratios)
-            print(
-                f"{mode:5s} ours / FlagEmbedding: {row['ratio']:.2f}x (per repeat "
-                f"{min(ratios):.2f}..{max(ratios):.2f}); max |diff| {diffs.get(mode)}"
+                f"{mode:5s} {impl:8s}: {tps['median']:8.1f} tok/s (min {tps['min']:.1f}, max "
+                f"{tps['max']:.1f}), x float32 {row[impl]['x_float32']['median']:.2f} (per "
+                f"repeat {min(ratios):.2f}..{max(ratios):.2f}), {gflops:.1f} GFLOP/s = "
+                f"{100 * row[impl]['mfu']:.0f}% of its dtype's ceiling (best repeat "
+                f"{100 * row[impl]['best_mfu']:.0f}%), peak RSS {row[impl]['peak_rss_mib']:.0f} "
+                f"MiB (after load {row[impl]['load_peak_rss_mib']:.0f}); vs float32 {q}"
             )
         summary[mode] = row
     return summary
@@ -283,10 +428,15 @@ def _lengths(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: A
     print(f"per-length corpora: {[(k, len(v), tokens[k]) for k, v in buckets.items()]}")
     runs: dict[str, list[dict[str, float]]] = {i: [] for i in impls}
     for repeat in range(args.repeats):
-        for impl in impls if repeat % 2 == 0 else impls[::-1]:
+        shift = repeat % len(impls)
+        for impl in impls[shift:] + impls[:shift]:
             runs[impl].append(_measure(impl, args.plot_outputs, args, corpus, "lengths")["seconds"])
     config = json.loads((Path(args.model) / "config.json").read_text())
-    out: dict[str, Any] = {"outputs": args.plot_outputs, "flag_batch_size": args.flag_batch_size}
+    out: dict[str, Any] = {
+        "outputs": args.plot_outputs,
+        "flag_batch_size": args.flag_batch_size,
+        "impls": impls,
+    }
     for key in buckets:
         flops = flops_per_token(
             config["hidden_size"],
@@ -299,37 +449,142 @@ def _lengths(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: A
             tps = _spread([tokens[key] / r[key] for r in runs[impl]])
             row[impl] = {
                 "tokens_per_s": tps,
-                "mfu": tps["median"] * flops / 1e9 / args.ceiling["gflops"],
+                "mfu": tps["median"] * flops / 1e9 / _ceiling_of(impl, args),
             }
-        line = f"length {key:>5}: ours {row['ours']['tokens_per_s']['median']:8.1f} tok/s"
-        if "flag" in row:
-            row["ratio"] = (
-                row["ours"]["tokens_per_s"]["median"] / row["flag"]["tokens_per_s"]["median"]
+        print(
+            f"length {key:>5}: "
+            + ", ".join(
+                f"{i} {row[i]['tokens_per_s']['median']:.1f} tok/s ({100 * row[i]['mfu']:.0f}%)"
+                for i in impls
             )
-            line += (
-                f", flag {row['flag']['tokens_per_s']['median']:8.1f} tok/s, {row['ratio']:.2f}x"
-            )
-        print(line)
+        )
         out[key] = row
     return out
 
 
-def _rescale_mfu(node: Any, factor: float) -> None:
-    """Rescales every ``mfu`` in the summary to the best ceiling seen in the run (the machine
-    is shared: a ceiling measured while a neighbour runs is too low)."""
+def _long(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: Any) -> dict:
+    """One text per length per row, once: efficiency and peak memory on long documents."""
+    from corpus import make_corpus
+
+    config = json.loads((Path(args.model) / "config.json").read_text())
+    out: dict[str, Any] = {}
+    for length in args.long_lengths:
+        [text] = make_corpus(
+            1,
+            lambda t: len(tokenizer(t)["input_ids"]),
+            min_tokens=length,
+            max_tokens=length,
+            seed=length,
+        )
+        tokens = min(len(tokenizer(text)["input_ids"]), args.max_length)
+        corpus = tmp / f"long-{length}.json"
+        corpus.write_text(json.dumps([text]), encoding="utf-8")
+        flops = flops_per_token(
+            config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"], tokens
+        )
+        row: dict[str, Any] = {"tokens": tokens}
+        for impl in [i for i in impls if i != "flag"]:
+            r = _measure(impl, args.plot_outputs, args, corpus, "long")
+            tps = tokens / r["seconds"]
+            row[impl] = {
+                **r,
+                "tokens_per_s": tps,
+                "mfu": tps * flops / 1e9 / _ceiling_of(impl, args),
+                "peak_above_loaded_mib": r["peak_rss_mib"] - r["loaded_mib"],
+            }
+            print(
+                f"long {tokens:>5} tokens {impl:8s}: {r['seconds']:.1f} s, {tps:.1f} tok/s, "
+                f"{100 * row[impl]['mfu']:.0f}% of its dtype's ceiling, peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB ({row[impl]['peak_above_loaded_mib']:.0f} above "
+                "the loaded model)"
+            )
+        out[str(length)] = row
+    return out
+
+
+def _quality(args: argparse.Namespace, impls: list[str], tmp: Path, tokenizer: Any) -> dict:
+    """Rank agreement with float32: per query, the top 10 passages by each score."""
+    import numpy as np
+    from corpus import make_corpus
+
+    def count(text: str) -> int:
+        return len(tokenizer(text)["input_ids"])
+
+    queries = make_corpus(args.n_queries, count, min_tokens=8, max_tokens=24, seed=7)
+    passages = make_corpus(args.n_passages, count, min_tokens=32, max_tokens=256, seed=8)
+    corpus = tmp / "quality.json"
+    corpus.write_text(json.dumps(queries + passages), encoding="utf-8")
+    rows = [i for i in impls if i != "flag"]
+    for impl in rows:
+        _measure(impl, "all", args, corpus, "quality", str(tmp / f"quality-{impl}.npz"))
+
+    def scores(impl: str) -> dict[str, Any]:
+        data = np.load(tmp / f"quality-{impl}.npz")
+        dense = data["dense"]
+        sparse = _sparse_dicts(data)
+        colbert = np.split(data["colbert"], np.cumsum(data["colbert_rows"])[:-1])
+        nq = len(queries)
+        out = {"dense": dense[:nq] @ dense[nq:].T}
+        out["sparse"] = np.array(
+            [
+                [sum(w * p.get(t, 0.0) for t, w in q.items()) for p in sparse[nq:]]
+                for q in sparse[:nq]
+            ]
+        )
+        out["colbert"] = np.array(
+            [[float((q @ p.T).max(axis=1).mean()) for p in colbert[nq:]] for q in colbert[:nq]]
+        )
+        return out
+
+    reference = scores("float32")
+    summary: dict[str, Any] = {"queries": len(queries), "passages": len(passages)}
+    for impl in rows[1:]:
+        other = scores(impl)
+        row = {}
+        for kind in reference:
+            top_ref = np.argsort(-reference[kind], axis=1)[:, :10]
+            top_other = np.argsort(-other[kind], axis=1)[:, :10]
+            overlaps = [len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_other)]
+            row[kind] = {"top10_overlap_mean": float(np.mean(overlaps)), "min": min(overlaps)}
+            row[kind]["top1_same"] = float(np.mean(top_ref[:, 0] == top_other[:, 0]))
+        summary[impl] = row
+        print(f"rank agreement with float32, {impl}: {row}")
+    return summary
+
+
+def _rescale_rows(node: Any, dtype: str, factor: float) -> None:
+    """Rescales every ``mfu`` of ``dtype``'s rows to the best ceiling seen in the run (the
+    machine is shared: a ceiling measured while a neighbour runs is too low)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "mfu":
-                node[key] = value * factor
+            if key == dtype or (dtype == "float32" and key == "flag"):
+                if isinstance(value, dict):
+                    for name in ("mfu", "best_mfu"):
+                        if name in value:
+                            value[name] *= factor
             else:
-                _rescale_mfu(value, factor)
+                _rescale_rows(value, dtype, factor)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model", help="checkpoint directory (default: build one with --build)")
     parser.add_argument("--build", choices=sorted(ARCHS), default="small")
-    parser.add_argument("--suite", choices=["mixed", "lengths", "both"], default="mixed")
+    parser.add_argument("--build-to", help="build --build's checkpoint into this folder, exit")
+    parser.add_argument(
+        "--suite",
+        nargs="+",
+        choices=["mixed", "lengths", "long", "quality"],
+        default=["mixed"],
+    )
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--no-flag", action="store_true", help="skip the FlagEmbedding row")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (FlagEmbedding then runs fp16)"
+    )
+    parser.add_argument("--long-lengths", type=int, nargs="+", default=[4096, 8192])
+    parser.add_argument("--n-queries", type=int, default=16)
+    parser.add_argument("--n-passages", type=int, default=48)
     parser.add_argument("--n-texts", type=int, default=48)
     parser.add_argument("--min-tokens", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=2048)
@@ -342,52 +597,78 @@ def main() -> None:
     parser.add_argument("--flag-batch-size", type=int, default=256, help="FlagEmbedding's default")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--worker", choices=["ours", "flag"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*DTYPES, "flag"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--dump", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.impl = args.worker
+        args.suite = args.suite[0]
         return _worker(args)
-
-    from checkpoint_factory import build_checkpoint
 
     from m3vdb.encoder.checkpoint import load_tokenizer
 
+    if args.build_to:
+        _build(args.build, Path(args.build_to))
+        return None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.model is None:
             print(f"building a random-weight '{args.build}' checkpoint...", file=sys.stderr)
-            args.model = build_checkpoint(tmp / "ckpt", **ARCHS[args.build])
+            args.model = _build(args.build, tmp / "ckpt")
         tokenizer = load_tokenizer(Path(args.model))
         config = json.loads((Path(args.model) / "config.json").read_text())
-        impls = ["ours", "flag"] if _flag_available() else ["ours"]
-        if impls == ["ours"]:
-            print("FlagEmbedding is not installed: reference figures skipped")
-        ceiling_before = matmul_ceiling()
+        impls = _impls(args)
+        ceiling_before = ceilings(args.dtypes)
         args.ceiling = ceiling_before
         print(
-            f"model: {config['num_hidden_layers']} layers x {config['hidden_size']}; fp32 matmul "
-            f"ceiling {ceiling_before['gflops']:.1f} GFLOP/s ({ceiling_before['threads']} threads)"
+            f"model: {config['num_hidden_layers']} layers x {config['hidden_size']}; rows {impls};"
+            " matmul ceilings "
+            + ", ".join(f"{d} {c['gflops']:.1f} GFLOP/s" for d, c in ceiling_before.items())
+            + f" ({ceiling_before['float32']['threads']} threads); load average "
+            f"{os.getloadavg()}"
         )
-        summary: dict[str, Any] = {"model": str(args.model), "config": config}
-        if args.suite in ("mixed", "both"):
-            summary["mixed"] = _mixed(args, impls, tmp, tokenizer)
-        if args.suite in ("lengths", "both"):
-            summary["lengths"] = _lengths(args, impls, tmp, tokenizer)
-        ceiling_after = matmul_ceiling()
-        best = max(ceiling_before["gflops"], ceiling_after["gflops"])
+        summary: dict[str, Any] = {"model": str(args.model), "config": config, "rows": impls}
+        suites = {"mixed": _mixed, "lengths": _lengths, "long": _long, "quality": _quality}
+        for suite in args.suite:
+            summary[suite] = suites[suite](args, impls, tmp, tokenizer)
+        ceiling_after = ceilings(args.dtypes)
+        best = {
+            d: max(ceiling_before[d]["gflops"], ceiling_after[d]["gflops"]) for d in ceiling_before
+        }
         summary["ceiling"] = {"before": ceiling_before, "after": ceiling_after, "best": best}
         print(
-            f"fp32 matmul ceiling after the runs: {ceiling_after['gflops']:.1f} GFLOP/s; the "
-            f"fractions above are of the one before; of the best ({best:.1f}) they are x "
-            f"{ceiling_before['gflops'] / best:.2f}"
+            "matmul ceilings after the runs: "
+            + ", ".join(f"{d} {c['gflops']:.1f}" for d, c in ceiling_after.items())
+            + " GFLOP/s; the fractions above are of the ones before (the JSON rescales them to "
+            "the best of the two)"
         )
-        _rescale_mfu(summary, ceiling_before["gflops"] / best)
-        summary["load_average"] = os.getloadavg()
+        for suite in args.suite:
+            for dtype, factor in ((d, ceiling_before[d]["gflops"] / best[d]) for d in best):
+                _rescale_rows(summary[suite], dtype, factor)
+        summary["load_average_end"] = os.getloadavg()
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+def _build(arch: str, out: Path) -> Path:
+    """Builds a benchmark checkpoint; ``full-scaled`` also gets its sparse head centred."""
+    from checkpoint_factory import build_checkpoint
+
+    path = build_checkpoint(out, **ARCHS[arch])  # type: ignore[arg-type]
+    if arch == "full-scaled":
+        from calibrate import centre_sparse_head
+        from corpus import make_corpus
+
+        from m3vdb.encoder.checkpoint import load_tokenizer
+
+        tokenizer = load_tokenizer(path)
+        texts = make_corpus(
+            6, lambda t: len(tokenizer(t)["input_ids"]), min_tokens=32, max_tokens=256, seed=99
+        )
+        print(f"{path}: {centre_sparse_head(path, texts)}", file=sys.stderr)
+    return path
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ XLMR_SPECIAL_TOKENS = {
 
 @dataclass
 class Checkpoint:
-    """The loaded parts of a BGE-M3 checkpoint, on the CPU in float32."""
+    """The loaded parts of a BGE-M3 checkpoint, on the CPU, in the dtype asked for (float32
+    by default)."""
 
     path: Path
     tokenizer: object  # transformers.PreTrainedTokenizerFast
@@ -108,7 +109,7 @@ def load_tokenizer(path: Path) -> object:
 
 
 def _load_head(
-    path: Path, name: str, in_features: int, out_features: int | None
+    path: Path, name: str, in_features: int, out_features: int | None, dtype: torch.dtype
 ) -> torch.nn.Linear:
     file = path / name
     if not file.is_file():
@@ -131,8 +132,8 @@ def _load_head(
             f"{file} holds weight {tuple(weight.shape)} and bias {tuple(bias.shape)}; expected "
             f"({expected_out}, {in_features}) and ({expected_out},) for hidden size {in_features}"
         )
-    layer = torch.nn.Linear(in_features, expected_out)
-    layer.load_state_dict({"weight": weight.float(), "bias": bias.float()})
+    layer = torch.nn.Linear(in_features, expected_out, dtype=dtype)
+    layer.load_state_dict({"weight": weight, "bias": bias})  # copied (and cast) into dtype
     return layer
 
 
@@ -152,8 +153,133 @@ def _quiet_transformers() -> Iterator[None]:
         hf_logging.enable_progress_bar()
 
 
-def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
-    """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (float32, CPU, eval mode)."""
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+_READ_CHUNK_BYTES = 16 << 20
+
+
+def read_safetensors(file: Path, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor of a ``.safetensors`` file, cast to ``dtype``, one at a time.
+
+    Reads with plain file reads in 16 MiB chunks straight into the cast tensor, instead of
+    memory-mapping the file: the pages of a mapped file count in the process's resident
+    memory while the mapping lives, so casting a 2.2 GB float32 file to bfloat16 through a
+    mapping peaks at ~3.6 GB; this way it peaks at the bfloat16 tensors plus one chunk.
+
+    Raises:
+        CheckpointError: the file is not a safetensors file, or holds a dtype other than
+            F32, F16 or BF16.
+    """
+    with open(file, "rb", buffering=0) as handle:
+        try:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+        except ValueError as exc:
+            raise CheckpointError(f"{file} is not a safetensors file: {exc}") from exc
+        base = 8 + size
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            source = _SAFETENSORS_DTYPES.get(info["dtype"])
+            if source is None:
+                raise CheckpointError(f"{file}: tensor {name} is {info['dtype']}, not a float")
+            out = torch.empty(info["shape"], dtype=dtype)
+            flat = out.view(-1)
+            per_chunk = max(1, _READ_CHUNK_BYTES // source.itemsize)
+            buffer = torch.empty(min(per_chunk, max(flat.numel(), 1)), dtype=source)
+            handle.seek(base + info["data_offsets"][0])
+            done = 0
+            while done < flat.numel():
+                count = min(per_chunk, flat.numel() - done)
+                raw = buffer[:count].view(torch.uint8).numpy()
+                filled = 0
+                while filled < raw.nbytes:
+                    got = handle.readinto(raw.data[filled:])
+                    if not got:
+                        raise CheckpointError(f"{file} is truncated (tensor {name})")
+                    filled += got
+                flat[done : done + count].copy_(buffer[:count])
+                done += count
+            yield name, out
+
+
+def _set_tensor(module: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
+    *path, leaf = name.split(".")
+    owner = module.get_submodule(".".join(path))
+    if leaf in owner._parameters:
+        owner._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=False)
+    else:
+        owner._buffers[leaf] = tensor
+
+
+def _load_backbone_cast(
+    path: Path, config: object, dtype: torch.dtype, options: dict[str, object]
+) -> torch.nn.Module | None:
+    """The backbone built empty (meta device) and filled tensor by tensor from
+    ``model.safetensors`` in ``dtype``: peak memory = the model in ``dtype``. None where the
+    checkpoint is not one safetensors file (sharded, or pytorch_model.bin): the caller then
+    uses ``from_pretrained``."""
+    from transformers import AutoModel
+
+    file = path / "model.safetensors"
+    if not file.is_file():
+        return None
+    try:
+        with torch.device("meta"):
+            backbone = AutoModel.from_config(config, **options)
+    except ValueError:  # a transformers without SDPA for this architecture
+        return None
+    expected = dict(backbone.named_parameters())
+    buffers = dict(backbone.named_buffers())
+    loaded: set[str] = set()
+    try:
+        for name, tensor in read_safetensors(file, dtype):
+            key = next(
+                (k for k in (name, name.removeprefix("roberta.")) if k in expected or k in buffers),
+                None,
+            )
+            if key is None:  # e.g. the pooler, which BGE-M3 does not use
+                continue
+            _set_tensor(backbone, key, tensor.to(buffers[key].dtype) if key in buffers else tensor)
+            loaded.add(key)
+    except CheckpointError:  # e.g. an integer tensor: transformers' own loader handles it
+        return None
+    missing = sorted(set(expected) - loaded)
+    if missing:
+        raise CheckpointError(f"{file} lacks the weights {missing[:5]} (of {len(missing)})")
+    # non-persistent buffers (XLM-R: position_ids, token_type_ids) are not in the file
+    for name, buffer in list(backbone.named_buffers()):
+        if buffer.is_meta:
+            if name.endswith("position_ids"):
+                values = torch.arange(buffer.shape[-1]).expand(buffer.shape).clone()
+            elif name.endswith("token_type_ids"):
+                values = torch.zeros(buffer.shape, dtype=buffer.dtype)
+            else:
+                return None  # a buffer this loader does not know: let transformers build it
+            _set_tensor(backbone, name, values.to(buffer.dtype))
+    return backbone
+
+
+def _dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from transformers 4.56, ``torch_dtype``
+    before (an unknown keyword would be taken silently as a config attribute)."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}
+
+
+def load_checkpoint(
+    model: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+) -> Checkpoint:
+    """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (CPU, eval mode).
+
+    Args:
+        model: a checkpoint directory or a hub id.
+        dtype: the dtype the weights are loaded in. Other than float32, a single-file
+            safetensors checkpoint is read and cast tensor by tensor
+            (:func:`read_safetensors`), so a bfloat16 load never holds a float32 copy of the
+            model: its peak memory is about half a float32 load's.
+    """
     from transformers import AutoConfig, AutoModel
 
     path = resolve_checkpoint_dir(model)
@@ -167,18 +293,26 @@ def load_checkpoint(model: str | os.PathLike[str]) -> Checkpoint:
         with _quiet_transformers():
             # SDPA: the fused attention kernels on every device. The pooler is unused by
             # BGE-M3 (dense = CLS hidden state): not building it saves work.
-            try:
-                backbone = AutoModel.from_pretrained(
-                    path, config=config, attn_implementation="sdpa", add_pooling_layer=False
+            options = {"config": config, "add_pooling_layer": False, **_dtype_argument(dtype)}
+            backbone = None
+            if dtype != torch.float32:
+                # float32 keeps transformers' loader: it maps the file and is the reference
+                backbone = _load_backbone_cast(
+                    path, config, dtype, {"add_pooling_layer": False, "attn_implementation": "sdpa"}
                 )
-            except ValueError:  # a transformers without SDPA for this architecture
-                backbone = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False)
+            if backbone is None:
+                try:
+                    backbone = AutoModel.from_pretrained(
+                        path, attn_implementation="sdpa", **options
+                    )
+                except ValueError:  # a transformers without SDPA for this architecture
+                    backbone = AutoModel.from_pretrained(path, **options)
     except OSError as exc:
         raise CheckpointError(f"cannot load the model weights in {path}: {exc}") from exc
-    backbone.float().eval()
+    backbone.to(dtype).eval()  # a no-op where from_pretrained already gave that dtype
     hidden = int(config.hidden_size)
-    colbert_linear = _load_head(path, "colbert_linear.pt", hidden, None)
-    sparse_linear = _load_head(path, "sparse_linear.pt", hidden, 1)
+    colbert_linear = _load_head(path, "colbert_linear.pt", hidden, None, dtype)
+    sparse_linear = _load_head(path, "sparse_linear.pt", hidden, 1, dtype)
     # XLM-R numbers positions from padding_idx + 1, so two positions are never used.
     offset = int(getattr(config, "pad_token_id", 1) or 0) + 1
     max_positions = int(config.max_position_embeddings) - offset

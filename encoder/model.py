@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
@@ -13,11 +12,14 @@ from tqdm.auto import tqdm
 from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
+from m3vdb.encoder.precision import DType, HardwareProbe, quantize_linear_int8, select_precision
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
 
-DType = Literal["auto", "float32", "float16", "bfloat16"]
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Activation memory per padded token of one forward pass, in units of the hidden size times the
+# dtype's size: the FFN's intermediate (4 h), Q/K/V/context and the residual stream, with
+# allocator slack. Sizes the default token budget on an accelerator.
+_ACTIVATION_HIDDENS_PER_TOKEN = 16
 
 
 def _default_device() -> str:
@@ -26,6 +28,39 @@ def _default_device() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def default_token_budget(
+    device: torch.device,
+    *,
+    hidden_size: int,
+    dtype_bytes: int,
+    free_bytes: int | None = None,
+    memory_fraction: float = 0.5,
+) -> int:
+    """The default token budget (batch size x longest text per forward pass).
+
+    On the CPU: 16384 (the batch dimension buys little there once a text is a few dozen tokens
+    long; memory stays bounded). On an accelerator: as many tokens as fit in
+    ``memory_fraction`` of its free memory at :data:`_ACTIVATION_HIDDENS_PER_TOKEN` hidden
+    vectors per token, between 8192 (one full-length text) and 262144.
+
+    Args:
+        device: the encoder's device.
+        hidden_size: the model's hidden size.
+        dtype_bytes: bytes per activation value (2 for bf16/fp16, 4 for fp32).
+        free_bytes: the device's free memory (injectable); default: asked from CUDA, or
+            65536 tokens' worth where the device cannot say (MPS).
+        memory_fraction: the share of the free memory activations may take.
+    """
+    if device.type == "cpu":
+        return 16384
+    per_token = _ACTIVATION_HIDDENS_PER_TOKEN * hidden_size * dtype_bytes
+    if free_bytes is None:
+        if device.type != "cuda":
+            return 65536
+        free_bytes, _total = torch.cuda.mem_get_info(device)
+    return int(min(max(memory_fraction * free_bytes // per_token, 8192), 262144))
 
 
 def _check_texts(texts: object) -> list[str]:
@@ -54,10 +89,23 @@ class M3Encoder:
             directory holding the transformers model, ``tokenizer.json``,
             ``colbert_linear.pt`` and ``sparse_linear.pt``.
         device: "cpu", "cuda", "cuda:1", "mps"...; default: CUDA when present, else MPS, else CPU.
-        dtype: "auto" (float16 on CUDA, float32 elsewhere), "float32", "float16", "bfloat16".
+        dtype: "auto" (default): bfloat16 on a CPU with native bf16 (AVX512-BF16 or AMX) and on
+            a CUDA device that supports it, float16 on other CUDA devices, float32 elsewhere.
+            "float32" is the reference-equal path (FlagEmbedding's outputs to ~1e-5); bf16
+            gives dense cosine >= 0.9998 to it. "int8" (CPU only): the backbone's Linear
+            layers in int8 (dynamic quantisation), for CPUs without native bf16; see
+            ``bench/README.md`` for its speed and retrieval cost. "float16", "bfloat16" force
+            that dtype.
         token_budget: most padded tokens per forward pass (batch size x longest text); bounds
-            memory whatever the input lengths. Default: 16384 on CPU, 65536 on an accelerator.
+            memory whatever the input lengths. Default: 16384 on CPU; on CUDA sized to half the
+            free GPU memory (:func:`default_token_budget`).
         max_batch_size: most texts per forward pass.
+        hardware_probe: tells what the hardware supports, for ``dtype="auto"`` (injectable
+            for tests); default: :func:`m3vdb.encoder.precision.probe_hardware`.
+
+    Attributes:
+        precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8").
+        dtype: the torch dtype activations flow in (float32 for int8).
     """
 
     def __init__(
@@ -68,25 +116,31 @@ class M3Encoder:
         dtype: DType = "auto",
         token_budget: int | None = None,
         max_batch_size: int = 256,
+        hardware_probe: HardwareProbe | None = None,
     ) -> None:
         self.device = torch.device(device or _default_device())
-        if dtype == "auto":
-            torch_dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        elif dtype in _DTYPES:
-            torch_dtype = _DTYPES[dtype]
-        else:
-            raise InputError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {dtype!r}")
-        checkpoint = load_checkpoint(model)
+        resolved = select_precision(dtype, self.device, probe=hardware_probe)
+        self.precision = resolved.name
+        self.dtype = resolved.compute_dtype
+        # weights are cast while loading: a bf16 load never holds an fp32 copy of the model
+        checkpoint = load_checkpoint(model, dtype=self.dtype)
         self.model_path = checkpoint.path
         self.tokenizer = checkpoint.tokenizer
         self.max_length = checkpoint.max_positions
-        self.dtype = torch_dtype
-        self._backbone = checkpoint.backbone.to(self.device, torch_dtype)
-        self._colbert_linear = checkpoint.colbert_linear.to(self.device, torch_dtype)
-        self._sparse_linear = checkpoint.sparse_linear.to(self.device, torch_dtype)
+        self._backbone = checkpoint.backbone.to(self.device)
+        if resolved.quantized:
+            # the backbone's Linear layers only: the heads stay float32 (2 of 146 GEMMs per
+            # token; quantising the ColBERT head would add its error to every row)
+            self.int8_engine: str | None = quantize_linear_int8(self._backbone)
+        else:
+            self.int8_engine = None
+        self._colbert_linear = checkpoint.colbert_linear.to(self.device)
+        self._sparse_linear = checkpoint.sparse_linear.to(self.device)
         self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size
         self.colbert_dim = int(checkpoint.colbert_linear.out_features)
-        self.token_budget = token_budget or (16384 if self.device.type == "cpu" else 65536)
+        self.token_budget = token_budget or default_token_budget(
+            self.device, hidden_size=self.dense_dim, dtype_bytes=self.dtype.itemsize
+        )
         self.max_batch_size = max_batch_size
         tok = self.tokenizer
         self._pad_id = int(tok.pad_token_id)  # type: ignore[attr-defined]
@@ -99,7 +153,8 @@ class M3Encoder:
 
     def __repr__(self) -> str:
         return (
-            f"M3Encoder({str(self.model_path)!r}, device={str(self.device)!r}, dtype={self.dtype})"
+            f"M3Encoder({str(self.model_path)!r}, device={str(self.device)!r}, "
+            f"dtype={self.precision!r})"
         )
 
     def encode(

@@ -40,14 +40,27 @@ def sparse_weights(
 
 
 def colbert_rows(
-    hidden: torch.Tensor, lengths: torch.Tensor, colbert_linear: torch.nn.Linear
+    hidden: torch.Tensor,
+    lengths: torch.Tensor,
+    colbert_linear: torch.nn.Linear,
+    *,
+    chunk_rows: int = 4096,
 ) -> list[FloatArray]:
     """Per text: ``colbert_linear`` of every token's hidden state but the CLS's, L2-normalised
     per row: ``length - 1`` rows (the EOS row included). Only real tokens go through the
-    head, not the padding."""
+    head, not the padding.
+
+    The head runs on ``chunk_rows`` rows at a time, each chunk written straight into the one
+    float32 output array, so an 8191-row text never holds more than a chunk of intermediate
+    copies (head output, its float32 cast, the normalised rows) besides that output.
+    """
     seq = hidden.shape[1]
     mask = torch.arange(1, seq, device=hidden.device)[None, :] < lengths[:, None]
-    vectors = colbert_linear(hidden[:, 1:][mask])
-    vectors = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+    tokens = hidden[:, 1:][mask]
+    out = np.empty((tokens.shape[0], colbert_linear.out_features), dtype=np.float32)
+    for start in range(0, tokens.shape[0], chunk_rows):
+        vectors = colbert_linear(tokens[start : start + chunk_rows])
+        vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+        out[start : start + len(vectors)] = vectors.cpu().numpy()
     splits = np.cumsum((lengths - 1).cpu().numpy())[:-1]
-    return list(np.split(vectors, splits))
+    return list(np.split(out, splits))

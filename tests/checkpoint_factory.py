@@ -102,13 +102,15 @@ def build_tokenizer(vocab_size: int) -> object:
     return tokenizer
 
 
-def _random_tensor(name: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+def _random_tensor(
+    name: str, shape: tuple[int, ...], seed: int, weight_std: float = 0.1
+) -> np.ndarray:
     rng = np.random.default_rng(zlib.crc32(name.encode()) + seed)
     if name.endswith("LayerNorm.weight"):
         return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
     if name.endswith("bias"):
         return (0.02 * rng.standard_normal(shape)).astype(np.float32)
-    return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+    return (weight_std * rng.standard_normal(shape)).astype(np.float32)
 
 
 def build_checkpoint(
@@ -122,11 +124,17 @@ def build_checkpoint(
     tokenizer_vocab: int = 1000,
     model_vocab: int | None = None,
     seed: int = 0,
+    weight_std: float = 0.1,
 ) -> Path:
     """Writes a BGE-M3-shaped checkpoint to ``out_dir`` and returns its path.
 
     ``model_vocab`` (default: the tokenizer's size) may be larger than the tokenizer's,
     e.g. 250002 to give the embedding matrix the real model's shape.
+
+    ``weight_std`` is the spread of the random weight matrices. The default 0.1 (what the
+    golden values were computed with) makes a deep, wide model collapse: at 24 x 1024 every
+    token's hidden state is the same from layer 6 on, so precision comparisons on it mean
+    little. 0.02 (BERT's own initialisation) keeps tokens apart through all 24 layers.
     """
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
@@ -157,7 +165,7 @@ def build_checkpoint(
     )
     model = XLMRobertaModel(config)  # with the pooler, as AutoModel builds it
     state = {
-        name: torch.from_numpy(_random_tensor(name, tuple(t.shape), seed))
+        name: torch.from_numpy(_random_tensor(name, tuple(t.shape), seed, weight_std))
         for name, t in model.state_dict().items()
         if t.is_floating_point()
     }
@@ -167,7 +175,9 @@ def build_checkpoint(
     for head, (rows, cols) in heads.items():
         torch.save(
             {
-                "weight": torch.from_numpy(_random_tensor(f"{head}.weight", (rows, cols), seed)),
+                "weight": torch.from_numpy(
+                    _random_tensor(f"{head}.weight", (rows, cols), seed, weight_std)
+                ),
                 "bias": torch.from_numpy(_random_tensor(f"{head}.bias", (rows,), seed)),
             },
             out / f"{head}.pt",
@@ -183,6 +193,12 @@ def main() -> None:
         action="store_true",
         help="the real BGE-M3 architecture (24 layers x 1024, 16 heads, vocab 250002; 2.3 GB)",
     )
+    parser.add_argument(
+        "--weight-std",
+        type=float,
+        default=0.1,
+        help="spread of the random weights (0.02 keeps a 24-layer model from collapsing)",
+    )
     args = parser.parse_args()
     if args.full:
         path = build_checkpoint(
@@ -192,9 +208,10 @@ def main() -> None:
             num_heads=16,
             intermediate_size=4096,
             model_vocab=250002,
+            weight_std=args.weight_std,
         )
     else:
-        path = build_checkpoint(args.out_dir)
+        path = build_checkpoint(args.out_dir, weight_std=args.weight_std)
     print(path)
 
 

@@ -1,5 +1,6 @@
 """Session fixtures shared by every test: a tiny BGE-M3-shaped checkpoint built offline and
-the real encoder loaded from it through the public loading path."""
+the real encoder loaded from it through the public loading path (float32: the
+reference-equal path the golden and parity tests compare)."""
 
 from __future__ import annotations
 
@@ -21,4 +22,4 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_encoder(tiny_model_dir: Path) -> M3Encoder:
     """``M3Encoder`` on the tiny checkpoint, CPU, float32 (shared: it holds no state that a
     test can change)."""
-    return M3Encoder(tiny_model_dir, device="cpu")
+    return M3Encoder(tiny_model_dir, device="cpu", dtype="float32")

@@ -35,7 +35,7 @@ def compute(encoder: M3Encoder) -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
-        values = compute(M3Encoder(build_checkpoint(tmp)))
+        values = compute(M3Encoder(build_checkpoint(tmp), dtype="float32"))
     GOLDEN_FILE.parent.mkdir(exist_ok=True)
     GOLDEN_FILE.write_text(
         json.dumps(values, ensure_ascii=False, indent=0) + "\n", encoding="utf-8"

@@ -65,7 +65,7 @@ def test_empty_and_whitespace_texts_give_cls_eos_only(tiny_encoder):
 def test_batching_does_not_change_results(tiny_model_dir, tiny_encoder):
     texts = SAMPLE_TEXTS * 3
     wide = tiny_encoder.encode(texts, max_length=TEST_MAX_LENGTH)
-    narrow = M3Encoder(tiny_model_dir, token_budget=40, max_batch_size=3).encode(
+    narrow = M3Encoder(tiny_model_dir, dtype="float32", token_budget=40, max_batch_size=3).encode(
         texts, max_length=TEST_MAX_LENGTH
     )
     for a, b in zip(wide, narrow):
