@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, parents=[where])
     common.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
     common.add_argument(
-        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
+        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16", "int8")
     )
     common.add_argument(
         "--encoder-url",
@@ -198,7 +198,7 @@ def _add_serve_parser(commands: Any) -> None:
     )
     serve.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
     serve.add_argument(
-        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16")
+        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16", "int8")
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)"
