@@ -19,7 +19,7 @@ import numpy as np
 
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
 from m3vdb.connectors.plan import SearchPlan, build_plan
-from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, Document, Hit, M3Embedding
 from m3vdb.schemas.errors import (
     BackendError,
     CollectionNotFoundError,
@@ -47,10 +47,6 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# The smallest positive normal float32. A positive weight below it is a subnormal (or 0) once
-# stored as float32, which Elasticsearch refuses ("positive normal float") and other engines
-# round unpredictably.
-FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
 
 METADATA_RULE = (
     "metadata is a dict with non-empty str keys (taken literally: 'a.b' is one key) whose "

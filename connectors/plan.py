@@ -21,14 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from m3vdb.connectors.base import FilterLike, Fusion, HybridOptions, SearchMode
-from m3vdb.schemas.data import M3Embedding
+from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, M3Embedding
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import Filter, parse_filter
 from m3vdb.schemas.spec import IndexSpec
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "sparse", "colbert", "hybrid")
-_SMALLEST_NORMAL = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +183,7 @@ def _sparse(q: M3Embedding) -> dict[int, float]:
             raise InputError("the query's sparse weights contain NaN or infinity")
     # weights below the smallest normal float32 add nothing to a score and Elasticsearch
     # refuses them: they count as 0, like the special tokens the encoder drops
-    return {int(t): float(w) for t, w in q.sparse.items() if w >= _SMALLEST_NORMAL}
+    return {int(t): float(w) for t, w in q.sparse.items() if w >= FLOAT32_MIN_NORMAL}
 
 
 def _colbert(q: M3Embedding, spec: IndexSpec) -> np.ndarray:

@@ -15,6 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float32]
+# The smallest positive normal float32. Every engine stores sparse weights as float32; one
+# below this is a subnormal there (Elasticsearch refuses it: "positive normal float"), and its
+# share of any score is below float32 precision.
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
 
 
 @dataclass(frozen=True, eq=False)
