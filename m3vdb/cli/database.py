@@ -1,7 +1,7 @@
 """Opening and dropping the collection for the commands, with errors in the command line's
 words: a missing collection or database names the ``m3vdb index`` that creates it, a
 mismatched collection names the ``m3vdb drop`` / ``m3vdb index --recreate`` that fixes it,
-and a Qdrant local folder held by another process says so.
+and a database failure names the --db to check.
 
 No encoder is needed here: the collection is opened with the model's IndexSpec (read from
 its ``config.json``), and the commands hand the connector precomputed embeddings. So
@@ -87,26 +87,7 @@ def _open(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> Con
     except SchemaMismatchError as exc:
         raise mismatch(exc, db, collection) from exc
     except BackendError as exc:
-        if lite is not None and "Open local milvus failed" in str(exc):
-            raise BackendError(
-                f"the Milvus Lite file {lite} is in use by another process (Milvus Lite allows "
-                "one process per file): wait for it or close it (another m3vdb command, a "
-                "Python session), or run a Milvus server and use --db milvus://...",
-                retriable=True,
-            ) from exc
-        raise BackendError(
-            f"{exc}; check --db {db} and that the database is running and reachable",
-            retriable=exc.retriable,
-        ) from exc
-    except RuntimeError as exc:
-        if "already accessed by another instance" in str(exc):
-            raise BackendError(
-                f"the Qdrant local folder of {db} is in use by another process (Qdrant local "
-                "mode allows one process per folder): wait for it or close it (another m3vdb "
-                "command, a Python session), or run a Qdrant server and use --db qdrant://...",
-                retriable=True,
-            ) from exc
-        raise
+        raise _in_cli_words(exc, db) from exc
 
 
 def mismatch(exc: SchemaMismatchError, db: str, collection: str) -> InputError:
@@ -136,33 +117,23 @@ def _children_ignore_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def drop(db: str, collection: str, spec: IndexSpec) -> bool:
-    """Deletes the collection (and what the connector created with it); False when there was
-    none. A collection that does not match ``spec`` is dropped through the database's own
-    client, since a connector opens only a collection it can use."""
-    from m3vdb.connectors.registry import lite_path
+def drop(db: str, collection: str) -> bool:
+    """Deletes the collection (and what m3vdb created with it); False when there was none.
+    Through ``m3vdb.connectors.drop``, which opens no connector: a collection built for
+    another model goes too, and the model is not needed."""
+    from m3vdb.connectors import drop as drop_collection
 
-    lite = lite_path(db)
-    if lite is not None and not Path(lite).exists():
-        return False
     try:
-        connector = _open(db, collection, spec, must_exist=True)
-    except InputError as exc:
-        if isinstance(exc.__cause__, CollectionNotFoundError):
-            return False
-        if not isinstance(exc.__cause__, SchemaMismatchError):
-            raise
-        _native_drop(db, collection)
-        return True
-    try:
-        connector.drop()
-    finally:
-        connector.close()
-    return True
+        with _children_ignore_ctrl_c():
+            return drop_collection(db, collection=collection)
+    except BackendError as exc:
+        raise _in_cli_words(exc, db) from exc
 
 
-def _native_drop(db: str, collection: str) -> None:
-    """Drops a collection the connector refused to open (another model's dimensions)."""
-    from m3vdb.connectors import drop
-
-    drop(db, collection=collection)
+def _in_cli_words(exc: BackendError, db: str) -> BackendError:
+    """A database failure, with the --db to check. (A file or folder in use by another
+    process is the connectors' own BackendError, which says so.)"""
+    return BackendError(
+        f"{exc}; check --db {db} and that the database is running and reachable",
+        retriable=exc.retriable,
+    )

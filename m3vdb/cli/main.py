@@ -391,7 +391,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
     if args.recreate:
-        database.drop(args.db, args.collection, spec)
+        database.drop(args.db, args.collection)
     with database.opened(args.db, args.collection, spec, must_exist=False) as connector:
 
         @functools.cache
@@ -519,7 +519,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_drop(args: argparse.Namespace) -> int:
     """``m3vdb drop``: asks first unless --yes; no model loaded."""
     from m3vdb.cli import database
-    from m3vdb.cli.model import spec_for_model
     from m3vdb.schemas.errors import InputError
 
     what = f"collection {args.collection!r} at {args.db}"
@@ -530,7 +529,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    if database.drop(args.db, args.collection, spec_for_model(args.model)):
+    if database.drop(args.db, args.collection):
         print(f"dropped {what}")
         return 0
     raise InputError(f"no {what}: nothing to drop (check --db / --collection)")
