@@ -28,12 +28,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from m3vdb.connectors.base import Connector, HybridOptions, SupportsScan
+from m3vdb.connectors.base import Connector, SupportsScan
 from m3vdb.connectors.common import batched
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.errors import InputError, UnsupportedCapabilityError
 
 if TYPE_CHECKING:
     from m3vdb.encoder import M3Encoder
@@ -41,8 +39,6 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = 512
 DEFAULT_OVERLAP = 64
-# the most entries one filtered listing returns (below every database's result limit)
-LIST_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -373,27 +369,18 @@ def _stale_ids(
     if not parents:
         return []
     ids = {i for p in parents for i in stored[p].ids}
-    ids |= set(list_entries(connector, {"parent_id": {"in": list(parents)}}))
+    ids |= {doc.id for doc in scan(connector, {"parent_id": {"in": list(parents)}})}
     return sorted(ids)
 
 
-def list_entries(connector: Connector, flt: dict[str, Any]) -> dict[str, Document]:
-    """Every entry matching ``flt``, by id: the connector's ``scan`` (a paged listing by
-    filter, exact and unbounded) where it has one; otherwise a filtered dense search with a
-    fixed query vector, up to ``LIST_LIMIT`` entries (exact on brute-force engines only)."""
-    if isinstance(connector, SupportsScan):
-        return {doc.id: doc for doc in connector.scan(flt)}
-    spec = connector.spec
-    probe = np.zeros(spec.dense_dim, dtype=np.float32)
-    probe[0] = 1.0
-    hits = connector.search(
-        M3Embedding(dense=probe),
-        LIST_LIMIT,
-        mode="dense",
-        filter=flt,
-        hybrid=HybridOptions(candidates=LIST_LIMIT),
-    )
-    return {h.id: Document(h.id, h.text, dict(h.metadata)) for h in hits}
+def scan(connector: Connector, flt: dict[str, Any]) -> Iterator[Document]:
+    """Every entry matching ``flt``, streamed: the connector's paged listing by filter."""
+    if not isinstance(connector, SupportsScan):
+        raise UnsupportedCapabilityError(
+            f"{type(connector).__name__} cannot list entries by filter (no scan method), which "
+            "replacing and pruning documents need; use a connector of m3vdb.connectors"
+        )
+    return connector.scan(flt)
 
 
 def _encode(
@@ -482,15 +469,13 @@ def prune(
     is not in ``keep``; returns how many documents were deleted."""
     pruned: set[str] = set()
     for folder in folders:
-        while True:
-            found = list_entries(connector, {"source_folders": folder})
-            gone = {i: str(doc.metadata.get("parent_id", i)) for i, doc in found.items()}
-            stale = sorted(i for i, parent in gone.items() if parent not in keep)
-            if not stale:
-                break
+        stale: dict[str, str] = {}  # entry id -> its document's id; ids only, not texts
+        for doc in scan(connector, {"source_folders": folder}):
+            parent = str(doc.metadata.get("parent_id", doc.id))
+            if parent not in keep:
+                stale[doc.id] = parent
+        if stale:
             with guard.critical():
-                connector.delete(stale)
-            pruned |= {gone[i] for i in stale}
-            if len(found) < LIST_LIMIT:
-                break
+                connector.delete(sorted(stale))
+            pruned |= set(stale.values())
     return len(pruned)
