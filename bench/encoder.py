@@ -101,7 +101,7 @@ def matmul_ceiling(dtype: str = "float32", repeats: int = 5) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         for m, k, n in shapes:
             if dtype == "int8":
-                from m3vdb.encoder.precision import quantize_linear_int8
+                from m3vdb.encoder.int8 import quantize_linear_int8
 
                 layer = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
                 quantize_linear_int8(layer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 import torch
@@ -11,12 +12,14 @@ from tqdm.auto import tqdm
 
 from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint
+from m3vdb.encoder.int8 import quantize_linear_int8
+from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
-from m3vdb.encoder.precision import DType, HardwareProbe, quantize_linear_int8, select_precision
+from m3vdb.encoder.precision import DType, HardwareProbe, select_precision
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
 
-# Activation memory per padded token of one forward pass, in units of the hidden size times the
+# Activation memory per token of one forward pass, in units of the hidden size times the
 # dtype's size: the FFN's intermediate (4 h), Q/K/V/context and the residual stream, with
 # allocator slack. Sizes the default token budget on an accelerator.
 _ACTIVATION_HIDDENS_PER_TOKEN = 16
@@ -40,10 +43,12 @@ def default_token_budget(
 ) -> int:
     """The default token budget (batch size x longest text per forward pass).
 
-    On the CPU: 16384 (the batch dimension buys little there once a text is a few dozen tokens
-    long; memory stays bounded). On an accelerator: as many tokens as fit in
-    ``memory_fraction`` of its free memory at :data:`_ACTIVATION_HIDDENS_PER_TOKEN` hidden
-    vectors per token, between 8192 (one full-length text) and 262144.
+    On the CPU: 2048 (texts are packed without padding, so a batch of 2048 tokens is already
+    one large matrix multiply; larger batches only spill the activations out of the caches:
+    bf16 ran 8 % slower at 16384 on the mixed corpus, ``bench/README.md``). On an
+    accelerator: as many tokens as fit in ``memory_fraction`` of its free memory at
+    :data:`_ACTIVATION_HIDDENS_PER_TOKEN` hidden vectors per token, between 8192 (one
+    full-length text) and 262144.
 
     Args:
         device: the encoder's device.
@@ -54,7 +59,7 @@ def default_token_budget(
         memory_fraction: the share of the free memory activations may take.
     """
     if device.type == "cpu":
-        return 16384
+        return 2048
     per_token = _ACTIVATION_HIDDENS_PER_TOKEN * hidden_size * dtype_bytes
     if free_bytes is None:
         if device.type != "cuda":
@@ -93,12 +98,12 @@ class M3Encoder:
             a CUDA device that supports it, float16 on other CUDA devices, float32 elsewhere.
             "float32" is the reference-equal path (FlagEmbedding's outputs to ~1e-5); bf16
             gives dense cosine >= 0.9998 to it. "int8" (CPU only): the backbone's Linear
-            layers in int8 (dynamic quantisation), for CPUs without native bf16; see
+            layers in int8 (per-token activation scales), for CPUs without native bf16; see
             ``bench/README.md`` for its speed and retrieval cost. "float16", "bfloat16" force
             that dtype.
-        token_budget: most padded tokens per forward pass (batch size x longest text); bounds
-            memory whatever the input lengths. Default: 16384 on CPU; on CUDA sized to half the
-            free GPU memory (:func:`default_token_budget`).
+        token_budget: most tokens per forward pass (the texts of a batch are packed, without
+            padding); bounds memory whatever the input lengths. Default: 2048 on CPU; on CUDA
+            sized to half the free GPU memory (:func:`default_token_budget`).
         max_batch_size: most texts per forward pass.
         hardware_probe: tells what the hardware supports, for ``dtype="auto"`` (injectable
             for tests); default: :func:`m3vdb.encoder.precision.probe_hardware`.
@@ -131,9 +136,10 @@ class M3Encoder:
         if resolved.quantized:
             # the backbone's Linear layers only: the heads stay float32 (2 of 146 GEMMs per
             # token; quantising the ColBERT head would add its error to every row)
-            self.int8_engine: str | None = quantize_linear_int8(self._backbone)
+            self.int8_kernel: str | None = quantize_linear_int8(self._backbone)
         else:
-            self.int8_engine = None
+            self.int8_kernel = None
+        self._packed = PackedEncoder(self._backbone, quantized_activations=resolved.quantized)
         self._colbert_linear = checkpoint.colbert_linear.to(self.device)
         self._sparse_linear = checkpoint.sparse_linear.to(self.device)
         self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size
@@ -347,28 +353,20 @@ class M3Encoder:
     def _forward(
         self, ids: list[list[int]], dense: bool, sparse: bool, colbert: bool
     ) -> list[M3Embedding]:
-        lengths = np.array([len(x) for x in ids])
-        longest = int(lengths.max())
-        padded = np.full((len(ids), longest), self._pad_id, dtype=np.int64)
-        for row, token_ids in enumerate(ids):
-            padded[row, : len(token_ids)] = token_ids
-        input_ids = torch.from_numpy(padded).to(self.device)
-        lengths_t = torch.from_numpy(lengths).to(self.device)
-        # No mask when nothing is padded lets SDPA pick its fused (flash) kernel.
-        mask = None
-        if int(lengths.min()) < longest:
-            mask = (torch.arange(longest, device=self.device)[None, :] < lengths_t[:, None]).long()
-        hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        packing = Packing.of([len(x) for x in ids])
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=packing.total)
+        hidden = self._packed(torch.from_numpy(flat).to(self.device), packing)
 
         dense_out: list[np.ndarray | None] = [None] * len(ids)
         sparse_out: list[dict[int, float] | None] = [None] * len(ids)
         colbert_out: list[np.ndarray | None] = [None] * len(ids)
         if dense:
-            vectors = torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1)
+            cls_rows = hidden[torch.tensor(packing.starts, device=self.device)]
+            vectors = torch.nn.functional.normalize(cls_rows.float(), dim=-1)
             dense_out = list(vectors.cpu().numpy())
         if sparse:
             weights = torch.relu(self._sparse_linear(hidden)).squeeze(-1).float().cpu().numpy()
-            sparse_out = list(sparse_weights(weights, padded, lengths, self._unused_ids))
+            sparse_out = list(sparse_weights(weights, flat, packing, self._unused_ids))
         if colbert:
-            colbert_out = list(colbert_rows(hidden, lengths_t, self._colbert_linear))
+            colbert_out = list(colbert_rows(hidden, packing, self._colbert_linear))
         return [M3Embedding(d, s, c) for d, s, c in zip(dense_out, sparse_out, colbert_out)]

@@ -1,5 +1,5 @@
-"""Choosing the encoder's numeric precision: the ``dtype`` rule, the hardware probe it reads,
-and the int8 (dynamic quantisation) conversion.
+"""Choosing the encoder's numeric precision: the ``dtype`` rule and the hardware probe it
+reads.
 
 The rule for ``dtype="auto"`` (measured reasons in ``bench/README.md``):
 
@@ -12,12 +12,11 @@ The rule for ``dtype="auto"`` (measured reasons in ``bench/README.md``):
 
 ``float32`` is the reference-equal path (FlagEmbedding's outputs to about 1e-5). ``int8`` is
 opt-in: the backbone's Linear layers with int8 weights (one scale per output row) and int8
-activations quantised per call (torch dynamic quantisation, CPU only); everything else fp32.
+activations (one scale per token), CPU only (``encoder/int8.py``); everything else fp32.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,66 +137,10 @@ def select_precision(
     if dtype == "int8":
         if device.type != "cpu":
             raise InputError(
-                f"dtype='int8' runs on the CPU only (torch dynamic quantisation), got device "
+                f"dtype='int8' runs on the CPU only (oneDNN's int8 kernels), got device "
                 f"{str(device)!r}; use dtype='auto' (bfloat16 or float16) on {device.type}"
             )
         return Precision("int8", torch.float32)
     if dtype in FLOAT_DTYPES:
         return Precision(dtype, FLOAT_DTYPES[dtype])
     raise InputError(f"dtype must be one of auto, {', '.join(FLOAT_DTYPES)}, int8; got {dtype!r}")
-
-
-# oneDNN's int8 GEMM uses VNNI / AMX-INT8 and full-range activations: on an AVX512-VNNI CPU it
-# measured 1.7x faster than fbgemm's ("x86") for the encoder's shapes (bench/README.md).
-_INT8_ENGINES = ("onednn", "x86", "fbgemm")
-
-
-def quantize_linear_int8(
-    module: torch.nn.Module,
-    *,
-    engine: str | None = None,
-    keep_float: Callable[[str], bool] | None = None,
-) -> str:
-    """Replaces every ``torch.nn.Linear`` in ``module`` (in place) by a dynamically quantised
-    int8 one: weights int8 with one scale per output row, activations quantised per call.
-
-    Each float weight is freed as its layer is converted, so peak memory stays that of the
-    float model.
-
-    Args:
-        module: the module to convert (eval mode, float32, CPU).
-        engine: the quantised kernel library; default: the first of onednn, x86, fbgemm
-            that this torch build has.
-        keep_float: takes a Linear layer's qualified name, True to leave it in float (the
-            measured trade-offs of keeping some layers float are in ``bench/README.md``).
-
-    Returns:
-        The engine used.
-    """
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    supported = torch.backends.quantized.supported_engines
-    chosen = engine or next((e for e in _INT8_ENGINES if e in supported), None)
-    if chosen is None or chosen not in supported:
-        raise InputError(
-            f"dtype='int8' needs a quantised engine ({', '.join(_INT8_ENGINES)}); this torch "
-            f"build has {supported}"
-        )
-    # The weights are packed for the engine current at conversion time and the packed type
-    # dispatches by itself afterwards, so the process-wide setting is restored at once.
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = chosen
-    try:
-        with warnings.catch_warnings():
-            # torch.ao.quantization's deprecation notices: the API is what torch 2.x ships
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            spec = {
-                name: per_channel_dynamic_qconfig
-                for name, layer in module.named_modules()
-                if isinstance(layer, torch.nn.Linear) and not (keep_float and keep_float(name))
-            }
-            quantize_dynamic(module, spec, dtype=torch.qint8, inplace=True)
-    finally:
-        torch.backends.quantized.engine = previous
-    return chosen

@@ -15,17 +15,17 @@ from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
 from m3vdb import CheckpointError, InputError
 from m3vdb.encoder import M3Encoder
 from m3vdb.encoder.checkpoint import load_checkpoint, read_safetensors
+from m3vdb.encoder.int8 import Int8Linear, quantize_linear_int8
 from m3vdb.encoder.model import default_token_budget
+from m3vdb.encoder.packed import Packing
 from m3vdb.encoder.postprocess import colbert_rows
 from m3vdb.encoder.precision import (
     Hardware,
     cpu_flags,
     cpu_has_native_bf16,
-    quantize_linear_int8,
     select_precision,
 )
 
-DynamicLinear = torch.ao.nn.quantized.dynamic.Linear
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 
@@ -154,31 +154,51 @@ def test_lower_precision_stays_close_to_float32(tiny_model_dir, float32_outputs,
 def test_int8_quantises_the_backbone_linears_only(tiny_model_dir):
     enc = M3Encoder(tiny_model_dir, device="cpu", dtype="int8")
     kinds = {type(m) for m in enc._backbone.modules()}
-    assert DynamicLinear in kinds and torch.nn.Linear not in kinds
+    assert Int8Linear in kinds and torch.nn.Linear not in kinds
     assert type(enc._colbert_linear) is torch.nn.Linear  # heads stay float32
-    assert enc.int8_engine in torch.backends.quantized.supported_engines
-    assert torch.backends.quantized.engine != "onednn" or enc.int8_engine == "onednn"
+    assert enc.int8_kernel in ("onednn", "int_mm")
 
 
-def test_quantize_keeps_the_layers_asked_for_and_restores_the_engine():
-    before = torch.backends.quantized.engine
+def test_quantize_keeps_the_layers_asked_for():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
     quantize_linear_int8(model.eval(), keep_float=lambda name: name == "2")
-    assert type(model[0]) is DynamicLinear
+    assert type(model[0]) is Int8Linear
     assert type(model[2]) is torch.nn.Linear
-    assert torch.backends.quantized.engine == before
-    with pytest.raises(InputError, match="quantised engine"):
-        quantize_linear_int8(model, engine="no-such-engine")
+    with pytest.raises(InputError, match="int8 kernel"):
+        Int8Linear(torch.nn.Linear(8, 8), kernel="no-such-kernel")
+
+
+@pytest.mark.parametrize("kernel", ["onednn", "int_mm"])
+def test_int8_linear_scales_each_token_on_its_own(kernel):
+    """Per-token scales: a token 1000x smaller than its neighbour keeps its precision (one
+    scale per call would round it to zero), on both kernels, any leading shape."""
+    if kernel == "onednn" and not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48).eval()
+    x = torch.randn(2, 3, 64)
+    x[0, 1] *= 1e-3
+    x[1, 2] = 0.0
+    with torch.inference_mode():
+        want = linear(x)
+        got = Int8Linear(linear, kernel=kernel)(x)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    for row_got, row_want in zip(got.reshape(-1, 48), want.reshape(-1, 48)):
+        signal = (row_want - linear.bias).norm()
+        if signal == 0:
+            torch.testing.assert_close(row_got, row_want)  # the bias alone, exactly
+        else:
+            assert ((row_got - row_want).norm() / signal) < 0.02
 
 
 def test_colbert_rows_in_chunks_equal_one_pass():
     torch.manual_seed(0)
-    hidden = torch.randn(3, 11, 16)
-    lengths = torch.tensor([11, 5, 2])
+    packing = Packing.of([11, 5, 2])
+    hidden = torch.randn(packing.total, 16)
     head = torch.nn.Linear(16, 16)
     with torch.inference_mode():
-        whole = colbert_rows(hidden, lengths, head, chunk_rows=1000)
-        chunked = colbert_rows(hidden, lengths, head, chunk_rows=3)
+        whole = colbert_rows(hidden, packing, head, chunk_rows=1000)
+        chunked = colbert_rows(hidden, packing, head, chunk_rows=3)
     assert [r.shape[0] for r in whole] == [10, 4, 1]
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, atol=1e-6)
@@ -186,7 +206,7 @@ def test_colbert_rows_in_chunks_equal_one_pass():
 
 def test_token_budget_follows_the_device_memory():
     cpu = default_token_budget(CPU, hidden_size=1024, dtype_bytes=2)
-    assert cpu == 16384
+    assert cpu == 2048
     gib = 1 << 30
     # 16 hidden vectors per token at 2 bytes: 32 KiB per token; half of 40 GiB free -> 655k,
     # capped

@@ -1,0 +1,230 @@
+"""BGE-M3's XLM-RoBERTa layer stack on packed sequences: the tokens of every text of a batch
+concatenated into one ``(tokens, hidden)`` matrix, with no padding.
+
+Why not the transformers forward on a padded batch: every projection and the feed-forward
+then run on padding slots too, and a mixed batch needs a 4-D attention mask, which keeps
+SDPA off its fused kernels. Packed, the projections and the feed-forward run once per layer
+over the real tokens of the whole batch (one large matrix multiply), and attention runs per
+run of equal-length texts without a mask (SDPA's flash kernel), or on CUDA in half precision
+as one variable-length flash-attention call (``torch.nn.attention.varlen``).
+
+The layers are the loaded transformers model's own modules (its embeddings, Linear and
+LayerNorm layers, or the int8 layers that replace them), applied in transformers' order, so
+float32 results equal transformers' to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from m3vdb.schemas.errors import CheckpointError
+
+# The checkpoint's module names (stable: they are the weights' names in every BGE-M3 file).
+_LAYER_MODULES = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "attention.output.LayerNorm",
+    "intermediate.dense",
+    "output.dense",
+    "output.LayerNorm",
+)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where each text's tokens sit in the packed matrix.
+
+    Attributes:
+        lengths: tokens of each text, in packed order.
+        starts: row of each text's first (CLS) token.
+        runs: ``(first row, texts, length)`` per run of consecutive equal-length texts: the
+            unit attention runs on without padding.
+    """
+
+    lengths: tuple[int, ...]
+    starts: tuple[int, ...]
+    runs: tuple[tuple[int, int, int], ...]
+
+    @property
+    def total(self) -> int:
+        """Rows of the packed matrix."""
+        return self.starts[-1] + self.lengths[-1] if self.lengths else 0
+
+    @classmethod
+    def of(cls, lengths: Sequence[int]) -> Packing:
+        """The packing of texts of ``lengths`` tokens, in that order."""
+        starts: list[int] = []
+        runs: list[tuple[int, int, int]] = []
+        row = 0
+        for length in lengths:
+            starts.append(row)
+            if runs and runs[-1][2] == length:
+                first, count, _ = runs[-1]
+                runs[-1] = (first, count + 1, length)
+            else:
+                runs.append((row, 1, length))
+            row += length
+        return cls(tuple(lengths), tuple(starts), tuple(runs))
+
+
+def _varlen_attention() -> Callable[..., torch.Tensor] | None:
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:  # torch < 2.10
+        return None
+    return varlen_attn  # type: ignore[no-any-return]
+
+
+class PackedEncoder:
+    """Runs a loaded XLM-RoBERTa backbone (``transformers`` ``XLMRobertaModel``) on packed
+    token sequences.
+
+    Args:
+        backbone: the loaded model (eval mode, on its device, in its dtype).
+        use_varlen: run attention as one variable-length flash-attention call; default: on
+            CUDA in float16/bfloat16 where torch has ``torch.nn.attention.varlen``.
+        varlen_attention: the variable-length attention function (``varlen_attn``'s
+            signature); default: ``torch.nn.attention.varlen.varlen_attn``.
+        quantized_activations: the Linear layers are int8 ones whose activations flow in
+            float32 (sizes the feed-forward's row blocks).
+
+    Raises:
+        CheckpointError: the backbone is not shaped like XLM-RoBERTa (BGE-M3's).
+    """
+
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        *,
+        use_varlen: bool | None = None,
+        varlen_attention: Callable[..., torch.Tensor] | None = None,
+        quantized_activations: bool = False,
+    ) -> None:
+        config = backbone.config
+        if getattr(config, "position_embedding_type", "absolute") != "absolute":
+            raise CheckpointError(
+                "m3vdb runs XLM-RoBERTa backbones with absolute positions (BGE-M3's); this "
+                f"checkpoint has position_embedding_type={config.position_embedding_type!r}"
+            )
+        try:
+            self._embeddings = backbone.get_submodule("embeddings")
+            self._layers = list(backbone.get_submodule("encoder.layer"))
+            for layer in self._layers:
+                for name in _LAYER_MODULES:
+                    layer.get_submodule(name)
+            self._activation = self._layers[0].get_submodule("intermediate").intermediate_act_fn
+        except AttributeError as exc:
+            raise CheckpointError(
+                f"m3vdb runs XLM-RoBERTa backbones (BGE-M3's); this one lacks {exc}"
+            ) from exc
+        self.heads = int(config.num_attention_heads)
+        self.hidden = int(config.hidden_size)
+        # XLM-R numbers positions from padding_idx + 1
+        self.position_offset = int(self._embeddings.padding_idx) + 1
+        weight = self._embeddings.word_embeddings.weight
+        self.device = weight.device
+        self.dtype = weight.dtype
+        if use_varlen is None:
+            use_varlen = self.device.type == "cuda" and self.dtype in (
+                torch.float16,
+                torch.bfloat16,
+            )
+        self._varlen = (varlen_attention or _varlen_attention()) if use_varlen else None
+        # The feed-forward is row-wise: on the CPU it runs on row blocks whose (rows x
+        # intermediate) activation stays under 16 MiB. Larger blocks are served by fresh
+        # mmap'd pages (glibc's threshold tops out at 32 MiB) whose page faults cost as much
+        # as the GEMM's memory traffic: -15 % for bf16 at 2048-token batches (bench/README.md).
+        intermediate = int(config.intermediate_size)
+        activation_bytes = 4 if quantized_activations else self.dtype.itemsize
+        self._ffn_rows = (
+            max(256, (16 << 20) // (intermediate * activation_bytes))
+            if self.device.type == "cpu"
+            else 1 << 62
+        )
+
+    def __call__(self, input_ids: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """The last hidden state of every token: ``(packing.total, hidden)``.
+
+        Args:
+            input_ids: the texts' token ids concatenated, ``(packing.total,)``, on the
+                backbone's device.
+            packing: where each text sits.
+        """
+        x = self._embed(input_ids, packing)
+        cu_seqlens = None
+        if self._varlen is not None:
+            cu_seqlens = torch.tensor(
+                [*packing.starts, packing.total], dtype=torch.int32, device=self.device
+            )
+        for layer in self._layers:
+            x = self._layer(layer, x, packing, cu_seqlens)
+        return x
+
+    def _embed(self, input_ids: torch.Tensor, packing: Packing) -> torch.Tensor:
+        emb = self._embeddings
+        starts = torch.tensor(packing.starts, device=self.device)
+        lengths = torch.tensor(packing.lengths, device=self.device)
+        within = torch.arange(packing.total, device=self.device) - torch.repeat_interleave(
+            starts, lengths
+        )
+        positions = within + self.position_offset
+        # token type 0 everywhere: BGE-M3 has a single type; added in transformers' order
+        x = emb.word_embeddings(input_ids) + emb.token_type_embeddings.weight[0]
+        x = x + emb.position_embeddings(positions)
+        return emb.LayerNorm(x)  # type: ignore[no-any-return]
+
+    def _layer(
+        self,
+        layer: torch.nn.Module,
+        x: torch.Tensor,
+        packing: Packing,
+        cu_seqlens: torch.Tensor | None,
+    ) -> torch.Tensor:
+        attention = layer.attention
+        q = attention.self.query(x)
+        k = attention.self.key(x)
+        v = attention.self.value(x)
+        context = self._attend(q, k, v, packing, cu_seqlens)
+        x = attention.output.LayerNorm(attention.output.dense(context) + x)
+        if x.shape[0] <= self._ffn_rows:
+            return self._feed_forward(layer, x)
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], self._ffn_rows):
+            rows = slice(start, start + self._ffn_rows)
+            out[rows] = self._feed_forward(layer, x[rows])
+        return out
+
+    def _feed_forward(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        inner = self._activation(layer.intermediate.dense(x))
+        return layer.output.LayerNorm(layer.output.dense(inner) + x)  # type: ignore[no-any-return]
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        packing: Packing,
+        cu_seqlens: torch.Tensor | None,
+    ) -> torch.Tensor:
+        tokens = q.shape[0]
+        head_dim = self.hidden // self.heads
+        if cu_seqlens is not None and self._varlen is not None:
+            longest = max(packing.lengths)
+            shaped = [t.view(tokens, self.heads, head_dim) for t in (q, k, v)]
+            out = self._varlen(*shaped, cu_seqlens, cu_seqlens, longest, longest)
+            return out.reshape(tokens, self.hidden)
+        context = torch.empty_like(q)
+        for first, count, length in packing.runs:
+            rows = slice(first, first + count * length)
+            # (count, heads, length, head_dim) views of the run: no copy, no mask
+            q_run, k_run, v_run = (
+                t[rows].view(count, length, self.heads, head_dim).transpose(1, 2) for t in (q, k, v)
+            )
+            out = torch.nn.functional.scaled_dot_product_attention(q_run, k_run, v_run)
+            context[rows] = out.transpose(1, 2).reshape(count * length, self.hidden)
+        return context
