@@ -74,12 +74,13 @@ class Int8Linear(torch.nn.Module):
                 quantised, 1.0, 0, self._packed, self.weight_scale, self._zero_points,
                 None, 1.0, 0, torch.float32, "none", [], "",
             )  # fmt: skip
-            out.mul_(scale)
         else:
             out = torch._int_mm(quantised, self._packed).float()
-            out.mul_(scale * self.weight_scale)
+            scale = scale * self.weight_scale
         if self.bias is not None:
-            out.add_(self.bias)
+            torch.addcmul(self.bias, out, scale, out=out)  # one pass: bias + out * scale
+        else:
+            out.mul_(scale)
         return out.reshape(*shape[:-1], self.out_features)
 
 
@@ -102,13 +103,13 @@ def quantize_linear_int8(
         The kernel used.
     """
     kernel = kernel or ("onednn" if _onednn_int8() else "int_mm")
-    targets = [
-        (name, layer)
+    names = [
+        name
         for name, layer in module.named_modules()
         if isinstance(layer, torch.nn.Linear) and not (keep_float and keep_float(name))
     ]
-    for name, layer in targets:
+    for name in names:  # names, not layers: each float layer is freed once replaced
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, Int8Linear(layer, kernel=kernel))
+        setattr(parent, child, Int8Linear(getattr(parent, child), kernel=kernel))
     return kernel

@@ -41,11 +41,13 @@ def default_token_budget(
     free_bytes: int | None = None,
     memory_fraction: float = 0.5,
 ) -> int:
-    """The default token budget (batch size x longest text per forward pass).
+    """The default token budget (real tokens per forward pass).
 
-    On the CPU: 2048 (texts are packed without padding, so a batch of 2048 tokens is already
-    one large matrix multiply; larger batches only spill the activations out of the caches:
-    bf16 ran 8 % slower at 16384 on the mixed corpus, ``bench/README.md``). On an
+    On the CPU: the tokens whose (tokens x hidden) activations take 4 MiB: 2048 in bf16, 1024
+    in float32 and int8 (texts are packed without padding, so such a batch is already one large
+    matrix multiply; larger batches spill the activations out of the caches: on the mixed
+    corpus bf16 ran 8 % slower at 16384 tokens, int8 24 % slower at 2048, ``bench/README.md``).
+    On an
     accelerator: as many tokens as fit in ``memory_fraction`` of its free memory at
     :data:`_ACTIVATION_HIDDENS_PER_TOKEN` hidden vectors per token, between 8192 (one
     full-length text) and 262144.
@@ -59,7 +61,7 @@ def default_token_budget(
         memory_fraction: the share of the free memory activations may take.
     """
     if device.type == "cpu":
-        return 2048
+        return max(256, (4 << 20) // (hidden_size * dtype_bytes))
     per_token = _ACTIVATION_HIDDENS_PER_TOKEN * hidden_size * dtype_bytes
     if free_bytes is None:
         if device.type != "cuda":
@@ -102,7 +104,7 @@ class M3Encoder:
             ``bench/README.md`` for its speed and retrieval cost. "float16", "bfloat16" force
             that dtype.
         token_budget: most tokens per forward pass (the texts of a batch are packed, without
-            padding); bounds memory whatever the input lengths. Default: 2048 on CPU; on CUDA
+            padding); bounds memory whatever the input lengths. Default: 1024-2048 on CPU; on CUDA
             sized to half the free GPU memory (:func:`default_token_budget`).
         max_batch_size: most texts per forward pass.
         hardware_probe: tells what the hardware supports, for ``dtype="auto"`` (injectable
@@ -133,13 +135,14 @@ class M3Encoder:
         self.tokenizer = checkpoint.tokenizer
         self.max_length = checkpoint.max_positions
         self._backbone = checkpoint.backbone.to(self.device)
+        # fuses Q/K/V first, so int8 converts the fused layer (one input quantisation)
+        self._packed = PackedEncoder(self._backbone, quantized_activations=resolved.quantized)
         if resolved.quantized:
-            # the backbone's Linear layers only: the heads stay float32 (2 of 146 GEMMs per
+            # the backbone's Linear layers only: the heads stay float32 (2 of 98 GEMMs per
             # token; quantising the ColBERT head would add its error to every row)
             self.int8_kernel: str | None = quantize_linear_int8(self._backbone)
         else:
             self.int8_kernel = None
-        self._packed = PackedEncoder(self._backbone, quantized_activations=resolved.quantized)
         self._colbert_linear = checkpoint.colbert_linear.to(self.device)
         self._sparse_linear = checkpoint.sparse_linear.to(self.device)
         self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size

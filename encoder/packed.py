@@ -23,10 +23,8 @@ import torch
 from m3vdb.schemas.errors import CheckpointError
 
 # The checkpoint's module names (stable: they are the weights' names in every BGE-M3 file).
+_QKV = ("attention.self.query", "attention.self.key", "attention.self.value")
 _LAYER_MODULES = (
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
     "attention.output.dense",
     "attention.output.LayerNorm",
     "intermediate.dense",
@@ -80,9 +78,34 @@ def _varlen_attention() -> Callable[..., torch.Tensor] | None:
     return varlen_attn  # type: ignore[no-any-return]
 
 
+def _fuse_qkv(attention: torch.nn.Module) -> None:
+    """Replaces ``attention``'s query, key and value Linear layers (in place) by one, ``qkv``,
+    whose output is their three outputs side by side: one matrix multiply instead of three
+    (and, for int8, one quantisation of the input instead of three)."""
+    if hasattr(attention, "qkv"):
+        return
+    parts = [attention.get_submodule(name.rpartition(".")[2]) for name in _QKV]
+    fused = torch.nn.Linear(
+        parts[0].in_features,
+        sum(p.out_features for p in parts),
+        device=parts[0].weight.device,
+        dtype=parts[0].weight.dtype,
+    )
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([p.weight for p in parts]))
+        fused.bias.copy_(torch.cat([p.bias for p in parts]))
+    for name in _QKV:
+        delattr(attention, name.rpartition(".")[2])
+    attention.qkv = fused
+
+
 class PackedEncoder:
     """Runs a loaded XLM-RoBERTa backbone (``transformers`` ``XLMRobertaModel``) on packed
     token sequences.
+
+    It takes the backbone over: each layer's query, key and value projections are fused into
+    one Linear (``attention.self.qkv``) in place, so the transformers forward of that module
+    no longer runs; convert Linear layers (int8) after this.
 
     Args:
         backbone: the loaded model (eval mode, on its device, in its dtype).
@@ -117,6 +140,7 @@ class PackedEncoder:
             for layer in self._layers:
                 for name in _LAYER_MODULES:
                     layer.get_submodule(name)
+                _fuse_qkv(layer.get_submodule("attention.self"))
             self._activation = self._layers[0].get_submodule("intermediate").intermediate_act_fn
         except AttributeError as exc:
             raise CheckpointError(
@@ -186,9 +210,7 @@ class PackedEncoder:
         cu_seqlens: torch.Tensor | None,
     ) -> torch.Tensor:
         attention = layer.attention
-        q = attention.self.query(x)
-        k = attention.self.key(x)
-        v = attention.self.value(x)
+        q, k, v = attention.self.qkv(x).split(self.hidden, dim=1)
         context = self._attend(q, k, v, packing, cu_seqlens)
         x = attention.output.LayerNorm(attention.output.dense(context) + x)
         if x.shape[0] <= self._ffn_rows:
@@ -215,10 +237,10 @@ class PackedEncoder:
         head_dim = self.hidden // self.heads
         if cu_seqlens is not None and self._varlen is not None:
             longest = max(packing.lengths)
-            shaped = [t.view(tokens, self.heads, head_dim) for t in (q, k, v)]
+            shaped = [t.reshape(tokens, self.heads, head_dim) for t in (q, k, v)]
             out = self._varlen(*shaped, cu_seqlens, cu_seqlens, longest, longest)
             return out.reshape(tokens, self.hidden)
-        context = torch.empty_like(q)
+        context = torch.empty((tokens, self.hidden), dtype=q.dtype, device=q.device)
         for first, count, length in packing.runs:
             rows = slice(first, first + count * length)
             # (count, heads, length, head_dim) views of the run: no copy, no mask

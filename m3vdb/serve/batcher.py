@@ -2,7 +2,7 @@
 
 Requests put their tokenised texts in the queue and wait on a future. Before every forward
 pass the worker plans batches over ALL the texts waiting, with the encoder's own planner
-(token budget and padding bound: ``m3vdb.encoder.batching.plan_batches``), and runs the
+(token budget: ``m3vdb.encoder.batching.plan_batches``), and runs the
 fullest planned batch (most real tokens): the others keep filling up with the texts that
 arrive meanwhile, so batches grow across requests as they would if every text were known up
 front. No text waits forever: once the oldest waiting text has been passed over
@@ -10,8 +10,9 @@ front. No text waits forever: once the oldest waiting text has been passed over
 most ``max_wait_s`` for others (less if the waiting tokens fill the token budget). A request
 is answered as soon as its last text is done. So 32 clients sending one text each cost about
 what one client sending 32 texts costs, and a text's outputs do not depend on which request
-it came with beyond fp32 batching noise (the padding of the batch it lands in: ~1e-7 on the
-tiny test checkpoint, 2.8e-6 measured on the real architecture by ``bench/serve.py``).
+it came with beyond fp32 batching noise (the matrix multiplies' blocking depends on the
+batch's total tokens: ~1e-7 on the tiny test checkpoint; 2.8e-6 measured on the real
+architecture by ``bench/serve.py`` with the padded batches of m3vdb 0.2).
 
 The bound is on texts admitted and not yet answered (``max_pending_inputs``): beyond it
 ``submit`` raises ``QueueFullError`` with a retry delay estimated from the recent throughput.
@@ -324,7 +325,7 @@ class DynamicBatcher:
                 rate if not self._tokens_per_s else 0.8 * self._tokens_per_s + 0.2 * rate
             )
         if self._metrics is not None:
-            self._metrics.observe_batch(len(ids), tokens, len(ids) * max(map(len, ids)), seconds)
+            self._metrics.observe_batch(len(ids), tokens, seconds)
         for (job, i), emb in zip(live, embs):
             if not job.future.done():
                 job._deliver(i, emb)

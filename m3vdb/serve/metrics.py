@@ -53,11 +53,6 @@ class ServeMetrics:
         self.batch_tokens = Histogram(
             "m3vdb_batch_tokens", "real tokens per forward pass", buckets=_TOKENS, registry=r
         )
-        self.batch_padded_tokens = Counter(
-            "m3vdb_batch_padded_tokens",
-            "token slots computed (batch size x longest text), padding included",
-            registry=r,
-        )
         self.batch_seconds = Histogram(
             "m3vdb_batch_duration_seconds", "time of one forward pass", buckets=_SECONDS, registry=r
         )
@@ -72,11 +67,10 @@ class ServeMetrics:
             "m3vdb_rejected_requests", "requests refused, by reason", ["reason"], registry=r
         )
 
-    def observe_batch(self, texts: int, tokens: int, padded_tokens: int, seconds: float) -> None:
+    def observe_batch(self, texts: int, tokens: int, seconds: float) -> None:
         """One forward pass of ``texts`` texts holding ``tokens`` real tokens."""
         self.batch_size.observe(texts)
         self.batch_tokens.observe(tokens)
-        self.batch_padded_tokens.inc(padded_tokens)
         self.batch_seconds.observe(seconds)
 
     def render(self) -> bytes:

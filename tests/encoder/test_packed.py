@@ -21,8 +21,9 @@ def test_packing_finds_each_text_and_the_runs_of_equal_lengths():
     assert Packing.of([]).total == 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def backbone(tiny_model_dir):
+    """A fresh backbone: the packed encoder fuses its Q/K/V layers in place."""
     return load_checkpoint(tiny_model_dir).backbone
 
 
@@ -34,8 +35,9 @@ def texts():
 
 
 @pytest.fixture(scope="module")
-def padded_reference(backbone, texts):
+def padded_reference(tiny_model_dir, texts):
     """transformers' forward: a padded batch with its attention mask."""
+    backbone = load_checkpoint(tiny_model_dir).backbone
     longest = max(LENGTHS)
     ids = torch.full((len(texts), longest), backbone.config.pad_token_id)
     mask = torch.zeros((len(texts), longest), dtype=torch.long)
@@ -86,3 +88,15 @@ def test_the_varlen_path_hands_the_kernel_the_packed_layout(backbone, texts, pad
 
 def test_varlen_is_off_on_the_cpu(backbone):
     assert PackedEncoder(backbone)._varlen is None
+
+
+def test_qkv_are_fused_once_and_the_fused_layer_is_what_runs(backbone, texts, padded_reference):
+    PackedEncoder(backbone)
+    attention = backbone.encoder.layer[0].attention.self
+    assert isinstance(attention.qkv, torch.nn.Linear) and attention.qkv.out_features == 3 * (
+        backbone.config.hidden_size
+    )
+    assert not hasattr(attention, "query")
+    again = PackedEncoder(backbone)  # an already fused backbone is taken as it is
+    for got, want in zip(_packed(again, texts), padded_reference):
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)

@@ -205,8 +205,9 @@ def test_colbert_rows_in_chunks_equal_one_pass():
 
 
 def test_token_budget_follows_the_device_memory():
-    cpu = default_token_budget(CPU, hidden_size=1024, dtype_bytes=2)
-    assert cpu == 2048
+    # CPU: 4 MiB of (tokens x hidden) activations
+    assert default_token_budget(CPU, hidden_size=1024, dtype_bytes=2) == 2048
+    assert default_token_budget(CPU, hidden_size=1024, dtype_bytes=4) == 1024
     gib = 1 << 30
     # 16 hidden vectors per token at 2 bytes: 32 KiB per token; half of 40 GiB free -> 655k,
     # capped
