@@ -70,6 +70,7 @@ ARCHS: dict[str, dict[str, int]] = {
     ),
 }
 DTYPES = ("float32", "bfloat16", "int8")
+GPU_DTYPES = ("float16",)  # choosable with --dtypes (FlagEmbedding on a GPU runs fp16)
 LENGTHS = (16, 64, 256, 1024, 4096)
 
 
@@ -86,7 +87,7 @@ def flops_per_token(hidden: int, layers: int, intermediate: int, seq: float) -> 
     return layers * (8 * hidden * hidden + 4 * hidden * intermediate + 4 * hidden * seq)
 
 
-def matmul_ceiling(dtype: str = "float32", repeats: int = 5) -> dict[str, Any]:
+def matmul_ceiling(dtype: str = "float32", repeats: int = 5, device: str = "cpu") -> dict[str, Any]:
     """The machine's matrix-multiply ceiling for ``dtype`` as torch reaches it with its default
     threads: the best GFLOP/s over several runs of the encoder's own GEMM shapes (tokens x 1024
     @ 1024 x 4096 and the like). For int8 it is the dynamically quantised Linear that
@@ -111,11 +112,14 @@ def matmul_ceiling(dtype: str = "float32", repeats: int = 5) -> dict[str, Any]:
                     return layer(a)
 
             else:
-                a = torch.randn(m, k, dtype=getattr(torch, dtype))
-                b = torch.randn(k, n, dtype=getattr(torch, dtype))
+                a = torch.randn(m, k, dtype=getattr(torch, dtype), device=device)
+                b = torch.randn(k, n, dtype=getattr(torch, dtype), device=device)
 
                 def step(a: Any = a, b: Any = b) -> Any:
-                    return a @ b
+                    out = a @ b
+                    if device != "cpu":
+                        torch.cuda.synchronize()
+                    return out
 
             step()  # first call: allocation and kernel selection
             rates = []
@@ -127,13 +131,18 @@ def matmul_ceiling(dtype: str = "float32", repeats: int = 5) -> dict[str, Any]:
     return {"gflops": max(best.values()), "per_shape": best, "threads": torch.get_num_threads()}
 
 
-def ceilings(dtypes: list[str]) -> dict[str, dict[str, Any]]:
-    """:func:`matmul_ceiling` for every dtype measured (FlagEmbedding runs fp32)."""
-    return {dtype: matmul_ceiling(dtype) for dtype in dict.fromkeys(["float32", *dtypes])}
+def ceilings(dtypes: list[str], device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """:func:`matmul_ceiling` for every dtype measured, on the device the rows run on
+    (FlagEmbedding runs fp32 on the CPU, fp16 on a GPU)."""
+    extra = "float32" if device == "cpu" else "float16"
+    return {
+        dtype: matmul_ceiling(dtype, device=device) for dtype in dict.fromkeys([extra, *dtypes])
+    }
 
 
 def _ceiling_of(impl: str, args: argparse.Namespace) -> float:
-    return float(args.ceiling["float32" if impl == "flag" else impl]["gflops"])
+    flag_dtype = "float32" if args.device == "cpu" else "float16"
+    return float(args.ceiling[flag_dtype if impl == "flag" else impl]["gflops"])
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -577,7 +586,7 @@ def main() -> None:
         choices=["mixed", "lengths", "long", "quality"],
         default=["mixed"],
     )
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, *GPU_DTYPES], default=list(DTYPES))
     parser.add_argument("--no-flag", action="store_true", help="skip the FlagEmbedding row")
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (FlagEmbedding then runs fp16)"
@@ -597,7 +606,7 @@ def main() -> None:
     parser.add_argument("--flag-batch-size", type=int, default=256, help="FlagEmbedding's default")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--worker", choices=[*DTYPES, "flag"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*DTYPES, *GPU_DTYPES, "flag"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--dump", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -619,7 +628,7 @@ def main() -> None:
         tokenizer = load_tokenizer(Path(args.model))
         config = json.loads((Path(args.model) / "config.json").read_text())
         impls = _impls(args)
-        ceiling_before = ceilings(args.dtypes)
+        ceiling_before = ceilings(args.dtypes, args.device)
         args.ceiling = ceiling_before
         print(
             f"model: {config['num_hidden_layers']} layers x {config['hidden_size']}; rows {impls};"
@@ -632,7 +641,7 @@ def main() -> None:
         suites = {"mixed": _mixed, "lengths": _lengths, "long": _long, "quality": _quality}
         for suite in args.suite:
             summary[suite] = suites[suite](args, impls, tmp, tokenizer)
-        ceiling_after = ceilings(args.dtypes)
+        ceiling_after = ceilings(args.dtypes, args.device)
         best = {
             d: max(ceiling_before[d]["gflops"], ceiling_after[d]["gflops"]) for d in ceiling_before
         }
