@@ -408,7 +408,7 @@ def test_the_oldest_text_waits_at_most_max_skips_passes() -> None:
     from m3vdb.serve.batcher import MAX_SKIPS, DynamicBatcher, Outputs
 
     class Recorder:
-        token_budget = 16384
+        token_budget = 120  # three 40-token texts fill a batch: the 10-token one never fits
         max_batch_size = 256
 
         def __init__(self) -> None:
@@ -424,7 +424,7 @@ def test_the_oldest_text_waits_at_most_max_skips_passes() -> None:
     recorder = Recorder()
     batcher = DynamicBatcher(recorder, max_pending_inputs=1000, max_wait_s=0)
     recorder.batcher = batcher
-    oldest = batcher.submit([[5] * 10], Outputs())  # 10 tokens, alone in its length class
+    oldest = batcher.submit([[5] * 10], Outputs())  # 10 tokens, in a batch of its own
     batcher.submit([[7] * 40] * 3, Outputs())  # 120 tokens: fuller
     batcher.start()
     assert len(oldest.future.result(30)) == 1
