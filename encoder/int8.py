@@ -39,6 +39,9 @@ class Int8Linear(torch.nn.Module):
             default: onednn where this torch build has it.
     """
 
+    weight_scale: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, linear: torch.nn.Linear, *, kernel: str | None = None) -> None:
         super().__init__()
         kernel = kernel or ("onednn" if _onednn_int8() else "int_mm")

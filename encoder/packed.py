@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -70,15 +71,15 @@ class Packing:
         return cls(tuple(lengths), tuple(starts), tuple(runs))
 
 
-def _varlen_attention() -> Callable[..., torch.Tensor] | None:
+def _varlen_attention() -> Any:
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:  # torch < 2.10
         return None
-    return varlen_attn  # type: ignore[no-any-return]
+    return varlen_attn
 
 
-def _fuse_qkv(attention: torch.nn.Module) -> None:
+def _fuse_qkv(attention: Any) -> None:
     """Replaces ``attention``'s query, key and value Linear layers (in place) by one, ``qkv``,
     whose output is their three outputs side by side: one matrix multiply instead of three
     (and, for int8, one quantisation of the input instead of three)."""
@@ -128,15 +129,17 @@ class PackedEncoder:
         varlen_attention: Callable[..., torch.Tensor] | None = None,
         quantized_activations: bool = False,
     ) -> None:
-        config = backbone.config
+        # transformers' modules are reached by their checkpoint names: typed Any
+        model: Any = backbone
+        config = model.config
         if getattr(config, "position_embedding_type", "absolute") != "absolute":
             raise CheckpointError(
                 "m3vdb runs XLM-RoBERTa backbones with absolute positions (BGE-M3's); this "
                 f"checkpoint has position_embedding_type={config.position_embedding_type!r}"
             )
         try:
-            self._embeddings = backbone.get_submodule("embeddings")
-            self._layers = list(backbone.get_submodule("encoder.layer"))
+            self._embeddings: Any = model.get_submodule("embeddings")
+            self._layers: list[Any] = list(model.get_submodule("encoder.layer"))
             for layer in self._layers:
                 for name in _LAYER_MODULES:
                     layer.get_submodule(name)
@@ -158,14 +161,14 @@ class PackedEncoder:
                 torch.float16,
                 torch.bfloat16,
             )
-        self._varlen = (varlen_attention or _varlen_attention()) if use_varlen else None
+        self._varlen: Any = (varlen_attention or _varlen_attention()) if use_varlen else None
         # The feed-forward is row-wise: on the CPU it runs on row blocks whose (rows x
         # intermediate) activation stays under 16 MiB. Larger blocks are served by fresh
         # mmap'd pages (glibc's threshold tops out at 32 MiB) whose page faults cost as much
         # as the GEMM's memory traffic: -15 % for bf16 at 2048-token batches (bench/README.md).
         intermediate = int(config.intermediate_size)
         activation_bytes = 4 if quantized_activations else self.dtype.itemsize
-        self._ffn_rows = (
+        self._ffn_rows: int = (
             max(256, (16 << 20) // (intermediate * activation_bytes))
             if self.device.type == "cpu"
             else 1 << 62
@@ -200,11 +203,11 @@ class PackedEncoder:
         # token type 0 everywhere: BGE-M3 has a single type; added in transformers' order
         x = emb.word_embeddings(input_ids) + emb.token_type_embeddings.weight[0]
         x = x + emb.position_embeddings(positions)
-        return emb.LayerNorm(x)  # type: ignore[no-any-return]
+        return emb.LayerNorm(x)
 
     def _layer(
         self,
-        layer: torch.nn.Module,
+        layer: Any,
         x: torch.Tensor,
         packing: Packing,
         cu_seqlens: torch.Tensor | None,
@@ -221,9 +224,9 @@ class PackedEncoder:
             out[rows] = self._feed_forward(layer, x[rows])
         return out
 
-    def _feed_forward(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _feed_forward(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
         inner = self._activation(layer.intermediate.dense(x))
-        return layer.output.LayerNorm(layer.output.dense(inner) + x)  # type: ignore[no-any-return]
+        return layer.output.LayerNorm(layer.output.dense(inner) + x)
 
     def _attend(
         self,
