@@ -90,8 +90,8 @@ def flops_per_token(hidden: int, layers: int, intermediate: int, seq: float) -> 
 def matmul_ceiling(dtype: str = "float32", repeats: int = 5, device: str = "cpu") -> dict[str, Any]:
     """The machine's matrix-multiply ceiling for ``dtype`` as torch reaches it with its default
     threads: the best GFLOP/s over several runs of the encoder's own GEMM shapes (tokens x 1024
-    @ 1024 x 4096 and the like). For int8 it is the dynamically quantised Linear that
-    ``M3Encoder(dtype="int8")`` runs (activation quantisation included)."""
+    @ 1024 x 4096 and the like). For int8 it is the ``Int8Linear`` that
+    ``M3Encoder(dtype="int8")`` runs (per-token activation quantisation included)."""
     import warnings
 
     import torch

@@ -20,14 +20,20 @@ from m3vdb.schemas.errors import InputError
 _QMAX = 127.0
 
 
-def _onednn_int8() -> bool:
-    ops = getattr(torch.ops, "onednn", None)
-    return (
-        torch.backends.mkldnn.is_available()
-        and ops is not None
-        and hasattr(ops, "qlinear_pointwise")
-        and hasattr(ops, "qlinear_prepack")
-    )
+def _resolve_kernel(kernel: str | None) -> str:
+    """``kernel`` checked, or the default: onednn where this torch build has its int8 ops."""
+    if kernel is None:
+        ops = getattr(torch.ops, "onednn", None)
+        has_onednn = (
+            torch.backends.mkldnn.is_available()
+            and ops is not None
+            and hasattr(ops, "qlinear_pointwise")
+            and hasattr(ops, "qlinear_prepack")
+        )
+        return "onednn" if has_onednn else "int_mm"
+    if kernel not in ("onednn", "int_mm"):
+        raise InputError(f"int8 kernel must be 'onednn' or 'int_mm', got {kernel!r}")
+    return kernel
 
 
 class Int8Linear(torch.nn.Module):
@@ -44,9 +50,7 @@ class Int8Linear(torch.nn.Module):
 
     def __init__(self, linear: torch.nn.Linear, *, kernel: str | None = None) -> None:
         super().__init__()
-        kernel = kernel or ("onednn" if _onednn_int8() else "int_mm")
-        if kernel not in ("onednn", "int_mm"):
-            raise InputError(f"int8 kernel must be 'onednn' or 'int_mm', got {kernel!r}")
+        kernel = _resolve_kernel(kernel)
         weight = linear.weight.detach().float()
         self.in_features = linear.in_features
         self.out_features = linear.out_features
@@ -105,7 +109,7 @@ def quantize_linear_int8(
     Returns:
         The kernel used.
     """
-    kernel = kernel or ("onednn" if _onednn_int8() else "int_mm")
+    kernel = _resolve_kernel(kernel)
     names = [
         name
         for name, layer in module.named_modules()

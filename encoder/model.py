@@ -47,8 +47,7 @@ def default_token_budget(
     in float32 and int8 (texts are packed without padding, so such a batch is already one large
     matrix multiply; larger batches spill the activations out of the caches: on the mixed
     corpus bf16 ran 8 % slower at 16384 tokens, int8 24 % slower at 2048, ``bench/README.md``).
-    On an
-    accelerator: as many tokens as fit in ``memory_fraction`` of its free memory at
+    On an accelerator: as many tokens as fit in ``memory_fraction`` of its free memory at
     :data:`_ACTIVATION_HIDDENS_PER_TOKEN` hidden vectors per token, between 8192 (one
     full-length text) and 262144.
 
