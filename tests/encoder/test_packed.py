@@ -10,7 +10,7 @@ import torch
 from m3vdb.encoder.checkpoint import load_checkpoint
 from m3vdb.encoder.packed import PackedEncoder, Packing
 
-LENGTHS = [9, 2, 9, 9, 30, 4, 17]
+LENGTHS = [9, 2, 9, 9, 30, 4, 17, 400]
 
 
 def test_packing_finds_each_text_and_the_runs_of_equal_lengths():
@@ -62,6 +62,18 @@ def test_packed_equals_transformers_padded_forward(backbone, texts, padded_refer
     encoder = PackedEncoder(backbone)
     if ffn_rows is not None:
         encoder._ffn_rows = ffn_rows  # row blocks that cut through texts
+    for got, want in zip(_packed(encoder, texts), padded_reference):
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_both_head_layouts_handed_to_sdpa_give_the_same_states(
+    backbone, texts, padded_reference, contiguous
+):
+    """float32 runs of >= 384 tokens are copied head-contiguous before SDPA, shorter ones
+    stay strided views: either layout, for every text, equals transformers."""
+    encoder = PackedEncoder(backbone)
+    encoder._contiguous_heads = lambda run, length: contiguous  # type: ignore[method-assign]
     for got, want in zip(_packed(encoder, texts), padded_reference):
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-5)
 
