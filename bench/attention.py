@@ -51,7 +51,8 @@ def _blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = 128
     scores = torch.empty(q.shape[0], block, k.shape[1], dtype=q.dtype)
     for start in range(0, q.shape[1], block):
         rows = slice(start, start + block)
-        s = torch.bmm(q[:, rows], k_t, out=scores[:, : q[:, rows].shape[1]])
+        queries = q[:, rows]
+        s = torch.bmm(queries, k_t, out=scores[:, : queries.shape[1]])
         s.mul_(q.shape[-1] ** -0.5)
         s.sub_(s.amax(-1, keepdim=True)).exp_()
         s.div_(s.sum(-1, keepdim=True))
@@ -108,13 +109,6 @@ def layer_parts(model: str, length: int, dtype: str) -> dict[str, tuple[float, C
     qkv = layer.attention.self.qkv(x)
     context = packed._attend(qkv, packing, None)
 
-    def feed_forward() -> torch.Tensor:
-        out = torch.empty_like(x)
-        for start in range(0, length, packed._ffn_rows):
-            rows = slice(start, start + packed._ffn_rows)
-            out[rows] = packed._feed_forward(layer, x[rows])
-        return out
-
     output = layer.attention.output
     fused_qkv = layer.attention.self.qkv
     return {
@@ -124,7 +118,10 @@ def layer_parts(model: str, length: int, dtype: str) -> dict[str, tuple[float, C
             2 * length * hidden**2 / 1e9,
             lambda: output.LayerNorm(output.dense(context) + x),
         ),
-        "feed-forward": (4 * length * hidden * intermediate / 1e9, feed_forward),
+        "feed-forward": (
+            4 * length * hidden * intermediate / 1e9,
+            lambda: packed._feed_forward_in_blocks(layer, x),
+        ),
     }
 
 

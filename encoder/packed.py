@@ -215,6 +215,10 @@ class PackedEncoder:
         attention = layer.attention
         context = self._attend(attention.self.qkv(x), packing, cu_seqlens)
         x = attention.output.LayerNorm(attention.output.dense(context) + x)
+        return self._feed_forward_in_blocks(layer, x)
+
+    def _feed_forward_in_blocks(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
+        """The feed-forward on row blocks of at most ``_ffn_rows`` rows (it is row-wise)."""
         if x.shape[0] <= self._ffn_rows:
             return self._feed_forward(layer, x)
         out = torch.empty_like(x)
@@ -252,8 +256,8 @@ class PackedEncoder:
         return context
 
     def _contiguous_heads(self, run: torch.Tensor, length: int) -> bool:
-        """Whether to copy a run's heads contiguous before SDPA: torch's CPU float32 flash
-        kernel reads head rows strided by the hidden size 10-15 % slower from 384 tokens on,
-        more than the copy costs, and faster below; bfloat16 runs the same either way
-        (bench/README.md, "Long documents")."""
+        """Whether to copy a run's heads contiguous before SDPA. torch's CPU float32 flash
+        kernel reads head rows strided by the fused projection's width (3 x hidden) 10-15 %
+        slower from 384 tokens on, more than the copy costs, and faster below; bfloat16 runs
+        the same either way (bench/README.md, "Long documents")."""
         return run.device.type == "cpu" and run.dtype == torch.float32 and length >= 384
