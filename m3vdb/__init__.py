@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
         "m3vdb.schemas.filters",
     ),
     **dict.fromkeys(["FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"),
+    **dict.fromkeys(["Chunking", "IndexReport", "index"], "m3vdb.indexing"),
     **dict.fromkeys(["M3Encoder"], "m3vdb.encoder"),
     **dict.fromkeys(["RemoteEncoder"], "m3vdb.remote"),
 }
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
         UpsertItem,
     )
     from m3vdb.encoder import M3Encoder
+    from m3vdb.indexing import Chunking, IndexReport, index
     from m3vdb.remote import RemoteEncoder
     from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
     from m3vdb.schemas.encoding import Encoder
@@ -109,6 +111,7 @@ __all__ = [
     "BackendError",
     "BulkWriteError",
     "CheckpointError",
+    "Chunking",
     "CollectionNotFoundError",
     "Connector",
     "Document",
@@ -119,6 +122,7 @@ __all__ = [
     "Fusion",
     "Hit",
     "HybridOptions",
+    "IndexReport",
     "IndexSpec",
     "InputError",
     "M3Embedding",
@@ -138,6 +142,7 @@ __all__ = [
     "drop",
     "eq",
     "in_",
+    "index",
     "matches",
     "or_",
     "parse_filter",

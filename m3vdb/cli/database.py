@@ -10,13 +10,13 @@ its ``config.json``), and the commands hand the connector precomputed embeddings
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from m3vdb.cli.defaults import DEFAULT_COLLECTION, DEFAULT_DB
 from m3vdb.connectors.base import Connector
+from m3vdb.indexing.interrupts import children_ignore_ctrl_c
 from m3vdb.schemas.errors import (
     BackendError,
     CollectionNotFoundError,
@@ -36,8 +36,6 @@ def fix_commands(db: str, collection: str) -> str:
 
 
 def _where(db: str, collection: str) -> str:
-    from m3vdb.cli.main import DEFAULT_COLLECTION, DEFAULT_DB
-
     out = "" if db == DEFAULT_DB else f" --db {db}"
     return out + ("" if collection == DEFAULT_COLLECTION else f" --collection {collection}")
 
@@ -77,7 +75,7 @@ def _open(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> Con
             "pass the --db you indexed into"
         )
     try:
-        with _children_ignore_ctrl_c():
+        with children_ignore_ctrl_c():
             return connect(db, collection=collection, spec=spec, create=not must_exist)
     except CollectionNotFoundError as exc:
         raise InputError(
@@ -101,22 +99,6 @@ def mismatch(exc: SchemaMismatchError, db: str, collection: str) -> InputError:
     )
 
 
-@contextmanager
-def _children_ignore_ctrl_c() -> Iterator[None]:
-    """Ctrl-C in a terminal signals the whole process group: an embedded engine started now
-    as a child process (Milvus Lite's server) would die with it, mid-write, while this
-    process finishes its batch. A child inherits an ignored SIGINT, so ignore it while
-    connecting; this process's own handler comes back right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def drop(db: str, collection: str) -> bool:
     """Deletes the collection (and what m3vdb created with it); False when there was none.
     Through ``m3vdb.connectors.drop``, which opens no connector: a collection built for
@@ -124,7 +106,7 @@ def drop(db: str, collection: str) -> bool:
     from m3vdb.connectors import drop as drop_collection
 
     try:
-        with _children_ignore_ctrl_c():
+        with children_ignore_ctrl_c():
             return drop_collection(db, collection=collection)
     except BackendError as exc:
         raise _in_cli_words(exc, db) from exc

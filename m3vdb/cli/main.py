@@ -25,11 +25,14 @@ if TYPE_CHECKING:
     from m3vdb.schemas.errors import M3VDBError
 
 
-DEFAULT_DB = "m3vdb.db"
-DEFAULT_COLLECTION = "m3vdb"
-DEFAULT_MODEL = "BAAI/bge-m3"
-DEFAULT_WINDOW = 512  # = m3vdb.cli.indexing's (not imported here: it pulls numpy in)
-DEFAULT_OVERLAP = 64
+from m3vdb.cli.defaults import (
+    DEFAULT_COLLECTION,
+    DEFAULT_DB,
+    DEFAULT_MODEL,
+    DEFAULT_OVERLAP,
+    DEFAULT_WINDOW,
+)
+
 MODES = ("hybrid", "dense", "sparse", "colbert")
 GROUP_FETCH_LIMIT = 1000  # entries fetched at most to fill k rows of documents
 
@@ -341,7 +344,7 @@ def _quiet_clients(verbose: bool) -> None:
 def _chunking(args: argparse.Namespace) -> Any:
     """The Chunking ``index``'s options ask for (None: --no-chunk), checked before anything
     is read."""
-    from m3vdb.cli.indexing import Chunking, check_window, default_overlap
+    from m3vdb.indexing.chunking import Chunking, check_window, default_overlap
     from m3vdb.schemas.errors import InputError
 
     if args.chunk_overlap is not None and args.chunk_tokens is None:
@@ -364,28 +367,20 @@ def _chunking(args: argparse.Namespace) -> Any:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    """``m3vdb index PATH...``"""
-    from m3vdb.cli import database, sources
-    from m3vdb.cli.indexing import (
-        IndexSummary,
-        InterruptGuard,
-        check_chunking,
-        index_documents,
-        prune,
-    )
+    """``m3vdb index PATH...``: ``m3vdb.indexing.run`` on the collection, with the command
+    line's words for what goes wrong."""
+    from m3vdb.cli import database
     from m3vdb.cli.model import check_device
     from m3vdb.cli.render import summary_text
-    from m3vdb.schemas.errors import InputError, M3VDBError
+    from m3vdb.indexing import Corpus, IndexReport, run
+    from m3vdb.indexing.chunking import check_chunking
+    from m3vdb.indexing.run import check_plan
+    from m3vdb.schemas.errors import M3VDBError
 
     chunking = _chunking(args)
     # every file read and checked, before the model is loaded and before anything is written
-    files, folders = sources.discover(args.paths)
-    inventory = sources.scan(files, folders)
-    if args.prune and not folders:
-        raise InputError(
-            "--prune deletes the documents of a directory whose files are gone: give the "
-            "directory (m3vdb index DIR --prune), not single files"
-        )
+    corpus = Corpus.from_paths(args.paths)
+    check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
     check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
@@ -401,39 +396,31 @@ def cmd_index(args: argparse.Namespace) -> int:
             _check_dims(loaded, spec, args)
             return loaded
 
-        if chunking is None:
-            _refuse_long(connector, encoder(), sources.read(files))
-        summary = IndexSummary()
-        with InterruptGuard() as guard:
-            try:
-                index_documents(
-                    connector,
-                    encoder,
-                    sources.read(files),
-                    batch_size=args.batch_size,
-                    chunking=chunking,
-                    resume=args.resume,
-                    total=inventory.count,
-                    show_progress=not args.quiet,
-                    guard=guard,
-                    summary=summary,
-                )
-                if args.prune:
-                    summary.pruned = prune(connector, folders, set(inventory.where), guard)
-            except KeyboardInterrupt:
-                print(
-                    f"m3vdb: interrupted after {summary.indexed:,} documents were written "
-                    "completely (none half-written); run the same command again to resume",
-                    file=sys.stderr,
-                )
-                return 130
-            except (M3VDBError, OSError) as exc:
-                if summary.indexed:
-                    raise _after(exc, summary.indexed) from exc
-                raise
-        print(
-            summary_text(summary, collection=args.collection, db=args.db, total=connector.count())
-        )
+        report = IndexReport()
+        try:
+            run(
+                connector,
+                corpus,
+                encoder=encoder,
+                chunking=chunking,
+                resume=args.resume,
+                prune=args.prune,
+                batch_size=args.batch_size,
+                show_progress=not args.quiet,
+                report=report,
+            )
+        except KeyboardInterrupt:
+            print(
+                f"m3vdb: interrupted after {report.indexed:,} documents were written "
+                "completely (none half-written); run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+        except (M3VDBError, OSError) as exc:
+            if report.indexed:
+                raise _after(exc, report.indexed) from exc
+            raise
+        print(summary_text(report, collection=args.collection, db=args.db, total=connector.count()))
     return 0
 
 
@@ -460,19 +447,6 @@ def _check_dims(encoder: Any, spec: Any, args: argparse.Namespace) -> None:
             f"--model {args.model} produces {encoder.dense_dim}-d vectors but its config.json "
             f"says {spec.dense_dim}: the checkpoint is inconsistent"
         )
-
-
-def _refuse_long(connector: Any, encoder: Any, documents: Any) -> None:
-    """--no-chunk: every document measured before anything is written."""
-    from m3vdb.cli.indexing import entry_capacity, token_counts, too_long_message
-    from m3vdb.connectors.common import batched
-    from m3vdb.schemas.errors import InputError
-
-    capacity = entry_capacity(connector, encoder)
-    for batch in batched(documents, 64):
-        for doc, n in zip(batch, token_counts(encoder, [d.text for d in batch])):
-            if n > capacity:
-                raise InputError(too_long_message(doc.id, n, capacity))
 
 
 def cmd_search(args: argparse.Namespace) -> int:

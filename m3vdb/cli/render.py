@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from m3vdb.cli.indexing import IndexSummary
 from m3vdb.connectors.base import Connector
+from m3vdb.indexing import IndexReport
 from m3vdb.schemas.data import Hit
 from m3vdb.schemas.spec import IndexSpec
 
@@ -269,7 +269,7 @@ def _names(ids: Sequence[str], most: int = 3) -> str:
     return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
 
 
-def summary_text(summary: IndexSummary, *, collection: str, db: str, total: int) -> str:
+def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) -> str:
     """The closing lines of ``m3vdb index``."""
     parts = [f"indexed {summary.indexed:,} of {summary.seen:,} documents"]
     if summary.split:

@@ -19,9 +19,10 @@ at a time, so a large corpus is never held in memory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,103 @@ def _jsonl_document(line: str, where: str) -> Document:
             "source bookkeeping); rename them"
         )
     return Document(doc_id, text, metadata)
+
+
+#: What :meth:`Corpus.of` takes: a path, a Document, or an iterable of either kind.
+SourceLike = str | os.PathLike[str] | Document
+
+
+class Corpus:
+    """The documents of one indexing run.
+
+    From paths (:meth:`from_paths`): every file is read and checked when the corpus is made,
+    before anything is opened or written, then read again, one file at a time, while indexing.
+    From documents (:meth:`from_documents`): streamed as the iterable yields them, never held
+    in memory; each batch is checked before it is written.
+
+    Attributes:
+        count: the number of documents, when known (for the progress bar).
+        folders: the directories given (ids, see :func:`path_id`): what ``prune`` looks in.
+        ids: every document's id, when read up front (what ``prune`` keeps).
+    """
+
+    def __init__(
+        self,
+        documents: Callable[[], Iterator[Document]],
+        *,
+        count: int | None = None,
+        folders: Sequence[str] = (),
+        ids: frozenset[str] | None = None,
+        rereadable: bool = False,
+    ) -> None:
+        self._documents = documents
+        self.count = count
+        self.folders = list(folders)
+        self.ids = ids
+        self.rereadable = rereadable
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike[str]]) -> Corpus:
+        """Files and folders (see :func:`discover`), read and checked now.
+
+        Raises:
+            InputError: a missing path, a file of another kind, a file that is not UTF-8, a
+                malformed JSONL line or an id given twice (the message names the place).
+        """
+        files, folders = discover([Path(p) for p in paths])
+        inventory = scan(files, folders)
+        return cls(
+            lambda: read(files),
+            count=inventory.count,
+            folders=folders,
+            ids=frozenset(inventory.where),
+            rereadable=True,
+        )
+
+    @classmethod
+    def from_documents(cls, documents: Iterable[Document]) -> Corpus:
+        """Documents given in Python, consumed once, lazily."""
+        count = len(documents) if isinstance(documents, Sized) else None
+        iterator = iter(documents)
+        return cls(lambda: iterator, count=count)
+
+    @classmethod
+    def of(cls, sources: SourceLike | Iterable[SourceLike]) -> Corpus:
+        """A corpus from paths or from documents, whichever ``sources`` holds (not both).
+
+        Raises:
+            TypeError: ``sources`` mixes paths and documents, or holds something else.
+        """
+        if isinstance(sources, (str, os.PathLike)):
+            return cls.from_paths([sources])
+        if isinstance(sources, Document):
+            return cls.from_documents([sources])
+        iterator = iter(sources)
+        first = next(iterator, None)
+        if first is None:
+            return cls.from_documents([])
+        rest = itertools.chain([first], iterator)
+        if isinstance(first, Document):
+            return cls.from_documents(_only_documents(rest))
+        paths = list(rest)
+        strange = [p for p in paths if not isinstance(p, (str, os.PathLike))]
+        if strange:
+            raise TypeError(
+                f"sources hold a {type(strange[0]).__name__} among paths; give paths (str or "
+                "Path) or m3vdb.Document objects, not both"
+            )
+        return cls.from_paths(paths)  # type: ignore[arg-type]  # checked above
+
+    def documents(self) -> Iterator[Document]:
+        """The documents, in order (a corpus from documents yields them once)."""
+        return self._documents()
+
+
+def _only_documents(items: Iterable[object]) -> Iterator[Document]:
+    for position, item in enumerate(items):
+        if not isinstance(item, Document):
+            raise TypeError(
+                f"source {position} is a {type(item).__name__} among Documents; give "
+                "m3vdb.Document objects or paths, not both"
+            )
+        yield item

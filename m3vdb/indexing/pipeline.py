@@ -17,75 +17,34 @@ then the new entries are written, in one step that Ctrl-C does not cut (see
 
 from __future__ import annotations
 
-import hashlib
-import json
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from m3vdb.connectors.base import Connector, SupportsScan
 from m3vdb.connectors.common import batched
+from m3vdb.indexing.chunking import (
+    DEFAULT_CHUNKING,
+    Chunking,
+    check_chunking,
+    content_hash,
+    entry_capacity,
+    entry_id,
+    token_counts,
+    too_long_message,
+)
+from m3vdb.indexing.interrupts import InterruptGuard
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError, UnsupportedCapabilityError
-
-if TYPE_CHECKING:
-    from m3vdb.encoder import M3Encoder
-    from m3vdb.remote import RemoteEncoder
-
-DEFAULT_WINDOW = 512
-DEFAULT_OVERLAP = 64
-
-
-@dataclass(frozen=True)
-class Chunking:
-    """How long documents become windows.
-
-    Attributes:
-        window: tokens per window, special tokens included.
-        overlap: tokens shared by consecutive windows.
-        automatic: split only documents longer than one entry holds (the default); False:
-            split every document longer than ``window`` (``--chunk-tokens``).
-    """
-
-    window: int = DEFAULT_WINDOW
-    overlap: int = DEFAULT_OVERLAP
-    automatic: bool = True
-
-    @property
-    def key(self) -> str:
-        """The settings as they enter the content hash."""
-        return f"{'auto' if self.automatic else 'fixed'}:{self.window}/{self.overlap}"
-
-
-def default_overlap(window: int) -> int:
-    """The overlap for ``--chunk-tokens N`` without ``--chunk-overlap``: 64 tokens, or a
-    quarter of a small window's content."""
-    return min(DEFAULT_OVERLAP, max(0, (window - 2) // 4))
-
-
-def check_window(window: int, overlap: int) -> None:
-    """InputError, in the options' words, when the window cannot be built."""
-    if window < 3:
-        raise InputError(
-            f"--chunk-tokens {window} is too small: a window holds 2 special tokens, so use 3 "
-            "or more (512 is common)"
-        )
-    if not 0 <= overlap < window - 2:
-        raise InputError(
-            f"--chunk-overlap {overlap} must be at least 0 and smaller than the {window - 2} "
-            f"text tokens of a --chunk-tokens {window} window (the other 2 are special "
-            f"tokens): use --chunk-overlap {default_overlap(window)}, or a larger --chunk-tokens"
-        )
+from m3vdb.schemas.encoding import Encoder
+from m3vdb.schemas.errors import InputError, SchemaMismatchError, UnsupportedCapabilityError
+from m3vdb.schemas.spec import IndexSpec
 
 
 @dataclass
-class IndexSummary:
-    """What an indexing run did."""
+class IndexReport:
+    """What an indexing run did (filled as it goes: after an error or Ctrl-C it counts what
+    was written completely)."""
 
     seen: int = 0  # documents read
     indexed: int = 0  # documents written (all their entries)
@@ -104,115 +63,19 @@ class IndexSummary:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-class InterruptGuard:
-    """Ctrl-C that never cuts a write: SIGINT raises KeyboardInterrupt at once while the job
-    encodes, and is held back (then raised) while a batch's deletes and writes run, so the
-    collection never holds half of a document."""
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._pending = False
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._depth:
-            self._pending = True
-        else:
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def critical(self) -> Iterator[None]:
-        """A block that runs to its end; a Ctrl-C during it is raised after it."""
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if not self._depth and self._pending:
-                self._pending = False
-                raise KeyboardInterrupt
-
-
-def entry_id(doc_id: str, n: int) -> str:
-    """The id of window ``n`` of document ``doc_id``."""
-    return f"{doc_id}#{n}"
-
-
-def content_hash(doc: Document, chunking: Chunking | None) -> str:
-    """What decides whether a stored document is current: its text, its metadata and the
-    window settings."""
-    payload = json.dumps(
-        [doc.text, doc.metadata, chunking.key if chunking else "whole"],
-        sort_keys=True,
-        ensure_ascii=False,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
-
-
-def entry_capacity(connector: Connector, encoder: M3Encoder | RemoteEncoder) -> int:
-    """The most tokens (special tokens included) one entry holds: n tokens give n - 1 ColBERT
-    rows, and the encoder reads at most its ``max_length``."""
-    spec = connector.spec
-    capacity = int(encoder.max_length)
-    if spec.colbert:
-        capacity = min(capacity, spec.max_colbert_rows + 1)
-    return capacity
-
-
-def check_chunking(chunking: Chunking | None, capacity: int) -> None:
-    """InputError when a ``--chunk-tokens`` window does not fit one entry."""
-    if chunking is not None and not chunking.automatic and chunking.window > capacity:
-        raise InputError(
-            f"--chunk-tokens {chunking.window} does not fit one entry of this collection "
-            f"(at most {capacity} tokens, special tokens included): use --chunk-tokens "
-            f"{capacity} or less"
-        )
-
-
-def token_counts(encoder: M3Encoder | RemoteEncoder, texts: Sequence[str]) -> list[int]:
-    """Tokens of each text, special tokens included: untruncated with a local model; with a
-    served one (``--encoder-url``), cut at the model's length (enough to tell what is long)."""
-    if not texts:
-        return []
-    if not hasattr(encoder, "tokenizer"):  # a RemoteEncoder: the server tokenizes
-        return [len(x) for x in encoder.tokenize(list(texts))]
-    return [len(x) for x in encoder.tokenize(list(texts), truncate=False)]  # type: ignore[call-arg]
-
-
-def too_long_message(doc_id: str, tokens: int, capacity: int) -> str:
-    return (
-        f"document {doc_id!r} has {tokens:,} tokens; one entry of this collection holds at "
-        f"most {capacity:,} (special tokens included), and --no-chunk refuses to split it: "
-        "leave --no-chunk out to store it as overlapping windows"
-    )
-
-
 def index_documents(
     connector: Connector,
-    encoder: M3Encoder | RemoteEncoder | Callable[[], M3Encoder | RemoteEncoder],
+    encoder: Encoder | Callable[[], Encoder],
     documents: Iterable[Document],
     *,
     batch_size: int = 32,
-    chunking: Chunking | None = Chunking(),
+    chunking: Chunking | None = DEFAULT_CHUNKING,
     resume: bool = True,
     total: int | None = None,
     show_progress: bool = True,
     guard: InterruptGuard | None = None,
-    summary: IndexSummary | None = None,
-) -> IndexSummary:
+    report: IndexReport | None = None,
+) -> IndexReport:
     """Encodes and writes ``documents`` batch by batch (see the module docstring).
 
     Args:
@@ -227,7 +90,7 @@ def index_documents(
         total: the number of documents, for the progress bar.
         show_progress: a progress bar on stderr (documents, tokens/s).
         guard: holds Ctrl-C back while a batch is written.
-        summary: the summary to fill (so a caller still has the counts after an error).
+        report: the report to fill (so a caller still has the counts after an error).
 
     Raises:
         InputError: a document is too long and ``chunking`` is None.
@@ -235,19 +98,29 @@ def index_documents(
     from tqdm.auto import tqdm
 
     guard = guard or InterruptGuard()
-    summary = summary if summary is not None else IndexSummary()
+    report = report if report is not None else IndexReport()
     model = _Model(encoder, connector, chunking)
     start = time.perf_counter()
     # delay: a run that ends (or fails) within a second draws no bar
     bar_options = dict(total=total, unit="doc", desc="index", delay=1.0)
     with tqdm(**bar_options, disable=not show_progress) as bar:
         for batch in batched(documents, batch_size):
-            _index_batch(connector, model, batch, chunking, resume, guard, summary)
-            summary.seconds = time.perf_counter() - start
+            _index_batch(connector, model, batch, chunking, resume, guard, report)
+            report.seconds = time.perf_counter() - start
             bar.update(len(batch))
-            bar.set_postfix_str(f"{summary.tokens_per_second:,.0f} tok/s", refresh=False)
-    summary.seconds = time.perf_counter() - start
-    return summary
+            bar.set_postfix_str(f"{report.tokens_per_second:,.0f} tok/s", refresh=False)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def check_dimensions(encoder: Encoder, spec: IndexSpec) -> None:
+    """SchemaMismatchError when ``encoder`` does not produce the collection's dimensions."""
+    found = (int(encoder.dense_dim), int(encoder.colbert_dim))
+    if found != (spec.dense_dim, spec.colbert_dim):
+        raise SchemaMismatchError(
+            f"the encoder produces dense/ColBERT dimensions {found}, the collection stores "
+            f"{(spec.dense_dim, spec.colbert_dim)}; use the model the collection was built with"
+        )
 
 
 class _Model:
@@ -255,23 +128,24 @@ class _Model:
 
     def __init__(
         self,
-        encoder: M3Encoder | RemoteEncoder | Callable[[], M3Encoder | RemoteEncoder],
+        encoder: Encoder | Callable[[], Encoder],
         connector: Connector,
         chunking: Chunking | None,
     ) -> None:
         self._source = encoder
         # an encoder has .encode; anything else is the function that loads one
-        self._encoder: M3Encoder | RemoteEncoder | None = (
+        self._encoder: Encoder | None = (
             encoder if hasattr(encoder, "encode") else None  # type: ignore[assignment]
         )
         self._connector = connector
         self._chunking = chunking
         self.capacity = 0
 
-    def get(self) -> M3Encoder | RemoteEncoder:
+    def get(self) -> Encoder:
         if self._encoder is None:
             self._encoder = self._source()  # type: ignore[operator]
         if not self.capacity:
+            check_dimensions(self._encoder, self._connector.spec)
             self.capacity = entry_capacity(self._connector, self._encoder)
             check_chunking(self._chunking, self.capacity)
         return self._encoder
@@ -284,9 +158,9 @@ def _index_batch(
     chunking: Chunking | None,
     resume: bool,
     guard: InterruptGuard,
-    summary: IndexSummary,
+    report: IndexReport,
 ) -> None:
-    summary.seen += len(batch)
+    report.seen += len(batch)
     hashes = {d.id: content_hash(d, chunking) for d in batch}
     stored = _stored_state(connector, [d.id for d in batch])
     todo: list[Document] = []
@@ -294,10 +168,10 @@ def _index_batch(
     for doc in batch:
         state = stored.get(doc.id)
         if resume and state is not None and state.complete and state.hash == hashes[doc.id]:
-            summary.resumed += 1
+            report.resumed += 1
             skipped.add(doc.id)
         elif not doc.text.strip():
-            summary.empty.append(doc.id)
+            report.empty.append(doc.id)
         else:
             todo.append(doc)
     pairs: list[tuple[Document, M3Embedding]] = []
@@ -306,7 +180,7 @@ def _index_batch(
     if todo:
         encoder = model.get()
         pairs, written, split, tokens = _encode(encoder, todo, hashes, chunking, model.capacity)
-    summary.unindexable += [d.id for d in todo if d.id not in written]
+    report.unindexable += [d.id for d in todo if d.id not in written]
     # a stored document not skipped is rewritten, or now empty: all its entries go
     stale_parents = [d.id for d in batch if d.id in stored and d.id not in skipped]
     with guard.critical():
@@ -317,11 +191,11 @@ def _index_batch(
             connector.upsert(pairs, batch_size=len(pairs))
         # counted inside the block: a Ctrl-C held back during the write is raised at its
         # end, and the interruption message must count this batch as written
-        summary.indexed += len(written)
-        summary.replaced += sum(1 for d in written if d in stored)
-        summary.split += split
-        summary.entries += len(pairs)
-        summary.tokens += tokens
+        report.indexed += len(written)
+        report.replaced += sum(1 for d in written if d in stored)
+        report.split += split
+        report.entries += len(pairs)
+        report.tokens += tokens
 
 
 @dataclass(frozen=True)
@@ -384,7 +258,7 @@ def scan(connector: Connector, flt: dict[str, Any]) -> Iterator[Document]:
 
 
 def _encode(
-    encoder: M3Encoder | RemoteEncoder,
+    encoder: Encoder,
     docs: Sequence[Document],
     hashes: dict[str, str],
     chunking: Chunking | None,
@@ -423,7 +297,7 @@ def _encode(
     split = 0
     if long:
         assert chunking is not None
-        windows = encoder.encode_windows(  # type: ignore[union-attr]  # a RemoteEncoder refused above
+        windows = cast(Any, encoder).encode_windows(  # a RemoteEncoder was refused above
             [d.text for d, _ in long],
             window_tokens=chunking.window,
             overlap_tokens=chunking.overlap,
@@ -462,7 +336,7 @@ def _encode(
     return pairs, set(entries), split, tokens
 
 
-def prune(
+def prune_folders(
     connector: Connector, folders: Sequence[str], keep: set[str], guard: InterruptGuard
 ) -> int:
     """Deletes the documents stored from ``folders`` (by their ``source_folders``) whose id
