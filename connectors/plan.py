@@ -122,11 +122,10 @@ def build_plan(
             f"HybridOptions.candidates={candidates} exceeds this database's limit of {max_k}"
         )
     rerank = mode == "hybrid" and options.rerank and spec.colbert
-    need_dense = mode in ("dense", "hybrid")
-    need_sparse = mode in ("sparse", "hybrid")
-    need_colbert = mode == "colbert" or rerank
+    outputs = spec.query_outputs(mode, rerank=options.rerank)
+    need_dense, need_sparse, need_colbert = (outputs[n] for n in ("dense", "sparse", "colbert"))
     parsed = parse_filter(filter)
-    emb = _encode(query, encoder, dense=need_dense, sparse=need_sparse, colbert=need_colbert)
+    emb = _encode(query, encoder, **outputs)
     return SearchPlan(
         mode=mode,  # type: ignore[arg-type]  # checked against SEARCH_MODES above
         k=k,

@@ -8,20 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from m3vdb.connectors.base import Connector, FilterLike, SupportsScan
-from m3vdb.encoder import M3Encoder
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError, UnsupportedCapabilityError
 from m3vdb.schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from m3vdb.encoder import M3Encoder
+    from m3vdb.remote import RemoteEncoder
 
 
 @lru_cache(maxsize=4)
 def shared_encoder(model: str, device: str | None = None) -> M3Encoder:
     """One ``M3Encoder`` per (model, device) in this process, so that components and stores
     built from the same model name (``to_dict`` / ``from_dict``) share its weights."""
+    from m3vdb.encoder import M3Encoder
+
     return M3Encoder(model, device=device)
+
+
+@lru_cache(maxsize=4)
+def shared_remote_encoder(url: str) -> RemoteEncoder:
+    """One ``RemoteEncoder`` per server URL in this process (components and stores built from
+    the same ``encoder_url`` share its connections)."""
+    from m3vdb.remote import RemoteEncoder
+
+    return RemoteEncoder(url)
 
 
 def complete_embeddings(

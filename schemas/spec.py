@@ -78,6 +78,31 @@ class IndexSpec:
             raise ValueError(f"max_colbert_rows must be positive, got {self.max_colbert_rows}")
 
     @classmethod
+    def for_dense_embeddings(cls, dim: int) -> IndexSpec:
+        """A dense-only collection for another embedding model's vectors (a LangChain
+        ``Embeddings``, a LlamaIndex embed model, Haystack embedders): metric cosine, because
+        such vectors need not be normalised (BGE-M3's are, so ``ip`` is its default)."""
+        return cls(dense_dim=dim, sparse=False, colbert=False, dense_metric="cosine")
+
+    @property
+    def default_mode(self) -> Literal["dense", "sparse", "colbert", "hybrid"]:
+        """The search mode a store uses when none is asked: ``hybrid`` when dense and sparse
+        are stored, else the one signal stored."""
+        if self.dense and self.sparse:
+            return "hybrid"
+        return "dense" if self.dense else "sparse" if self.sparse else "colbert"
+
+    def query_outputs(self, mode: str, *, rerank: bool = True) -> dict[str, bool]:
+        """Which outputs a query in ``mode`` needs (``encoder.encode(**outputs)``): dense for
+        dense and hybrid, sparse for sparse and hybrid, ColBERT for colbert and for a hybrid
+        search reranked by MaxSim (when the collection stores ColBERT)."""
+        return {
+            "dense": mode in ("dense", "hybrid"),
+            "sparse": mode in ("sparse", "hybrid"),
+            "colbert": mode == "colbert" or (mode == "hybrid" and rerank and self.colbert),
+        }
+
+    @classmethod
     def for_encoder(cls, encoder: object, **options: object) -> IndexSpec:
         """An IndexSpec whose dimensions are those of ``encoder`` (an ``M3Encoder``)."""
         dense_dim = int(getattr(encoder, "dense_dim"))  # noqa: B009 (typed as object)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from m3vdb._frameworks import complete_embeddings, scan, shared_encoder
+from m3vdb._frameworks import complete_embeddings, scan, shared_encoder, shared_remote_encoder
 from m3vdb.connectors import connect
 from m3vdb.connectors.base import Connector, HybridOptions, SearchMode
-from m3vdb.encoder import M3Encoder
 from m3vdb.haystack import filters as hf
 from m3vdb.haystack._haystack import (
     DuplicateDocumentError,
@@ -21,6 +21,7 @@ from m3vdb.haystack._haystack import (
 )
 from m3vdb.haystack.convert import from_m3, to_m3
 from m3vdb.schemas.data import M3Embedding
+from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.spec import IndexSpec
 
@@ -51,11 +52,14 @@ class M3DocumentStore:
         sparse: store the sparse vector.
         colbert: store the ColBERT vectors (used to rerank hybrid results).
         embedding_dim: dense dimension of a collection without model (dense only then).
-        encoder: an ``M3Encoder`` to use instead of loading ``model``; ``to_dict`` records the
-            checkpoint it was loaded from as ``model``.
+        encoder: an encoder to use instead of loading ``model`` (an ``M3Encoder``, whose
+            checkpoint ``to_dict`` records as ``model``, or any ``m3vdb.Encoder``).
+        encoder_url: an ``m3vdb serve`` to encode with instead of loading ``model`` here (one
+            model shared by many processes); recorded by ``to_dict``.
 
     Raises:
-        InputError: neither ``model``, ``encoder`` nor ``embedding_dim`` says the dimension.
+        InputError: neither ``model``, ``encoder``, ``encoder_url`` nor ``embedding_dim`` says
+            the dimension.
     """
 
     def __init__(
@@ -68,7 +72,8 @@ class M3DocumentStore:
         sparse: bool = True,
         colbert: bool = True,
         embedding_dim: int | None = None,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
+        encoder_url: str | None = None,
     ) -> None:
         self.target = target
         self.collection = collection
@@ -78,13 +83,17 @@ class M3DocumentStore:
         self.sparse = sparse
         self.colbert = colbert
         self.embedding_dim = embedding_dim
+        self.encoder_url = encoder_url
         self._encoder = encoder
-        if encoder is None and model is not None:
+        if encoder is None and encoder_url is not None:
+            self._encoder = shared_remote_encoder(encoder_url)
+        elif encoder is None and model is not None:
             self._encoder = shared_encoder(model, device)
         if self._encoder is not None:
             spec = IndexSpec.for_encoder(self._encoder, sparse=sparse, colbert=colbert)
         elif embedding_dim is not None:
-            spec = IndexSpec(dense_dim=embedding_dim, sparse=sparse, colbert=False)
+            # another model's vectors: cosine, as every m3vdb store decides it
+            spec = dataclasses.replace(IndexSpec.for_dense_embeddings(embedding_dim), sparse=sparse)
         else:
             raise InputError(
                 "M3DocumentStore needs a model (or encoder) to know what to store, or "
@@ -116,6 +125,7 @@ class M3DocumentStore:
             sparse=self.sparse,
             colbert=self.colbert,
             embedding_dim=self.embedding_dim,
+            encoder_url=self.encoder_url,
         )
 
     @classmethod
@@ -132,7 +142,7 @@ class M3DocumentStore:
         return self._connector
 
     @property
-    def encoder(self) -> M3Encoder | None:
+    def encoder(self) -> Encoder | None:
         """The encoder documents and text queries are encoded with."""
         return self._encoder
 

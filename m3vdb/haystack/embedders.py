@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from m3vdb._frameworks import shared_encoder
-from m3vdb.encoder import M3Encoder
+from m3vdb._frameworks import shared_encoder, shared_remote_encoder
 from m3vdb.haystack._haystack import (
     HDocument,
     SparseEmbedding,
@@ -16,6 +15,7 @@ from m3vdb.haystack._haystack import (
     default_to_dict,
 )
 from m3vdb.haystack.convert import sparse_to_haystack
+from m3vdb.schemas.encoding import Encoder
 
 
 class _M3Component:
@@ -28,7 +28,8 @@ class _M3Component:
         *,
         device: str | None = None,
         batch_size: int = 32,
-        encoder: M3Encoder | None = None,
+        encoder: Encoder | None = None,
+        encoder_url: str | None = None,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -36,15 +37,19 @@ class _M3Component:
         self.model = str(getattr(encoder, "model_path", model)) if encoder is not None else model
         self.device = device
         self.batch_size = batch_size
+        self.encoder_url = encoder_url
         self._encoder = encoder
 
     def warm_up(self) -> None:
-        """Loads the model (shared with stores and components naming the same model)."""
-        if self._encoder is None:
+        """Loads the model, or connects to ``encoder_url`` (shared with stores and components
+        naming the same model or server)."""
+        if self._encoder is None and self.encoder_url is not None:
+            self._encoder = shared_remote_encoder(self.encoder_url)
+        elif self._encoder is None:
             self._encoder = shared_encoder(self.model, self.device)
 
     @property
-    def encoder(self) -> M3Encoder:
+    def encoder(self) -> Encoder:
         """The encoder (loaded on first use)."""
         self.warm_up()
         assert self._encoder is not None  # set by warm_up
@@ -53,7 +58,11 @@ class _M3Component:
     def to_dict(self) -> dict[str, Any]:
         """Init parameters (an ``encoder`` passed in is recorded as its checkpoint)."""
         return default_to_dict(
-            self, model=self.model, device=self.device, batch_size=self.batch_size
+            self,
+            model=self.model,
+            device=self.device,
+            batch_size=self.batch_size,
+            encoder_url=self.encoder_url,
         )
 
     @classmethod
@@ -72,7 +81,9 @@ class M3TextEmbedder(_M3Component):
         model: BGE-M3 checkpoint (hub id or directory).
         device: the encoder's device (default: CUDA when available).
         batch_size: unused for one text; kept for symmetry with the document embedder.
-        encoder: an ``M3Encoder`` to use instead of loading ``model``.
+        encoder: an encoder to use instead of loading ``model`` (``M3Encoder``, any
+            ``m3vdb.Encoder``).
+        encoder_url: an ``m3vdb serve`` to encode with instead of loading ``model`` here.
     """
 
     @component.output_types(embedding=list[float], sparse_embedding=SparseEmbedding)
@@ -105,7 +116,9 @@ class M3DocumentEmbedder(_M3Component):
         model: BGE-M3 checkpoint (hub id or directory).
         device: the encoder's device (default: CUDA when available).
         batch_size: documents per encoder call.
-        encoder: an ``M3Encoder`` to use instead of loading ``model``.
+        encoder: an encoder to use instead of loading ``model`` (``M3Encoder``, any
+            ``m3vdb.Encoder``).
+        encoder_url: an ``m3vdb serve`` to encode with instead of loading ``model`` here.
     """
 
     @component.output_types(documents=list[HDocument])

@@ -203,7 +203,7 @@ class M3HybridRetriever(_Retriever):
                     "it; give query_embedding and query_sparse_embedding (M3TextEmbedder)"
                 )
             spec = self.document_store.connector.spec
-            q = encoder.encode([query], dense=True, sparse=True, colbert=spec.colbert)[0]
+            q = encoder.encode([query], **spec.query_outputs("hybrid", rerank=options.rerank))[0]
         else:
             raise ValueError(
                 "M3HybridRetriever needs query (text) or both query_embedding and "

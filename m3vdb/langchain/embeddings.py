@@ -1,9 +1,10 @@
-"""LangChain ``Embeddings`` over the dense output of ``M3Encoder``."""
+"""LangChain ``Embeddings`` over the dense output of any m3vdb encoder (``M3Encoder``,
+``RemoteEncoder``)."""
 
 from __future__ import annotations
 
-from m3vdb.encoder import M3Encoder
 from m3vdb.langchain._langchain import Embeddings
+from m3vdb.schemas.encoding import Encoder
 
 
 class M3Embeddings(Embeddings):
@@ -13,12 +14,16 @@ class M3Embeddings(Embeddings):
     sparse, ColBERT); any other LangChain component sees the dense vector only.
 
     Args:
-        encoder: the encoder; shared, never copied.
+        encoder: an ``M3Encoder``, a ``RemoteEncoder`` (an ``m3vdb serve``) or any
+            ``m3vdb.Encoder``; shared, never copied.
     """
 
-    def __init__(self, encoder: M3Encoder) -> None:
-        if not isinstance(encoder, M3Encoder):
-            raise TypeError(f"M3Embeddings wraps an M3Encoder, got {type(encoder).__name__}")
+    def __init__(self, encoder: Encoder) -> None:
+        if not isinstance(encoder, Encoder):
+            raise TypeError(
+                "M3Embeddings wraps an m3vdb encoder (M3Encoder, RemoteEncoder or any "
+                f"m3vdb.Encoder), got {type(encoder).__name__}"
+            )
         self.encoder = encoder
 
     def __repr__(self) -> str:

@@ -2,8 +2,9 @@
 
 Two ways to embed, chosen by what ``embedding`` is:
 
-- an ``M3Encoder`` (or ``M3Embeddings`` wrapping one): the store writes every output the
-  collection's ``IndexSpec`` holds (dense, sparse, ColBERT) and searches in any mode,
+- an m3vdb encoder: ``M3Encoder``, ``RemoteEncoder`` (one ``m3vdb serve`` shared by many
+  processes), any ``m3vdb.Encoder``, or ``M3Embeddings`` wrapping one: the store writes every
+  output the collection's ``IndexSpec`` holds (dense, sparse, ColBERT) and searches in any mode,
   ``hybrid`` by default. Pass ``mode``, ``filter`` and ``hybrid`` per call or through
   ``as_retriever(search_kwargs={...})``.
 - any other LangChain ``Embeddings``: it yields one dense vector per text, so the
@@ -26,39 +27,35 @@ import numpy as np
 from m3vdb import Document, InputError
 from m3vdb.connectors import connect
 from m3vdb.connectors.base import Connector, FilterLike, HybridOptions, SearchMode, UpsertItem
-from m3vdb.encoder import M3Embedding, M3Encoder
 from m3vdb.langchain._langchain import Embeddings, LCDocument, VectorStore
 from m3vdb.langchain.embeddings import M3Embeddings
+from m3vdb.schemas.data import M3Embedding
+from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.spec import IndexSpec
 
 _MODES: tuple[SearchMode, ...] = ("dense", "sparse", "colbert", "hybrid")
 
 
-def spec_for_embedding(embedding: Embeddings | M3Encoder) -> IndexSpec:
+def spec_for_embedding(embedding: Embeddings | Encoder) -> IndexSpec:
     """The IndexSpec a new collection gets for ``embedding``.
 
-    An ``M3Encoder`` / ``M3Embeddings``: all three outputs at the encoder's dimensions. Any
-    other ``Embeddings``: dense only, its dimension measured on one probe text, cosine.
+    An m3vdb encoder (``M3Encoder``, ``RemoteEncoder``) / ``M3Embeddings``: all three outputs
+    at the encoder's dimensions. Any other ``Embeddings``: dense only, its dimension measured
+    on one probe text, cosine (``IndexSpec.for_dense_embeddings``).
     """
     encoder = _encoder_of(embedding)
     if encoder is not None:
         return IndexSpec.for_encoder(encoder)
     dim = len(embedding.embed_query("dimension probe"))  # type: ignore[union-attr]
-    return IndexSpec(dense_dim=dim, sparse=False, colbert=False, dense_metric="cosine")
+    return IndexSpec.for_dense_embeddings(dim)
 
 
-def _encoder_of(embedding: object) -> M3Encoder | None:
-    if isinstance(embedding, M3Encoder):
+def _encoder_of(embedding: object) -> Encoder | None:
+    if isinstance(embedding, Encoder):
         return embedding
     if isinstance(embedding, M3Embeddings):
         return embedding.encoder
     return None
-
-
-def _default_mode(spec: IndexSpec) -> SearchMode:
-    if spec.dense and spec.sparse:
-        return "hybrid"
-    return "dense" if spec.dense else "sparse" if spec.sparse else "colbert"
 
 
 def _to_langchain(doc: Document) -> LCDocument:
@@ -82,8 +79,8 @@ class M3VectorStore(VectorStore):
     Args:
         connector: the collection (``connectors.connect(...)``); the store closes it only when
             it opened it itself (``connect`` / ``from_texts``) or ``owns_connector`` is set.
-        embedding: an ``M3Encoder``, ``M3Embeddings``, any LangChain ``Embeddings`` (dense-only
-            collections), or None (the connector's encoder embeds).
+        embedding: an ``M3Encoder`` / ``RemoteEncoder`` / ``M3Embeddings``, any LangChain
+            ``Embeddings`` (dense-only collections), or None (the connector's encoder embeds).
         mode: the default search mode; default: ``hybrid`` when the collection stores dense and
             sparse, else the one signal it stores.
         hybrid: default fusion / rerank options of ``mode="hybrid"``.
@@ -99,7 +96,7 @@ class M3VectorStore(VectorStore):
         self,
         connector: Connector,
         *,
-        embedding: Embeddings | M3Encoder | None = None,
+        embedding: Embeddings | Encoder | None = None,
         mode: SearchMode | None = None,
         hybrid: HybridOptions | None = None,
         batch_size: int = 64,
@@ -108,9 +105,10 @@ class M3VectorStore(VectorStore):
         spec = connector.spec
         self._connector = connector
         self._encoder = _encoder_of(embedding)
-        if embedding is not None and not isinstance(embedding, (Embeddings, M3Encoder)):
+        if embedding is not None and not isinstance(embedding, (Embeddings, Encoder)):
             raise TypeError(
-                f"embedding must be an M3Encoder, a LangChain Embeddings or None, got "
+                f"embedding must be an m3vdb encoder (M3Encoder, RemoteEncoder), a LangChain "
+                f"Embeddings or None, got "
                 f"{type(embedding).__name__}"
             )
         # A plain LangChain Embeddings: dense vectors computed here, nothing else.
@@ -121,7 +119,8 @@ class M3VectorStore(VectorStore):
             raise InputError(
                 f"{type(embedding).__name__} gives only a dense vector, but collection "
                 f"{connector.collection!r} stores dense={spec.dense}, sparse={spec.sparse}, "
-                f"colbert={spec.colbert}; pass an M3Encoder, or open a dense-only collection "
+                f"colbert={spec.colbert}; pass an M3Encoder or RemoteEncoder, or open a dense-only "
+                "collection "
                 "(M3VectorStore.connect builds one for these embeddings)"
             )
         self._mode = self._check_mode(mode or ("dense" if self._dense_embedding else None))
@@ -139,7 +138,7 @@ class M3VectorStore(VectorStore):
         target: Any,
         *,
         collection: str,
-        embedding: Embeddings | M3Encoder,
+        embedding: Embeddings | Encoder,
         spec: IndexSpec | None = None,
         mode: SearchMode | None = None,
         hybrid: HybridOptions | None = None,
@@ -150,7 +149,7 @@ class M3VectorStore(VectorStore):
             target: what ``connectors.connect`` takes: a URL (``m3vdb.db`` for Milvus Lite,
                 ``qdrant+memory://``, ``milvus://HOST:19530``...) or a native client.
             collection: the collection name.
-            embedding: an ``M3Encoder`` / ``M3Embeddings`` or any LangChain ``Embeddings``.
+            embedding: an m3vdb encoder / ``M3Embeddings`` or any LangChain ``Embeddings``.
             spec: what to store; default: :func:`spec_for_embedding`.
             mode: default search mode.
             hybrid: default hybrid options.
@@ -176,7 +175,7 @@ class M3VectorStore(VectorStore):
         **kwargs: Any,
     ) -> M3VectorStore:
         """Opens ``collection`` at ``target`` (default: the Milvus Lite file ``m3vdb.db``) with
-        :meth:`connect` and adds ``texts``. ``embedding`` may also be an ``M3Encoder``."""
+        :meth:`connect` and adds ``texts``. ``embedding`` may also be an m3vdb encoder."""
         _reject_unknown("from_texts", kwargs)
         store = cls.connect(
             target, collection=collection, embedding=embedding, spec=spec, mode=mode
@@ -345,21 +344,20 @@ class M3VectorStore(VectorStore):
                 raise InputError(
                     f"mode={mode!r} needs BGE-M3's sparse/ColBERT outputs; this store embeds "
                     f"with {type(self._dense_embedding).__name__} (dense only): use mode='dense' "
-                    "or an M3Encoder"
+                    "or an m3vdb encoder (M3Encoder, RemoteEncoder)"
                 )
             return M3Embedding(
                 dense=np.asarray(self._dense_embedding.embed_query(query), np.float32)
             )
         if self._encoder is not None:
-            spec = self._connector.spec
-            return self._encoder.encode(
-                [query], dense=spec.dense, sparse=spec.sparse, colbert=spec.colbert
-            )[0]
+            rerank = (self._hybrid or HybridOptions()).rerank
+            outputs = self._connector.spec.query_outputs(mode, rerank=rerank)
+            return self._encoder.encode([query], **outputs)[0]
         return query  # the connector's encoder embeds it
 
     def _check_mode(self, mode: SearchMode | None) -> SearchMode:
         if mode is None:
-            return getattr(self, "_mode", None) or _default_mode(self._connector.spec)
+            return getattr(self, "_mode", None) or self._connector.spec.default_mode
         if mode not in _MODES:
             raise InputError(f"mode must be one of {', '.join(_MODES)}; got {mode!r}")
         return mode

@@ -160,9 +160,7 @@ class M3VectorStore(BasePydanticVectorStore):
             if encoder is not None:
                 spec = IndexSpec.for_encoder(encoder)
             elif embed_dim is not None:
-                spec = IndexSpec(
-                    dense_dim=embed_dim, sparse=False, colbert=False, dense_metric="cosine"
-                )
+                spec = IndexSpec.for_dense_embeddings(embed_dim)
             else:
                 raise InputError(
                     "M3VectorStore.connect needs encoder= (BGE-M3: dense, sparse, ColBERT) or "
@@ -372,13 +370,8 @@ class M3VectorStore(BasePydanticVectorStore):
                 f"a {mode!r} query needs query_str (the store encodes it) or, in DEFAULT mode, "
                 "a query_embedding"
             )
-        colbert = mode == "hybrid" and hybrid.rerank and spec.colbert
-        return self._encoder.encode(
-            [query.query_str],
-            dense=mode in ("dense", "hybrid"),
-            sparse=mode in ("sparse", "hybrid"),
-            colbert=colbert,
-        )[0]
+        outputs = spec.query_outputs(mode, rerank=hybrid.rerank)
+        return self._encoder.encode([query.query_str], **outputs)[0]
 
     # -- async twins (the sync calls in a worker thread) ---------------------------------
 

@@ -97,9 +97,7 @@ def test_index_folder_then_prune_what_is_gone(tmp_path: Path, tiny_encoder: M3En
     report = m3vdb.index(folder, target, collection="notes", encoder=tiny_encoder)
     assert report.indexed == 2
     (folder / "b.txt").unlink()
-    pruned = m3vdb.index(
-        [folder], target, collection="notes", encoder=_refuse_to_load, prune=True
-    )
+    pruned = m3vdb.index([folder], target, collection="notes", encoder=_refuse_to_load, prune=True)
     assert (pruned.resumed, pruned.pruned) == (1, 1)
     with m3vdb.connect(target, collection="notes", encoder=tiny_encoder) as store:
         (left,) = list(store.scan())
@@ -137,12 +135,11 @@ def test_a_report_passed_in_keeps_the_counts_after_an_error(
 ) -> None:
     """The second batch fails validation; the first stays written and counted."""
     target = _target("qdrant-local", tmp_path)
-    docs = [Document("ok", "fine text", {}), Document("bad", "BGE-M3 gives dense vectors.", {"k": None})]  # type: ignore[dict-item]
+    bad = Document("bad", "BGE-M3 gives dense vectors.", {"k": None})  # type: ignore[dict-item]
+    docs = [Document("ok", "fine text", {}), bad]
     report = IndexReport()
     with pytest.raises(InputError, match="'bad'"):
-        m3vdb.index(
-            docs, target, collection="r", encoder=tiny_encoder, batch_size=1, report=report
-        )
+        m3vdb.index(docs, target, collection="r", encoder=tiny_encoder, batch_size=1, report=report)
     assert (report.seen, report.indexed) == (2, 1)
 
 

@@ -21,7 +21,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from m3vdb.serve import ServeConfig, create_app
 openai = pytest.importorskip("openai", reason="the openai client is in the test extra")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is in the serve extra")
 from huggingface_hub import InferenceClient  # noqa: E402 (after the skips)
+from live_server import running  # noqa: E402
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -60,26 +60,6 @@ CONFIG = ServeConfig(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def running(app: Any) -> Iterator[tuple[str, Any]]:
-    """(base URL, uvicorn server) of ``app`` served on a free loopback port in a thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 class GatedEncoder:
