@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from m3vdb.cli.defaults import DEFAULT_COLLECTION, DEFAULT_DB
 from m3vdb.connectors.base import Connector
@@ -24,6 +25,9 @@ from m3vdb.schemas.errors import (
     SchemaMismatchError,
 )
 from m3vdb.schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from m3vdb.connectors import CollectionInfo
 
 
 def fix_commands(db: str, collection: str) -> str:
@@ -41,7 +45,45 @@ def _where(db: str, collection: str) -> str:
 
 
 @contextmanager
-def opened(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> Iterator[Connector]:
+def opened_as_built(db: str, collection: str, model: str) -> Iterator[Connector]:
+    """An existing collection opened as its recorded spec says (no model needed); one built
+    before m3vdb recorded specs is opened with ``model``'s dimensions (its config.json).
+
+    Raises:
+        InputError: as :func:`opened` with ``must_exist``.
+    """
+    try:
+        connector = _open(db, collection, None, must_exist=True)
+    except InputError as exc:
+        if not isinstance(exc.__cause__, SchemaMismatchError):
+            raise
+        from m3vdb.cli.model import spec_for_model
+
+        connector = _open(db, collection, spec_for_model(model), must_exist=True)
+    with _non_empty(connector, db, collection, must_exist=True):
+        yield connector
+
+
+def collections(db: str) -> list[CollectionInfo]:
+    """The collections at ``db`` (``m3vdb.list_collections``), with errors in the command
+    line's words; a Milvus Lite file that does not exist holds none (nothing is created)."""
+    from m3vdb.connectors import list_collections
+    from m3vdb.connectors.registry import lite_path
+
+    lite = lite_path(db)
+    if lite is not None and not Path(lite).exists():
+        return []
+    try:
+        with children_ignore_ctrl_c():
+            return list_collections(db)
+    except BackendError as exc:
+        raise _in_cli_words(exc, db) from exc
+
+
+@contextmanager
+def opened(
+    db: str, collection: str, spec: IndexSpec | None, *, must_exist: bool
+) -> Iterator[Connector]:
     """The collection, closed on exit. ``must_exist``: a collection that does not exist or
     holds nothing is the caller's mistake (a typo in --db or --collection); it is then opened
     with ``create=False``, so a typo creates nothing.
@@ -52,18 +94,27 @@ def opened(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> It
         BackendError: the database failed or cannot be reached.
     """
     connector = _open(db, collection, spec, must_exist=must_exist)
+    with _non_empty(connector, db, collection, must_exist=must_exist):
+        yield connector
+
+
+@contextmanager
+def _non_empty(
+    connector: Connector, db: str, collection: str, *, must_exist: bool
+) -> Iterator[None]:
+    """Closes ``connector`` on exit; with ``must_exist``, an empty collection is an error."""
     try:
         if must_exist and connector.count() == 0:
             raise InputError(
                 f"collection {collection!r} at {db} holds no documents: index into it first "
                 f"(m3vdb index PATH...{_where(db, collection)}) or check --collection / --db"
             )
-        yield connector
+        yield
     finally:
         connector.close()
 
 
-def _open(db: str, collection: str, spec: IndexSpec, *, must_exist: bool) -> Connector:
+def _open(db: str, collection: str, spec: IndexSpec | None, *, must_exist: bool) -> Connector:
     from m3vdb.connectors import connect
     from m3vdb.connectors.registry import lite_path
 

@@ -175,6 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="JSON instead of text")
 
+    listing = commands.add_parser(
+        "list",
+        help="the collections of a database: entries, model, what they store (no model loaded)",
+    )
+    listing.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="TARGET",
+        help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
+    )
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
+
     drop = commands.add_parser(
         "drop",
         parents=[where],
@@ -478,15 +491,30 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``m3vdb info``: no model loaded (its dimensions come from its config.json)."""
+    """``m3vdb info``: no model loaded; the collection is described as it was built (its
+    recorded spec), whatever --model says. A collection built before m3vdb recorded specs is
+    read with --model's dimensions (from its config.json)."""
     from m3vdb.cli import database
-    from m3vdb.cli.model import spec_for_model
     from m3vdb.cli.render import describe, info_text
 
-    spec = spec_for_model(args.model)
-    with database.opened(args.db, args.collection, spec, must_exist=True) as connector:
+    with database.opened_as_built(args.db, args.collection, args.model) as connector:
         info = describe(connector, args.db)
     print(json.dumps(info, indent=2) if args.json else info_text(info))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``m3vdb list``: every collection of --db, no model loaded."""
+    from m3vdb.cli import database
+    from m3vdb.cli.render import collections_json, collections_table
+
+    found = database.collections(args.db)
+    if args.json:
+        print(collections_json(found))
+    elif not found:
+        print(f"no collections at {args.db}")
+    else:
+        print(collections_table(found))
     return 0
 
 
@@ -566,6 +594,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index,
     "search": cmd_search,
     "info": cmd_info,
+    "list": cmd_list,
     "drop": cmd_drop,
     "serve": cmd_serve,
 }

@@ -12,12 +12,15 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m3vdb.connectors.base import Connector
 from m3vdb.indexing import IndexReport
 from m3vdb.schemas.data import Hit
 from m3vdb.schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from m3vdb.connectors import CollectionInfo
 
 ELLIPSIS = "…"
 MIN_SNIPPET = 12
@@ -220,7 +223,8 @@ def describe(connector: Connector, db: str) -> dict[str, Any]:
     return {
         "collection": connector.collection,
         "database": db,
-        "backend": type(connector).__name__,
+        "backend": type(getattr(connector, "engine", connector)).__name__,
+        "model": getattr(spec, "model", None),
         "entries": connector.count(),
         "stores": _stores(spec),
         "fields": vars(spec.fields).copy(),
@@ -248,6 +252,7 @@ def info_text(info: dict[str, Any]) -> str:
     lines = [
         ("collection", info["collection"]),
         ("database", f"{info['database']} ({info['backend']})"),
+        ("model", info["model"] or "not recorded (built before m3vdb recorded models)"),
         ("entries", f"{info['entries']:,}"),
     ]
     lines += [(name, what) for name, what in info["stores"].items()]
@@ -293,3 +298,46 @@ def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) 
     if summary.pruned:
         parts.append(f"{summary.pruned:,} pruned (their files are gone)")
     return f"{'; '.join(parts)}. Collection {collection!r} at {db} holds {total:,} entries."
+
+
+# --------------------------------------------------------------------------- list
+
+
+OUTPUTS = ("dense", "sparse", "colbert")
+
+
+def _collection_row(info: CollectionInfo) -> dict[str, Any]:
+    spec = info.spec
+    return {
+        "collection": info.name,
+        "entries": info.entries,
+        "model": spec.model if spec is not None else None,
+        "dense_dim": spec.dense_dim if spec is not None and spec.dense else None,
+        "colbert_dim": spec.colbert_dim if spec is not None and spec.colbert else None,
+        "stores": [
+            n for n in ("dense", "sparse", "colbert") if spec is not None and getattr(spec, n)
+        ],
+    }
+
+
+def collections_json(found: Sequence[CollectionInfo]) -> str:
+    """``m3vdb list --json``: one object per collection."""
+    return json.dumps([_collection_row(i) for i in found], indent=2, ensure_ascii=False)
+
+
+def collections_table(found: Sequence[CollectionInfo]) -> str:
+    """``m3vdb list``: one aligned line per collection (name, entries, model, what it stores
+    at which dimensions); a collection m3vdb did not build (or built before it recorded its
+    spec) shows ``?``."""
+    header = ("collection", "entries", "model", "stores")
+    lines = [header]
+    for info in found:
+        row = _collection_row(info)
+        dims = {"dense": row["dense_dim"], "colbert": row["colbert_dim"]}
+        stores = ", ".join(f"{n} {dims[n]}-d" if dims.get(n) else n for n in row["stores"]) or "?"
+        lines.append((info.name, f"{info.entries:,}", row["model"] or "?", stores))
+    widths = [max(cell_width(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(pad(cell, w) for cell, w in zip(line[:-1], widths)) + "  " + line[-1]
+        for line in lines
+    )
