@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the collection first and index into a new one (after a model change)",
     )
+    index.add_argument(
+        "--max-file-size",
+        type=_positive,
+        default=10,
+        metavar="MIB",
+        help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
@@ -392,7 +399,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     chunking = _chunking(args)
     # every file read and checked, before the model is loaded and before anything is written
-    corpus = Corpus.from_paths(args.paths)
+    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
     check_device(args.device)  # before anything is written: the model loads on first use

@@ -183,6 +183,7 @@ def _index_batch(
     report.unindexable += [d.id for d in todo if d.id not in written]
     # a stored document not skipped is rewritten, or now empty: all its entries go
     stale_parents = [d.id for d in batch if d.id in stored and d.id not in skipped]
+    _refuse_collisions(connector, pairs)
     with guard.critical():
         stale = _stale_ids(connector, stored, stale_parents)
         if stale:
@@ -196,6 +197,40 @@ def _index_batch(
         report.split += split
         report.entries += len(pairs)
         report.tokens += tokens
+
+
+def _refuse_collisions(connector: Connector, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    """InputError, before the batch is written, when an entry about to be written would
+    overwrite an entry of ANOTHER document: a document whose id looks like a window id
+    (``a.md#0``) against the windows of ``a.md``, in this batch or stored by an earlier one.
+    Window ids are ``DOC#N``; the two documents must not share that id space."""
+    owners: dict[str, str] = {}
+    for doc, _ in pairs:
+        owner = str(doc.metadata["parent_id"])
+        other = owners.setdefault(doc.id, owner)
+        if other != owner:
+            raise InputError(_collision_message(doc.id, owner, other))
+    if not owners:
+        return
+    for entry in connector.get(list(owners)):
+        stored_owner = entry.metadata.get("parent_id", entry.id)
+        if stored_owner != owners[entry.id]:
+            raise InputError(_collision_message(entry.id, owners[entry.id], str(stored_owner)))
+
+
+def _collision_message(entry: str, writer: str, holder: str) -> str:
+    def name(doc_id: str) -> str:
+        return (
+            f"window {entry!r} of document {doc_id!r}"
+            if doc_id != entry
+            else f"document {doc_id!r}"
+        )
+
+    return (
+        f"{name(writer)} would overwrite {name(holder)}: long documents are stored as windows "
+        "DOC#0, DOC#1, ..., so an id of the form DOC#N belongs to document DOC's windows. "
+        "Rename one of the two (nothing of this batch was written)"
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from m3vdb.indexing.chunking import (
 )
 from m3vdb.indexing.interrupts import InterruptGuard, children_ignore_ctrl_c
 from m3vdb.indexing.pipeline import IndexReport, check_dimensions, index_documents, prune_folders
-from m3vdb.indexing.sources import Corpus, SourceLike
+from m3vdb.indexing.sources import DEFAULT_MAX_FILE_BYTES, Corpus, SourceLike
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.spec import IndexSpec
@@ -48,6 +48,7 @@ def index(
     batch_size: int = 32,
     show_progress: bool = False,
     report: IndexReport | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> IndexReport:
     """Indexes files, folders or documents into a collection, as ``m3vdb index`` does.
 
@@ -87,6 +88,8 @@ def index(
         show_progress: a progress bar on stderr.
         report: the report to fill as the run goes (the caller still has the counts after an
             error or Ctrl-C); a new one by default.
+        max_file_bytes: the most bytes a .txt / .md file, or a JSONL line, may have (10 MiB):
+            a larger one is refused, naming it, before anything is written.
 
     Returns:
         What was read, written, skipped and pruned.
@@ -99,7 +102,11 @@ def index(
         BackendError: the database failed.
         KeyboardInterrupt: Ctrl-C, after the batch being written was written completely.
     """
-    corpus = sources if isinstance(sources, Corpus) else Corpus.of(sources)
+    corpus = (
+        sources
+        if isinstance(sources, Corpus)
+        else Corpus.of(sources, max_file_bytes=max_file_bytes)
+    )
     check_plan(corpus, chunking=chunking, prune=prune)
     with _opened(target, collection, encoder, spec, options, recreate) as opened:
         return run(

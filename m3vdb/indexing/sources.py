@@ -44,11 +44,17 @@ RESERVED_KEYS = (
 )
 
 
+#: The largest .txt / .md file, or JSONL line, read by default (``max_file_bytes``): a document
+#: is held whole while it is encoded, and its ColBERT rows take ~4 KB per token.
+DEFAULT_MAX_FILE_BYTES = 10 * 2**20
+
+
 @dataclass(frozen=True)
 class Source:
-    """One file to read."""
+    """One file to read, and the most bytes one document of it may have."""
 
     path: Path
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @property
     def is_jsonl(self) -> bool:
@@ -89,7 +95,9 @@ class Inventory:
         return len(self.where)
 
 
-def discover(paths: Sequence[str | Path]) -> tuple[list[Source], list[str]]:
+def discover(
+    paths: Sequence[str | Path], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[list[Source], list[str]]:
     """The files to read, in a stable order, and the directories given (as ids): each file
     given, and every ``.txt``, ``.md`` and ``.jsonl`` file under each directory given (hidden
     files and folders left out). A file reached twice is read once.
@@ -124,7 +132,7 @@ def discover(paths: Sequence[str | Path]) -> tuple[list[Source], list[str]]:
             key = Path(os.path.abspath(p))
             if key not in seen:
                 seen.add(key)
-                sources.append(Source(p))
+                sources.append(Source(p, max_file_bytes))
     if not sources:
         raise InputError(
             f"no .txt, .md or .jsonl file under {', '.join(map(str, paths))}: nothing to index"
@@ -151,7 +159,21 @@ def scan(sources: Sequence[Source], folders: Sequence[str] = ()) -> Inventory:
         where[doc.id] = place
         if not doc.text.strip():
             empty.append(place)
+    _refuse_window_like_ids(where)
     return Inventory(where, empty, list(folders))
+
+
+def _refuse_window_like_ids(where: dict[str, str]) -> None:
+    """InputError when an id has the form ``DOC#N`` of a window of another document ``DOC``
+    of the same input: if ``DOC`` is long, its windows would take that id."""
+    for doc_id, place in where.items():
+        parent, sep, number = doc_id.rpartition("#")
+        if sep and number.isdigit() and parent in where:
+            raise InputError(
+                f"id {doc_id!r} at {place} is the id window {number} of document {parent!r} "
+                f"(at {where[parent]}) gets when it is long enough to be split: rename one of "
+                "them (nothing was written)"
+            )
 
 
 def read(sources: Sequence[Source]) -> Iterator[Document]:
@@ -168,13 +190,25 @@ def _documents(sources: Sequence[Source]) -> Iterator[tuple[Document, str]]:
             "source_folders": folders_of(file_id),
         }
         if source.is_jsonl:
-            for doc, place in _read_jsonl(source.path):
+            for doc, place in _read_jsonl(source.path, source.max_bytes):
                 yield Document(doc.id, doc.text, {**doc.metadata, **provenance}), place
         else:
-            yield Document(file_id, _read_text(source.path), provenance), str(source.path)
+            text = _read_text(source.path, source.max_bytes)
+            yield Document(file_id, text, provenance), str(source.path)
 
 
-def _read_text(path: Path) -> str:
+def _too_large(where: str, size: str, limit: int) -> InputError:
+    return InputError(
+        f"{where}: {size} is more than the {limit / 2**20:g} MiB one document may have; "
+        "split it, leave it out, or raise the limit (m3vdb index --max-file-size MIB, "
+        "m3vdb.index(..., max_file_bytes=N))"
+    )
+
+
+def _read_text(path: Path, limit: int) -> str:
+    size = path.stat().st_size
+    if size > limit:  # checked before reading: memory stays bounded whatever a folder holds
+        raise _too_large(str(path), f"{size / 2**20:,.1f} MiB", limit)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -184,10 +218,16 @@ def _read_text(path: Path) -> str:
         ) from exc
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[Document, str]]:
+def _read_jsonl(path: Path, limit: int) -> Iterator[tuple[Document, str]]:
     with path.open(encoding="utf-8") as lines:
         try:
-            for number, line in enumerate(lines, start=1):
+            number = 0
+            # one line at a time, at most limit + 1 characters of it: a line with no end in
+            # sight is refused without being held
+            while line := lines.readline(limit + 1):
+                number += 1
+                if len(line) > limit:
+                    raise _too_large(f"{path}:{number}", "the line", limit)
                 if line.strip():
                     where = f"{path}:{number}"
                     yield _jsonl_document(line, where), where
@@ -257,14 +297,26 @@ class Corpus:
         self.rereadable = rereadable
 
     @classmethod
-    def from_paths(cls, paths: Sequence[str | os.PathLike[str]]) -> Corpus:
+    def from_paths(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> Corpus:
         """Files and folders (see :func:`discover`), read and checked now.
 
+        Args:
+            paths: files and folders.
+            max_file_bytes: the most bytes a .txt / .md file, or a JSONL line, may have.
+
         Raises:
-            InputError: a missing path, a file of another kind, a file that is not UTF-8, a
-                malformed JSONL line or an id given twice (the message names the place).
+            InputError: a missing path, a file of another kind, a file that is not UTF-8 or
+                larger than ``max_file_bytes``, a malformed JSONL line, or an id given twice
+                (the message names the place).
         """
-        files, folders = discover([Path(p) for p in paths])
+        if max_file_bytes <= 0:
+            raise InputError(f"max_file_bytes must be positive, got {max_file_bytes}")
+        files, folders = discover([Path(p) for p in paths], max_file_bytes=max_file_bytes)
         inventory = scan(files, folders)
         return cls(
             lambda: read(files),
@@ -282,14 +334,19 @@ class Corpus:
         return cls(lambda: iterator, count=count)
 
     @classmethod
-    def of(cls, sources: SourceLike | Iterable[SourceLike]) -> Corpus:
+    def of(
+        cls,
+        sources: SourceLike | Iterable[SourceLike],
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> Corpus:
         """A corpus from paths or from documents, whichever ``sources`` holds (not both).
 
         Raises:
             TypeError: ``sources`` mixes paths and documents, or holds something else.
         """
         if isinstance(sources, (str, os.PathLike)):
-            return cls.from_paths([sources])
+            return cls.from_paths([sources], max_file_bytes=max_file_bytes)
         if isinstance(sources, Document):
             return cls.from_documents([sources])
         iterator = iter(sources)
@@ -306,7 +363,7 @@ class Corpus:
                 f"sources hold a {type(strange[0]).__name__} among paths; give paths (str or "
                 "Path) or m3vdb.Document objects, not both"
             )
-        return cls.from_paths(paths)  # type: ignore[arg-type]  # checked above
+        return cls.from_paths(paths, max_file_bytes=max_file_bytes)  # type: ignore[arg-type]
 
     def documents(self) -> Iterator[Document]:
         """The documents, in order (a corpus from documents yields them once)."""

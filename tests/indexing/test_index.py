@@ -171,3 +171,84 @@ def test_bad_runs_are_refused_with_what_to_do(
     options: dict[str, object] = {"collection": "bad", "encoder": tiny_encoder, **kwargs}
     with pytest.raises(error, match=message):
         m3vdb.index(sources, target, **options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- window ids
+
+
+def test_an_id_that_is_another_files_window_id_is_refused_before_writing(
+    tmp_path: Path, tiny_encoder: M3Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26 item 5: ``notes/a.md#0`` in a JSONL next to a long ``notes/a.md`` would be
+    overwritten by (or overwrite) window 0 of it; refused at reading, naming both."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.md").write_text(_long_text(1500), encoding="utf-8")
+    line = '{"id": "notes/a.md#0", "text": "a document of its own"}\n'
+    (tmp_path / "notes" / "more.jsonl").write_text(line, encoding="utf-8")
+    target = _target("qdrant-local", tmp_path)
+    with pytest.raises(InputError, match=r"'notes/a.md#0'.*more.jsonl:1.*'notes/a.md'"):
+        m3vdb.index("notes", target, collection="w", encoder=tiny_encoder, batch_size=1)
+    with m3vdb.connect(target, collection="w", encoder=tiny_encoder) as store:
+        assert store.count() == 0
+
+
+@pytest.mark.parametrize("engine", ["qdrant-edge", "milvus-lite"])
+def test_window_ids_never_overwrite_another_document_across_runs(
+    engine: str, tmp_path: Path, tiny_encoder: M3Encoder
+) -> None:
+    """A stored window is not overwritten by a document named like it, and a stored document
+    is not overwritten by the windows of a long one; each refusal names both and writes
+    nothing of its batch."""
+    target = _target(engine, tmp_path)
+    long_doc = Document("a", _long_text(1500), {})
+    m3vdb.index([long_doc], target, collection="w", encoder=tiny_encoder)
+    with m3vdb.connect(target, collection="w", encoder=tiny_encoder) as store:
+        (window,) = store.get(["a#0"])
+    with pytest.raises(InputError, match=r"document 'a#0' would overwrite window 'a#0' of"):
+        m3vdb.index([Document("a#0", "mine", {})], target, collection="w", encoder=tiny_encoder)
+    m3vdb.index([Document("b#1", "stored first", {})], target, collection="w", encoder=tiny_encoder)
+    with pytest.raises(InputError, match=r"window 'b#1' of document 'b' would overwrite document"):
+        m3vdb.index(
+            [Document("b", _long_text(1500, seed=1), {})],
+            target,
+            collection="w",
+            encoder=tiny_encoder,
+        )
+    with m3vdb.connect(target, collection="w", encoder=tiny_encoder) as store:
+        assert store.get(["a#0"])[0].text == window.text
+        assert store.get(["b#1"])[0].text == "stored first"
+        assert not store.get(["b#0"])  # nothing of the refused batch was written
+
+
+# --------------------------------------------------------------------------- size limit
+
+
+def test_a_file_over_the_size_limit_is_refused_by_name_before_reading(
+    tmp_path: Path, tiny_encoder: M3Encoder
+) -> None:
+    """Issue 26 item 6: a 200 MB sparse file next to a small one: refused from its size
+    (nothing is read into memory), naming the file, the limit and how to raise it."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "small.txt").write_text("small text", encoding="utf-8")
+    with (folder / "huge.txt").open("wb") as huge:
+        huge.truncate(200 * 2**20)  # sparse: no disk used
+    target = _target("qdrant-local", tmp_path)
+    with pytest.raises(InputError, match=r"huge.txt: 200.0 MiB .* 10 MiB .*--max-file-size"):
+        m3vdb.index(folder, target, collection="s", encoder=tiny_encoder)
+    report = m3vdb.index(folder / "small.txt", target, collection="s", encoder=tiny_encoder)
+    assert report.indexed == 1
+
+
+def test_a_jsonl_line_over_the_limit_is_refused_without_holding_it(
+    tmp_path: Path, tiny_encoder: M3Encoder
+) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text(
+        '{"id": "1", "text": "short"}\n{"id": "2", "text": "' + "x" * 5000 + '"}\n',
+        encoding="utf-8",
+    )
+    target = _target("qdrant-local", tmp_path)
+    with pytest.raises(InputError, match=r"docs.jsonl:2: the line is more than"):
+        m3vdb.index(path, target, collection="j", encoder=tiny_encoder, max_file_bytes=1000)
