@@ -235,14 +235,15 @@ def check_encoder(encoder: Encoder, spec: IndexSpec, engine: Engine | None = Non
         return
     from m3vdb.schemas.spec import model_of
 
-    where = (
-        f"{engine.database} {engine.kind} {engine.collection!r}"
-        if engine is not None
-        else "the IndexSpec"
-    )
     built = f" (built with model {spec.model!r})" if spec.model else ""
     model = model_of(encoder)
     given = f" (model {model!r})" if model else ""
+    if engine is None:
+        raise SchemaMismatchError(
+            f"the encoder produces dense/ColBERT dimensions {dims}{given}, the IndexSpec says "
+            f"{expected}; build the spec with IndexSpec.for_encoder(encoder)"
+        )
+    where = f"{engine.database} {engine.kind} {engine.collection!r}"
     raise SchemaMismatchError(
         f"{where} holds dense/ColBERT dimensions {expected}{built}; the encoder produces "
         f"{dims}{given}. Use the encoder the collection was built with, or another collection "

@@ -247,7 +247,10 @@ def test_registry_picks_edge_for_its_url_and_its_shard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert registry.database_for("qdrant+edge:/x").name == "Qdrant edge"
-    assert registry.database_for("qdrant+edge:///x").engine == "m3vdb.connectors.qdrant.edge:QdrantEdgeEngine"
+    assert (
+        registry.database_for("qdrant+edge:///x").engine
+        == "m3vdb.connectors.qdrant.edge:QdrantEdgeEngine"
+    )
     config = edge_connector.edge_config(IndexSpec(dense_dim=4, colbert_dim=4), QdrantEdgeOptions())
     shard = qdrant_edge.EdgeShard.create(str(tmp_path / "s"), config)
     try:
