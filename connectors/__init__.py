@@ -1,8 +1,11 @@
 """Connectors that store BGE-M3's three outputs in the native fields of Milvus, Qdrant and
 Elasticsearch and query them through each database's own API.
 
-``import connectors`` imports no database client: each connector module imports its client
-when first used and, if it is missing, says which ``pip install 'm3vdb[...]'`` to run.
+``connect`` returns a :class:`Collection` (the front, written once) over the database's
+:class:`~m3vdb.connectors.engine.Engine` (the few native primitives); ``drop`` and
+``list_collections`` are the database-level verbs. ``import connectors`` imports no database
+client: each engine imports its client when first used and, if it is missing, says which
+``pip install 'm3vdb[...]'`` to run.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from m3vdb.connectors.base import (
     Fusion,
     HybridOptions,
     SearchMode,
+    SupportsScan,
     UpsertItem,
 )
+from m3vdb.connectors.collection import Collection, check_encoder
+from m3vdb.connectors.engine import CollectionInfo, Engine
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.errors import InputError
@@ -39,10 +45,10 @@ def connect(
     spec: IndexSpec | None = None,
     options: BackendOptions | None = None,
     create: bool = True,
-) -> Connector:
+) -> Collection:
     """Opens (creating it if needed) a collection in the database ``target`` names.
 
-    The connector is a context manager: ``with connect(...) as store:`` closes the client it
+    The collection is a context manager: ``with connect(...) as store:`` closes the client it
     created from a URL on exit (a client passed in stays open).
 
     Args:
@@ -53,7 +59,9 @@ def connect(
             ``encode`` contract, see ``m3vdb.schemas.Encoder``); without one, only
             precomputed embeddings can be written and searched.
         spec: what to store; defaults to all three outputs at the encoder's dimensions. An
-            existing collection is validated against it (dimensions, metric, fields).
+            existing collection is validated against it (dimensions, metric, fields); without
+            one, an existing collection opens as it recorded it was built (any model), and
+            one made before m3vdb recorded its spec is validated against the default.
         options: the backend's own settings: ``MilvusOptions``, ``QdrantOptions``,
             ``QdrantEdgeOptions`` or ``ElasticsearchOptions`` (``m3vdb.schemas.options``),
             matching the target.
@@ -66,14 +74,25 @@ def connect(
         TypeError: ``options`` are for another database than the target's.
         MissingDependencyError: the database's client is not installed.
         CollectionNotFoundError: ``create=False`` and the collection does not exist.
-        SchemaMismatchError: the existing collection does not match ``spec``.
+        SchemaMismatchError: the existing collection does not match ``spec``, or the
+            encoder's dimensions differ from the collection's (the message gives both).
     """
+    _check_name(collection)
     registry.check_options(target, options)
-    module = registry.load(target)
-    connector: Connector = module.open_connector(
-        target, collection=collection, encoder=encoder, spec=spec, options=options, create=create
+    engine_class = registry.load(target)
+    if spec is not None and encoder is not None:
+        check_encoder(encoder, spec)  # before anything is created
+    default = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
+    engine = engine_class.open(
+        target,
+        collection=collection,
+        spec=spec,
+        default_spec=default,
+        options=options,
+        create=create,
     )
-    return connector
+    collection_type: type[Collection] = engine_class.collection_type or Collection
+    return collection_type(engine, encoder=encoder)
 
 
 def drop(target: Any, *, collection: str, options: BackendOptions | None = None) -> bool:
@@ -91,16 +110,40 @@ def drop(target: Any, *, collection: str, options: BackendOptions | None = None)
         MissingDependencyError: the database's client is not installed.
         BackendError: the database failed.
     """
+    _check_name(collection)
+    registry.check_options(target, options)
+    return registry.load(target).drop_collection(target, collection, options=options)
+
+
+def list_collections(target: Any, *, options: BackendOptions | None = None) -> list[CollectionInfo]:
+    """Every collection of the database ``target`` names, sorted by name, each with its entry
+    count and the spec (model, dimensions, outputs, options) it recorded when m3vdb built it
+    (None for a collection m3vdb did not build or built before it recorded specs). Opens no
+    collection and creates nothing (no Lite file, no local folder); m3vdb's own helper
+    collections (Milvus's companion collections of ColBERT rows) are left out.
+
+    Raises:
+        InputError: the target is not understood.
+        TypeError: ``options`` are for another database than the target's.
+        MissingDependencyError: the database's client is not installed.
+        BackendError: the database failed.
+    """
+    registry.check_options(target, options)
+    return registry.load(target).list_collections(target, options=options)
+
+
+def _check_name(collection: object) -> None:
     if not isinstance(collection, str) or not collection:
         raise InputError(f"collection must be a non-empty string, got {collection!r}")
-    registry.check_options(target, options)
-    dropped: bool = registry.load(target).drop_collection(target, collection, options=options)
-    return dropped
 
 
 __all__ = [
     "BackendOptions",
+    "Collection",
+    "CollectionInfo",
     "Connector",
+    "Engine",
+    "SupportsScan",
     "ElasticsearchOptions",
     "Encoder",
     "MilvusOptions",
@@ -117,4 +160,5 @@ __all__ = [
     "UpsertItem",
     "connect",
     "drop",
+    "list_collections",
 ]

@@ -1,8 +1,7 @@
-"""The one ``Connector`` protocol every database module implements.
-
-Users type against :class:`Connector`; ``connectors.connect`` returns one. A database is one
-module in this package exposing ``open_connector(target, collection=..., encoder=..., spec=...)``
-(see ``connectors.registry``) and one fixture in the contract suite.
+"""The ``Connector`` protocol users type against; ``connectors.connect`` returns a
+``Collection`` that implements it. A database is one ``Engine`` subclass
+(``connectors.engine``), one row in ``connectors.registry`` and one fixture in the contract
+suite.
 
 Score scales (they differ by mode, as in the databases themselves):
 
@@ -97,9 +96,8 @@ class HybridOptions:
 class Connector(Protocol):
     """A collection in one database holding BGE-M3 representations in native fields.
 
-    Implementations: ``connectors.milvus.MilvusConnector``, ``connectors.qdrant.QdrantConnector``,
-    ``connectors.elasticsearch.ElasticsearchConnector``; each is also a context manager that
-    calls :meth:`close` on exit (see ``connectors.common.BaseConnector``).
+    The implementation: ``m3vdb.connectors.collection.Collection`` (what ``connect`` returns,
+    over each database's ``Engine``), a context manager that calls :meth:`close` on exit.
     """
 
     @property

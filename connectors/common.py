@@ -1,8 +1,8 @@
-"""What every connector shares: validating embeddings against the IndexSpec, encoding what
-needs encoding, streaming in batches, retrying transient failures with backoff, and
-:class:`BaseConnector`, the base class of the three connectors.
+"""What every engine and the ``Collection`` share: validating documents and embeddings
+against the IndexSpec, encoding what needs encoding, streaming in batches, retrying transient
+failures with backoff, closing a client when opening fails.
 
-Database modules call these; nothing here imports a database client.
+Nothing here imports a database client.
 """
 
 from __future__ import annotations
@@ -10,22 +10,17 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
-from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
-from m3vdb.connectors.plan import SearchPlan, build_plan
-from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, Document, Hit, M3Embedding
+from m3vdb.connectors.base import UpsertItem
+from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, Document, M3Embedding
 from m3vdb.schemas.errors import (
     BackendError,
-    CollectionNotFoundError,
     InputError,
-    M3VDBError,
-    SchemaMismatchError,
 )
 from m3vdb.schemas.spec import IndexSpec
 
@@ -33,8 +28,6 @@ if TYPE_CHECKING:
     from m3vdb.schemas.encoding import Encoder
 
 T = TypeVar("T")
-ClientT = TypeVar("ClientT")
-SelfT = TypeVar("SelfT", bound="BaseConnector[Any]")
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -291,29 +284,6 @@ def with_retries(
 # --------------------------------------------------------------------------- opening
 
 
-def resolve_spec(collection: object, encoder: Encoder | None, spec: IndexSpec | None) -> IndexSpec:
-    """The front matter of every ``open_connector``: checks the collection name and the
-    encoder's dimensions, and returns ``spec`` (default: the encoder's dimensions, or BGE-M3's).
-
-    Raises:
-        InputError: the collection name is not a non-empty string.
-        SchemaMismatchError: the encoder's dimensions differ from the spec's.
-    """
-    if not isinstance(collection, str) or not collection:
-        raise InputError(f"collection must be a non-empty string, got {collection!r}")
-    if spec is None:
-        spec = IndexSpec.for_encoder(encoder) if encoder is not None else IndexSpec()
-    if encoder is not None:
-        dims = (int(encoder.dense_dim), int(encoder.colbert_dim))
-        if dims != (spec.dense_dim, spec.colbert_dim):
-            raise SchemaMismatchError(
-                f"the encoder produces dense/ColBERT dimensions {dims}, the IndexSpec says "
-                f"{(spec.dense_dim, spec.colbert_dim)}; build the spec with "
-                "IndexSpec.for_encoder(encoder)"
-            )
-    return spec
-
-
 @contextmanager
 def closed_on_error(client: Any, owns_client: bool) -> Iterator[None]:
     """Closes a client that ``open_connector`` created when opening the connector fails, so
@@ -324,246 +294,3 @@ def closed_on_error(client: Any, owns_client: bool) -> Iterator[None]:
         if owns_client:
             client.close()
         raise
-
-
-# --------------------------------------------------------------------------- the base class
-
-
-class BaseConnector(ABC, Generic[ClientT]):
-    """What the three connectors share: their state, the context manager, retried and
-    translated client calls, the streaming ``upsert`` loop and the validation of ids and
-    query vectors. Implements ``connectors.base.Connector`` together with a subclass.
-
-    A subclass sets ``_database`` (its name in messages) and ``_max_k`` (its result limit)
-    and implements:
-
-    - ``_write_batch(pairs)``: writes one batch of validated ``(Document, M3Embedding)``
-      pairs, idempotent by id, through :meth:`_call`; database-specific checks of a document
-      run here, before anything of the batch is written.
-    - ``_is_transient(exc)``: whether a retry may fix a native client error.
-    - ``_translate_error(exc, what)``: a native client error as an m3vdb error (the same type
-      for embedded and server backends).
-    - ``_run(plan)``: compiles the validated :class:`~m3vdb.connectors.plan.SearchPlan`'s
-      filter into the native form and runs it; ``search`` itself (validation, encoding the
-      query) is this class's, so backends cannot drift apart in what they accept.
-    - the rest of ``connectors.base.Connector``: ``get``, ``delete``, ``count`` and ``drop``,
-      using :meth:`_check_ids` (a subclass missing one fails the protocol conformance test
-      each connector has).
-
-    The subclass's constructor calls ``super().__init__`` and then opens (or creates) the
-    collection; ``close`` closes the client only when the connector created it.
-    """
-
-    _database: ClassVar[str] = "the database"
-    #: The most results (and candidates per signal) one request may ask for; None: no limit.
-    _max_k: ClassVar[int | None] = None
-    #: What the database calls a collection, in messages ("index" for Elasticsearch).
-    _kind: ClassVar[str] = "collection"
-
-    def __init__(
-        self,
-        client: ClientT,
-        *,
-        collection: str,
-        spec: IndexSpec,
-        encoder: Encoder | None = None,
-        owns_client: bool = False,
-        attempts: int = 5,
-    ) -> None:
-        """Args:
-        client: the native client every call goes through.
-        collection: the collection (index) name.
-        spec: what the collection stores.
-        encoder: encodes texts on upsert and search (None: embeddings only).
-        owns_client: the connector created the client (from a URL): ``close`` closes it.
-        attempts: tries per client call, transient failures retried with backoff.
-        """
-        self._client = client
-        self._collection = collection
-        self._spec = spec
-        self._encoder = encoder
-        self._owns_client = owns_client
-        self._attempts = attempts
-
-    # -- properties and lifetime --------------------------------------------------------
-
-    @property
-    def collection(self) -> str:
-        """The collection (index) name."""
-        return self._collection
-
-    @property
-    def spec(self) -> IndexSpec:
-        """What the collection stores."""
-        return self._spec
-
-    @property
-    def client(self) -> ClientT:
-        """The underlying native client, for what the connector does not wrap."""
-        return self._client
-
-    def close(self) -> None:
-        """Closes the client if this connector created it (a client passed in stays open)."""
-        if self._owns_client:
-            self._client.close()  # type: ignore[attr-defined]
-
-    def __enter__(self: SelfT) -> SelfT:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- client calls -------------------------------------------------------------------
-
-    @abstractmethod
-    def _is_transient(self, exc: Exception) -> bool:
-        """Whether a retry may fix ``exc`` (a native client error)."""
-
-    @abstractmethod
-    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
-        """``exc`` (a native client error of the call ``what``) as an m3vdb error."""
-
-    def _is_missing_collection(self, exc: Exception) -> bool:
-        """Whether ``exc`` says the collection does not exist (dropped while open); such calls
-        raise CollectionNotFoundError on every backend."""
-        return False
-
-    def _where(self) -> str:
-        """The database, as CollectionNotFoundError names it."""
-        return self._database
-
-    def _call(self, what: str, operation: Callable[[], T]) -> T:
-        """Runs one client call, retrying transient errors with backoff; any other native
-        error is translated, so callers see m3vdb errors only."""
-        try:
-            return with_retries(
-                operation,
-                is_transient=self._is_transient,
-                attempts=self._attempts,
-                what=f"{self._database} {what}",
-            )
-        except M3VDBError:
-            raise
-        except Exception as exc:
-            if self._is_missing_collection(exc):
-                raise CollectionNotFoundError(
-                    self._collection, self._where(), kind=self._kind
-                ) from exc
-            raise self._translate_error(exc, what) from exc
-
-    # -- writes -------------------------------------------------------------------------
-
-    def upsert(
-        self,
-        items: Iterable[UpsertItem],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = False,
-    ) -> int:
-        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
-
-        Streams ``items`` in batches of ``batch_size``; each batch is validated completely
-        (types, shapes, NaN, sparse weights, then the database's own limits) before any of it
-        is written, and written by the subclass's ``_write_batch``. Transient errors are
-        retried with backoff; a failing batch stops the stream (earlier batches stay written).
-
-        Returns:
-            The number of documents written.
-        """
-        bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(desc=f"upsert {self._collection}", unit="doc")
-        written = 0
-        try:
-            for batch in batched(items, batch_size):
-                pairs = embed_batch(batch, self._spec, self._encoder, offset=written)
-                self._write_batch(pairs)
-                written += len(pairs)
-                if bar is not None:
-                    bar.update(len(pairs))
-        finally:
-            if bar is not None:
-                bar.close()
-        return written
-
-    @abstractmethod
-    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
-        """Writes one validated batch (see the class docstring)."""
-
-    # -- search -----------------------------------------------------------------------
-
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents for ``query``, in one database request where the database
-        allows; ``filter`` applies to every stage. See ``m3vdb.connectors.base`` for the score
-        scales and ``m3vdb.connectors.plan`` for what is accepted (the same on every backend).
-
-        Raises:
-            InputError: a bad ``k``, mode, option, filter or query vector, or a mode the
-                collection cannot answer.
-            TypeError: a query or option of the wrong type.
-            BackendError: the database failed.
-        """
-        return self._execute(self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid))
-
-    def _plan(
-        self,
-        query: str | M3Embedding,
-        k: int,
-        *,
-        mode: str,
-        filter: FilterLike,
-        hybrid: HybridOptions | None,
-    ) -> SearchPlan:
-        return build_plan(
-            query,
-            k,
-            mode=mode,
-            filter=filter,
-            hybrid=hybrid,
-            spec=self._spec,
-            encoder=self._encoder,
-            collection=self._collection,
-            max_k=self._max_k,
-        )
-
-    def _execute(self, plan: SearchPlan) -> list[Hit]:
-        if plan.matches_nothing:
-            return []  # no token of the query has a weight: nothing can match
-        return self._run(plan)
-
-    @abstractmethod
-    def _run(self, plan: SearchPlan) -> list[Hit]:
-        """Compiles the plan's filter and runs the plan in the database (see the class
-        docstring)."""
-
-    # -- validation -------------------------------------------------------------------
-
-    def _schema_mismatch(self, problems: Sequence[str], remedy: str) -> SchemaMismatchError:
-        """The error for an existing collection that differs from the spec: every problem,
-        then what to do."""
-        return SchemaMismatchError(
-            f"{self._database} {self._kind} {self._collection!r} does not match the "
-            "IndexSpec:\n  - " + "\n  - ".join(problems) + "\n" + remedy
-        )
-
-    @staticmethod
-    def _check_ids(ids: Sequence[str]) -> list[str]:
-        """``ids`` as a list; InputError for a single string or an id that is not a
-        non-empty string (no stored document has one)."""
-        if isinstance(ids, str):
-            raise InputError("pass a list of ids, not a single string")
-        out = list(ids)
-        for i in out:
-            if not isinstance(i, str) or not i:
-                raise InputError(f"ids must be non-empty strings, got {i!r}")
-        return out

@@ -1,17 +1,12 @@
-"""Which connector module handles a target (a URL string or a native client object), and
-the one table of what each database needs: its module, its client, the extra that installs
-it, and its options type.
+"""Which database handles a target (a URL string or a native client object), and the one
+table of what each database is: its ``Engine`` subclass (``m3vdb.connectors.engine``), its
+client, the extra that installs it, its options type and its URL schemes. Adding a database
+is one ``Engine`` subclass plus one :class:`Database` row here.
 
-Modules are imported only when chosen, so ``import m3vdb.connectors`` imports no database
-client. Each module exposes::
-
-    def open_connector(target, *, collection: str, encoder: Encoder | None,
-                       spec: IndexSpec | None, options: <its options> | None = None,
-                       create: bool = True) -> Connector
-
-:func:`load` checks that the chosen module's client is installed, so every target of a
-database whose client is missing fails the same way: MissingDependencyError with the
-``pip install 'm3vdb[...]'`` to run.
+Engine modules are imported only when chosen, so ``import m3vdb.connectors`` imports no
+database client. :func:`load` checks that the chosen database's client is installed, so every
+target of a database whose client is missing fails the same way: MissingDependencyError with
+the ``pip install 'm3vdb[...]'`` to run.
 """
 
 from __future__ import annotations
@@ -20,8 +15,7 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m3vdb.schemas.errors import InputError, MissingDependencyError
 from m3vdb.schemas.options import (
@@ -31,6 +25,9 @@ from m3vdb.schemas.options import (
     QdrantOptions,
 )
 
+if TYPE_CHECKING:
+    from m3vdb.connectors.engine import Engine
+
 
 @dataclass(frozen=True)
 class Database:
@@ -38,7 +35,7 @@ class Database:
 
     Attributes:
         name: its name in messages.
-        module: the connector module.
+        engine: its ``Engine`` subclass, as ``"module:Class"`` (imported when chosen).
         client: the client's import name (checked before the module is imported).
         package: the client's pip name.
         extra: the m3vdb extra that installs the client.
@@ -50,7 +47,7 @@ class Database:
     """
 
     name: str
-    module: str
+    engine: str
     client: str
     package: str
     extra: str
@@ -63,7 +60,7 @@ class Database:
 DATABASES: tuple[Database, ...] = (
     Database(
         "Milvus",
-        "m3vdb.connectors.milvus",
+        "m3vdb.connectors.milvus.engine:MilvusEngine",
         "pymilvus",
         "pymilvus",
         "milvus",
@@ -73,7 +70,7 @@ DATABASES: tuple[Database, ...] = (
     ),
     Database(
         "Qdrant",
-        "m3vdb.connectors.qdrant",
+        "m3vdb.connectors.qdrant.client:QdrantEngine",
         "qdrant_client",
         "qdrant-client",
         "qdrant",
@@ -83,7 +80,7 @@ DATABASES: tuple[Database, ...] = (
     ),
     Database(
         "Elasticsearch",
-        "m3vdb.connectors.elasticsearch",
+        "m3vdb.connectors.elasticsearch.engine:ElasticsearchEngine",
         "elasticsearch",
         "elasticsearch",
         "elasticsearch",
@@ -93,7 +90,7 @@ DATABASES: tuple[Database, ...] = (
     ),
     Database(
         "Qdrant edge",
-        "m3vdb.connectors.qdrant_edge",
+        "m3vdb.connectors.qdrant.edge:QdrantEdgeEngine",
         "qdrant_edge",
         "qdrant-edge-py",
         "qdrant-edge",
@@ -163,8 +160,8 @@ def _is_client_type(target: object, names: tuple[str, ...]) -> bool:
 
 
 def module_for(target: Any) -> str:
-    """The connector module name for ``target``; raises InputError listing the accepted forms."""
-    return database_for(target).module
+    """The engine module name for ``target``; raises InputError listing the accepted forms."""
+    return database_for(target).engine.split(":", 1)[0]
 
 
 def check_options(target: Any, options: object) -> None:
@@ -181,25 +178,37 @@ def check_options(target: Any, options: object) -> None:
         )
 
 
-def load(target: Any) -> ModuleType:
-    """Imports and returns the connector module for ``target``.
+def load(target: Any) -> type[Engine]:
+    """Imports and returns the ``Engine`` subclass for ``target``.
 
     Raises:
         InputError: the target is not understood.
         MissingDependencyError: the database's client is not installed (the message gives
             the ``pip install`` to run).
     """
-    db = database_for(target)
+    return engine_class(database_for(target))
+
+
+def engine_class(db: Database) -> type[Engine]:
+    """Imports and returns ``db``'s ``Engine`` subclass (MissingDependencyError as :func:`load`)."""
     purpose = f"The {db.name} connector"
     if _missing(db.client):
         raise MissingDependencyError(db.package, db.extra, purpose)
+    module_name, _, class_name = db.engine.partition(":")
     try:
-        return importlib.import_module(db.module)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         # A client imported by the module itself (at import time) counts the same.
         if exc.name is not None and exc.name.split(".")[0] == db.client:
             raise MissingDependencyError(db.package, db.extra, purpose) from exc
         raise
+    engine: type[Engine] = getattr(module, class_name)
+    return engine
+
+
+def engines() -> list[type[Engine]]:
+    """The Engine class of every database whose client is installed (for conformance tests)."""
+    return [engine_class(db) for db in DATABASES if not _missing(db.client)]
 
 
 def _missing(import_name: str) -> bool:

@@ -24,7 +24,9 @@ __version__ = "0.2.0"
 # ``import m3vdb.schemas`` loads only the schemas layer and ``m3vdb.M3Encoder`` alone pulls
 # in torch.
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(["connect", "drop"], "m3vdb.connectors"),
+    **dict.fromkeys(
+        ["Collection", "CollectionInfo", "connect", "drop", "list_collections"], "m3vdb.connectors"
+    ),
     **dict.fromkeys(
         ["Connector", "FilterLike", "Fusion", "HybridOptions", "SearchMode", "UpsertItem"],
         "m3vdb.connectors.base",
@@ -56,7 +58,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from m3vdb.connectors import connect, drop
+    from m3vdb.connectors import Collection, CollectionInfo, connect, drop, list_collections
     from m3vdb.connectors.base import (
         Connector,
         FilterLike,
@@ -112,6 +114,8 @@ __all__ = [
     "BulkWriteError",
     "CheckpointError",
     "Chunking",
+    "Collection",
+    "CollectionInfo",
     "CollectionNotFoundError",
     "Connector",
     "Document",
@@ -143,6 +147,7 @@ __all__ = [
     "eq",
     "in_",
     "index",
+    "list_collections",
     "matches",
     "or_",
     "parse_filter",

@@ -4,8 +4,8 @@ translates it into that database's native schema."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 MetadataType = Literal["keyword", "int", "float", "bool"]
 
@@ -50,6 +50,9 @@ class IndexSpec:
             windows to split long texts); databases may have a lower hard cap.
         metadata_fields: metadata keys to index for filtering.
         fields: stored field names.
+        model: the model (checkpoint) whose embeddings the collection holds, as the encoder
+            names it (``IndexSpec.for_encoder``); None when unknown. Recorded with the
+            collection, never compared when validating one.
     """
 
     dense_dim: int = 1024
@@ -63,6 +66,7 @@ class IndexSpec:
     max_colbert_rows: int = 1024
     metadata_fields: tuple[MetadataField, ...] = ()
     fields: FieldNames = field(default_factory=FieldNames)
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.dense or self.sparse or self.colbert):
@@ -104,7 +108,54 @@ class IndexSpec:
 
     @classmethod
     def for_encoder(cls, encoder: object, **options: object) -> IndexSpec:
-        """An IndexSpec whose dimensions are those of ``encoder`` (an ``M3Encoder``)."""
+        """An IndexSpec whose dimensions (and ``model``) are those of ``encoder``.
+
+        ``model`` is the encoder's ``model_name`` (what ``RemoteEncoder`` exposes), else its
+        ``model_path`` (``M3Encoder``'s checkpoint path or hub id), else None; an explicit
+        ``model=`` option wins.
+        """
         dense_dim = int(getattr(encoder, "dense_dim"))  # noqa: B009 (typed as object)
         colbert_dim = int(getattr(encoder, "colbert_dim"))  # noqa: B009
+        if "model" not in options:
+            options["model"] = model_of(encoder)
         return cls(dense_dim=dense_dim, colbert_dim=colbert_dim, **options)  # type: ignore[arg-type]
+
+    def to_record(self) -> dict[str, Any]:
+        """The spec as a JSON-able dict (what a collection records about itself);
+        :meth:`from_record` is its inverse."""
+        record = asdict(self)
+        record["metadata_fields"] = [asdict(f) for f in self.metadata_fields]
+        return record
+
+    @classmethod
+    def from_record(cls, record: Any) -> IndexSpec:
+        """The spec a collection recorded (:meth:`to_record`). Unknown keys (written by a newer
+        m3vdb) are ignored.
+
+        Raises:
+            ValueError: the record is not a dict of a valid spec.
+        """
+        if not isinstance(record, dict):
+            raise ValueError(f"an IndexSpec record is a dict, got {type(record).__name__}")
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in record.items() if k in known}
+        try:
+            if "fields" in values:
+                values["fields"] = FieldNames(**values["fields"])
+            if "metadata_fields" in values:
+                values["metadata_fields"] = tuple(
+                    MetadataField(**f) for f in values["metadata_fields"]
+                )
+            return cls(**values)
+        except TypeError as exc:
+            raise ValueError(f"not an IndexSpec record: {record!r:.200} ({exc})") from None
+
+
+def model_of(encoder: object) -> str | None:
+    """The model an encoder names: ``model_name`` (``RemoteEncoder``), else ``model_path``
+    (``M3Encoder``), else None."""
+    for attribute in ("model_name", "model_path"):
+        value = getattr(encoder, attribute, None)
+        if value is not None:
+            return str(value)
+    return None

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from pymilvus import MilvusClient
 
+from m3vdb.connectors import Collection
 from m3vdb.connectors import milvus as cm
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, M3Embedding
@@ -81,13 +82,14 @@ def _docs(n: int, seed: int = 0) -> list[tuple[Document, M3Embedding]]:
     return [(Document(f"d{i}", f"text {i}", {"i": i}), _emb(seed * 1000 + i)) for i in range(n)]
 
 
-def _connector(client: Any, name: str, spec: IndexSpec = SPEC) -> cm.MilvusConnector:
-    return cm.MilvusConnector(
-        client,
-        collection=name,
-        encoder=None,
-        spec=spec,
-        capabilities=ms.MilvusCapabilities.for_lite(),
+def _connector(client: Any, name: str, spec: IndexSpec = SPEC) -> Collection:
+    return Collection(
+        cm.MilvusEngine(
+            client,
+            collection=name,
+            spec=spec,
+            capabilities=ms.MilvusCapabilities.for_lite(),
+        )
     )
 
 

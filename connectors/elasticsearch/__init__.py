@@ -1,18 +1,17 @@
 """Elasticsearch: BGE-M3's outputs as ``dense_vector``, ``sparse_vector`` and ``rank_vectors``
 fields of one document, queried in one search (see ``connector`` for what runs where).
 
-Modules: ``connector`` (the connector, client creation, errors, capability detection),
+Modules: ``engine`` (the engine, client creation, errors, capability detection),
 ``queries`` (request bodies), ``bulk`` (per-document results of bulk writes). The mapping,
 documents, filter compiler and score conversions are in ``m3vdb.schemas.elasticsearch``.
 """
 
 from m3vdb.connectors.elasticsearch.bulk import raise_for_bulk_failures
-from m3vdb.connectors.elasticsearch.connector import (
-    ElasticsearchConnector,
+from m3vdb.connectors.elasticsearch.engine import (
+    ElasticsearchCollection,
+    ElasticsearchEngine,
     client_from_url,
     detect_capabilities,
-    drop_collection,
-    open_connector,
 )
 from m3vdb.schemas.elasticsearch import ElasticsearchCapabilities
 from m3vdb.schemas.errors import BulkFailedError, BulkRejectedError, BulkWriteError
@@ -23,11 +22,10 @@ __all__ = [
     "BulkRejectedError",
     "BulkWriteError",
     "ElasticsearchCapabilities",
-    "ElasticsearchConnector",
+    "ElasticsearchCollection",
+    "ElasticsearchEngine",
     "ElasticsearchOptions",
     "client_from_url",
     "detect_capabilities",
-    "drop_collection",
-    "open_connector",
     "raise_for_bulk_failures",
 ]

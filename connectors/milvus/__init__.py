@@ -1,7 +1,7 @@
 """Milvus connector: BGE-M3's dense, sparse and ColBERT outputs in Milvus's native fields,
 queried through pymilvus's ``MilvusClient`` (Milvus Lite files or Milvus servers).
 
-Targets accepted by :func:`open_connector` (and ``connectors.connect``): a
+Targets accepted by :meth:`MilvusEngine.open` (and ``m3vdb.connect``): a
 ``pymilvus.MilvusClient``, ``milvus-lite:PATH.db`` or a bare ``PATH.db`` (Milvus Lite),
 ``milvus://[USER:PASSWORD@]HOST[:PORT]`` and ``milvus+https://...`` (a server, default port
 19530).
@@ -23,7 +23,7 @@ What runs where (see ``schemas.milvus`` for the collection layout):
 
 Modules: ``client`` (pymilvus import, clients from URLs, capabilities, errors), ``store`` (the
 opened collection the parts share), ``colbert`` (one strategy class per ColBERT layout, and the
-companion layout's write protocol), ``connector`` (:class:`MilvusConnector`).
+companion layout's write protocol), ``engine`` (:class:`MilvusEngine`).
 """
 
 from __future__ import annotations
@@ -35,17 +35,15 @@ from m3vdb.connectors.milvus.client import (
     is_transient,
     translate_error,
 )
-from m3vdb.connectors.milvus.connector import MilvusConnector, drop_collection, open_connector
+from m3vdb.connectors.milvus.engine import MilvusEngine
 from m3vdb.schemas.milvus import MilvusCapabilities
 
 __all__ = [
     "DEFAULT_PORT",
     "MilvusCapabilities",
-    "MilvusConnector",
+    "MilvusEngine",
     "detect_capabilities",
-    "drop_collection",
     "import_pymilvus",
     "is_transient",
-    "open_connector",
     "translate_error",
 ]

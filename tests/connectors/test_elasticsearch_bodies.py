@@ -28,7 +28,7 @@ from m3vdb.connectors.elasticsearch import (  # noqa: E402
     BulkRejectedError,
     raise_for_bulk_failures,
 )
-from m3vdb.connectors.elasticsearch import connector as conn  # noqa: E402
+from m3vdb.connectors.elasticsearch import engine as conn  # noqa: E402
 from m3vdb.connectors.elasticsearch import queries as esq
 from m3vdb.schemas import elasticsearch as es  # noqa: E402
 from m3vdb.schemas import scoring  # noqa: E402
@@ -44,6 +44,13 @@ from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_  # no
 from m3vdb.schemas.spec import IndexSpec, MetadataField  # noqa: E402
 
 TRIAL = es.ElasticsearchCapabilities("9.4.3", "trial")
+
+
+def _es(client: Any, *, encoder: Any = None, **engine: Any) -> conn.ElasticsearchCollection:
+    """The Collection ``connect`` would return over an engine on ``client``."""
+    return conn.ElasticsearchCollection(conn.ElasticsearchEngine(client, **engine), encoder=encoder)
+
+
 BASIC = es.ElasticsearchCapabilities("9.4.3", "basic")
 SPEC = IndexSpec(
     dense_dim=2,
@@ -212,9 +219,7 @@ def test_rank_vectors_capability_error_names_version_and_licence(caps, needs) ->
     assert needs in str(info.value)
     # The connector refuses before any request when the spec stores ColBERT.
     with pytest.raises(UnsupportedCapabilityError):
-        conn.ElasticsearchConnector(
-            RecordingClient(), collection="c", encoder=None, spec=SPEC, capabilities=caps
-        )
+        _es(RecordingClient(), collection="c", encoder=None, spec=SPEC, capabilities=caps)
 
 
 # ----------------------------------------------------------------------------- filters
@@ -449,7 +454,7 @@ def test_index_names_and_urls() -> None:
     for bad in ("Upper", "_x", "a b", "a*", ".", "", "x" * 256):
         with pytest.raises(InputError):
             es.check_index_name(bad)
-    assert registry.module_for("elasticsearch://localhost:9200") == "m3vdb.connectors.elasticsearch"
+    assert registry.module_for("elasticsearch://localhost:9200") == conn.__name__
     client = conn.client_from_url("elasticsearch+https://u%40x:p@h:9243")
     assert [n.base_url for n in client.transport.node_pool.all()] == ["https://h:9243"]
     with pytest.raises(InputError):
@@ -586,9 +591,7 @@ class _Namespace:
 
 def _connector(caps: es.ElasticsearchCapabilities, spec: IndexSpec, **responses: Any):
     client = RecordingClient({"indices.exists": False, **responses})
-    store = conn.ElasticsearchConnector(
-        client, collection="c", encoder=None, spec=spec, capabilities=caps
-    )
+    store = _es(client, collection="c", encoder=None, spec=spec, capabilities=caps)
     return store, client
 
 
@@ -601,19 +604,23 @@ def test_new_index_is_created_with_the_mapping() -> None:
             "indices.create",
             {
                 "index": "c",
-                "mappings": es.mapping(SPEC, store.options, TRIAL),
+                "mappings": _with_record(es.mapping(SPEC, store.options, TRIAL), SPEC),
                 "settings": {"number_of_shards": 1},
             },
         ),
     ]
 
 
+def _with_record(mapping: dict, spec: IndexSpec) -> dict:
+    """The mapping with the spec m3vdb records in ``_meta``."""
+    meta = {**mapping["_meta"], conn.RECORD_KEY: {"format": 1, "spec": spec.to_record()}}
+    return {**mapping, "_meta": meta}
+
+
 def test_missing_index_without_create_is_refused_and_nothing_is_created() -> None:
     client = RecordingClient({"indices.exists": False})
     with pytest.raises(CollectionNotFoundError, match="no index 'c' in Elasticsearch"):
-        conn.ElasticsearchConnector(
-            client, collection="c", encoder=None, spec=SPEC, capabilities=TRIAL, create=False
-        )
+        _es(client, collection="c", encoder=None, spec=SPEC, capabilities=TRIAL, create=False)
     assert client.calls == [("indices.exists", {"index": "c"})]
 
 

@@ -35,6 +35,7 @@ from milvus_helpers import (  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
+from m3vdb.connectors import Collection, connect  # noqa: E402
 from m3vdb.connectors import milvus as cm  # noqa: E402
 from m3vdb.connectors.milvus import colbert  # noqa: E402
 from m3vdb.schemas import milvus as ms  # noqa: E402
@@ -68,7 +69,7 @@ def name(request: pytest.FixtureRequest, lite: MilvusClient) -> Iterator[str]:
 
 def test_lite_is_detected_and_gets_the_companion_layout(lite, name):
     assert cm.detect_capabilities(lite) == ms.MilvusCapabilities.for_lite()
-    con = cm.open_connector(lite, collection=name, spec=SPEC)
+    con = connect(lite, collection=name, spec=SPEC)
     assert con.colbert_layout == "companion"
     assert lite.has_collection(ms.companion_name(name))
     con.drop()
@@ -101,7 +102,7 @@ def test_upsert_replaces_colbert_rows(lite, name):
     assert con.count() == 2 and _row_count(lite, companion, 'doc_id == "d1"') == 0
 
 
-def _assert_old_document_intact(con: cm.MilvusConnector, old: M3Embedding) -> None:
+def _assert_old_document_intact(con: Collection, old: M3Embedding) -> None:
     assert [d.text for d in con.get(["d0"])] == ["text 0"]
     stored = con.get_embeddings(["d0"])["d0"]
     assert stored.colbert is not None and old.colbert is not None
@@ -301,20 +302,22 @@ def test_float16_rows_search_close_to_float32(lite, name):
 
 def test_url_forms(tmp_path: Path):
     with pytest.raises(InputError, match="not a Milvus URL"):
-        cm.open_connector("milvus+ftp://host", collection="c", spec=SPEC)
+        cm.MilvusEngine.open("milvus+ftp://host", collection="c", spec=SPEC, default_spec=SPEC)
+    with pytest.raises(InputError, match="unknown database target"):
+        connect("milvus+ftp://host", collection="c", spec=SPEC)
     with pytest.raises(InputError, match=r"\.db"):
-        cm.open_connector("milvus-lite:/tmp/file.sqlite", collection="c", spec=SPEC)
+        connect("milvus-lite:/tmp/file.sqlite", collection="c", spec=SPEC)
     path = tmp_path / "url.db"
-    with cm.open_connector(f"milvus-lite:{path}", collection="c", spec=SPEC) as con:
+    with connect(f"milvus-lite:{path}", collection="c", spec=SPEC) as con:
         assert con.capabilities.lite and con.count() == 0
-    with cm.open_connector(str(path), collection="c", spec=SPEC) as con:  # a bare PATH.db
+    with connect(str(path), collection="c", spec=SPEC) as con:  # a bare PATH.db
         assert con.count() == 0
 
 
 def test_missing_pymilvus_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'm3vdb\[milvus\]'"):
-        cm.open_connector("milvus://localhost:19530", collection="c", spec=SPEC)
+        connect("milvus://localhost:19530", collection="c", spec=SPEC)
 
 
 def test_connector_satisfies_the_protocol(lite, name):

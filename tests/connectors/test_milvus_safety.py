@@ -37,7 +37,7 @@ from milvus_helpers import (  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
-from m3vdb.connectors import milvus as cm  # noqa: E402
+from m3vdb.connectors import Collection, connect  # noqa: E402
 from m3vdb.connectors.base import HybridOptions  # noqa: E402
 from m3vdb.schemas import milvus as ms  # noqa: E402
 from m3vdb.schemas.data import Document  # noqa: E402
@@ -66,7 +66,7 @@ def name(request: pytest.FixtureRequest, lite: MilvusClient) -> Iterator[str]:
 # --------------------------------------------------------------------------- stale rows
 
 
-def _interrupted_update(lite: MilvusClient, name: str) -> tuple[cm.MilvusConnector, np.ndarray]:
+def _interrupted_update(lite: MilvusClient, name: str) -> tuple[Collection, np.ndarray]:
     """d0 written with tenant=alice, then updated to tenant=bob by a write whose last step (the
     delete of the old ColBERT rows) failed, as a writer killed between the steps leaves it:
     the old rows, with the OLD metadata copy, are still in the companion."""
@@ -107,7 +107,7 @@ def test_hybrid_rerank_filters_on_the_documents_current_metadata(lite, name):
 # --------------------------------------------------------------------------- concurrent writers
 
 
-def _write_at_once(writers: list[cm.MilvusConnector], batches: dict[int, list]) -> list:
+def _write_at_once(writers: list[Collection], batches: dict[int, list]) -> list:
     """Each writer upserts its batch in its own thread, both released at the same moment;
     returns what they raised."""
     barrier = threading.Barrier(len(writers))
@@ -248,7 +248,7 @@ def test_a_lite_file_in_use_by_another_process_says_so(tmp_path: Path):
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "open", holder.stderr
         with pytest.raises(BackendError) as info:
-            cm.open_connector(str(path), collection="c", spec=SPEC)
+            connect(str(path), collection="c", spec=SPEC)
         message = str(info.value)
         assert "in use by another process" in message
         assert "close that process" in message
@@ -261,7 +261,7 @@ def test_a_lite_file_in_use_by_another_process_says_so(tmp_path: Path):
 WRITER = """
 import sys
 import numpy as np
-from m3vdb.connectors.milvus import open_connector
+from m3vdb.connectors import connect as open_connector
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.spec import IndexSpec
 
@@ -324,9 +324,7 @@ def test_an_interrupted_write_leaves_documents_whole_and_prints_no_traceback(tmp
         if s.strip() and "pkg_resources" not in s  # milvus-lite's import warning (issue 10.9)
     ]
     assert shown == ["interrupted"], stderr
-    con = cm.open_connector(
-        str(path), collection="c", spec=IndexSpec(dense_dim=256, colbert_dim=256)
-    )
+    con = connect(str(path), collection="c", spec=IndexSpec(dense_dim=256, colbert_dim=256))
     try:
         docs = con.get([f"d{i}" for i in range(48)])
         assert len(docs) == 48

@@ -19,11 +19,10 @@ from qdrant_client.http.exceptions import (  # noqa: E402
 )
 
 from m3vdb.connectors import connect  # noqa: E402
-from m3vdb.connectors.qdrant import (  # noqa: E402
+from m3vdb.connectors.qdrant.client import (  # noqa: E402
     client_from_target,
     client_options,
     is_transient,
-    open_connector,
     translate_error,
 )
 from m3vdb.schemas import qdrant as qs  # noqa: E402
@@ -258,7 +257,7 @@ def test_encoder_dimensions_must_match_spec() -> None:
         colbert_dim = 8
 
     with pytest.raises(SchemaMismatchError, match="for_encoder"):
-        open_connector("qdrant+memory://", collection="c", encoder=Encoder(), spec=SPEC)
+        connect("qdrant+memory://", collection="c", encoder=Encoder(), spec=SPEC)
 
 
 def test_import_does_not_load_the_client() -> None:

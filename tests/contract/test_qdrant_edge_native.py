@@ -3,7 +3,7 @@ the one-query plan, shards shared inside a process and refused across processes,
 ``EdgeShard`` passed in, and the target's place in the registry.
 
 Troubleshooting: "open in another process" failing means edge's WAL lock message changed
-(``connectors.qdrant_edge._LOCK_MARKERS``); the one-query tests spy on the shard through
+(``connectors.qdrant.edge._LOCK_MARKERS``); the one-query tests spy on the shard through
 ``OPEN_SHARDS.current``, the one place the connector gets its shard from.
 """
 
@@ -42,7 +42,7 @@ from m3vdb.schemas.errors import (
 
 qdrant_edge = pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 
-from m3vdb.connectors import qdrant_edge as edge_connector  # noqa: E402
+from m3vdb.connectors.qdrant import edge as edge_connector  # noqa: E402
 
 
 def _target(tmp_path: Path) -> str:
@@ -247,7 +247,10 @@ def test_registry_picks_edge_for_its_url_and_its_shard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert registry.database_for("qdrant+edge:/x").name == "Qdrant edge"
-    assert registry.database_for("qdrant+edge:///x").module == "m3vdb.connectors.qdrant_edge"
+    assert (
+        registry.database_for("qdrant+edge:///x").engine
+        == "m3vdb.connectors.qdrant.edge:QdrantEdgeEngine"
+    )
     config = edge_connector.edge_config(IndexSpec(dense_dim=4, colbert_dim=4), QdrantEdgeOptions())
     shard = qdrant_edge.EdgeShard.create(str(tmp_path / "s"), config)
     try:

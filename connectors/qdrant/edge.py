@@ -1,8 +1,9 @@
 """Qdrant edge: Qdrant's own Rust engine (``qdrant-edge-py``) embedded in this process, with
-the layout, payload, point ids and filters of :mod:`m3vdb.connectors.qdrant`; only the calls
-differ (``EdgeShard`` instead of ``QdrantClient``).
+the layout, payload, point ids, filters and query plan of the qdrant-client engine
+(:mod:`m3vdb.connectors.qdrant.layout`); only the calls differ (``EdgeShard`` instead of
+``QdrantClient``).
 
-Targets accepted by :func:`open_connector` (and so by ``m3vdb.connect``):
+Targets accepted by :meth:`QdrantEdgeEngine.open` (and so by ``m3vdb.connect``):
 
 - ``qdrant+edge:PATH`` (or ``qdrant+edge://PATH``): the folder PATH holds one edge shard per
   collection, ``PATH/<collection>``; a missing shard is created (``create=True``).
@@ -14,18 +15,8 @@ Inside this process, connectors on the same folder share one ``EdgeShard`` (a se
 ``EdgeShard.load`` of an open folder fails); another process holding the folder gives a
 BackendError that says so.
 
-Every search is ONE ``EdgeShard.query`` (see :meth:`QdrantEdgeConnector._run`)::
-
-    QueryRequest(
-        prefetches=[Prefetch(                         # only when reranking by ColBERT
-            prefetches=[Prefetch(Nearest(dense), filter, limit=C),
-                        Prefetch(Nearest(sparse), filter, limit=C)],
-            query=Fusion.Rrf(k=rrf_k + 1) | Formula(w_d*$score[0] + w_s*$score[1]),
-            filter, limit=C,
-        )],
-        query=Nearest(colbert_rows, using="colbert"),  # MaxSim over the fused candidates
-        filter=filter, limit=k,
-    )
+Each shard records the spec it was built with in ``PATH/<collection>/m3vdb.json`` (edge has
+no collection metadata of its own), written atomically when m3vdb creates the shard.
 """
 
 from __future__ import annotations
@@ -33,37 +24,42 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from m3vdb.connectors.base import FilterLike
-from m3vdb.connectors.common import BaseConnector, resolve_spec
+from m3vdb.connectors.engine import (
+    CollectionInfo,
+    record_json,
+    settle_spec,
+    spec_from_record_json,
+)
 from m3vdb.connectors.plan import SearchPlan
+from m3vdb.connectors.qdrant.layout import QdrantLayoutEngine
 from m3vdb.schemas import qdrant as qschema
-from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
 )
-from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import QdrantEdgeOptions
 from m3vdb.schemas.spec import IndexSpec
 
-if TYPE_CHECKING:
-    from m3vdb.schemas.encoding import Encoder
-
 SCHEME = "qdrant+edge"
 # The file in which an edge shard persists its EdgeConfig (vectors, sparse vectors, HNSW).
 CONFIG_FILE = "edge_config.json"
+# The file in which m3vdb records the spec a shard was built with (see engine.record_json).
+RECORD_FILE = "m3vdb.json"
 # Messages of edge errors caused by the request (edge raises plain Exception).
 _INPUT_MARKERS = (
     "wrong input",
@@ -286,6 +282,7 @@ class _OpenShards:
                 else:
                     os.makedirs(folder, exist_ok=True)
                     shard = e.EdgeShard.create(folder, edge_config(spec, options))
+                    write_record(folder, spec)
             except Exception as exc:
                 raise translate_error(exc, "shard open", folder) from exc
             self._open[key] = _Open(shard, 1)
@@ -321,19 +318,39 @@ class _OpenShards:
 OPEN_SHARDS = _OpenShards()
 
 
-# --------------------------------------------------------------------------- the connector
+def write_record(folder: str, spec: IndexSpec) -> None:
+    """Records ``spec`` in ``folder/m3vdb.json``, atomically (a temporary file renamed over)."""
+    fd, tmp = tempfile.mkstemp(prefix=".m3vdb-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(record_json(spec), file, sort_keys=True)
+        os.replace(tmp, os.path.join(folder, RECORD_FILE))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
-class QdrantEdgeConnector(BaseConnector[Any]):
+def read_record(folder: str) -> IndexSpec | None:
+    """The spec recorded in ``folder/m3vdb.json``; None without one (or an unreadable one)."""
+    try:
+        with open(os.path.join(folder, RECORD_FILE), encoding="utf-8") as file:
+            return spec_from_record_json(json.load(file))
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class QdrantEdgeEngine(QdrantLayoutEngine):
     """A Qdrant edge shard holding BGE-M3's outputs in native named vectors, with the layout
-    of ``QdrantConnector`` (see the module docstring for the targets and the one-query plan).
-
-    Build it with :func:`open_connector` or ``m3vdb.connect``. ``upsert`` validates each batch
-    completely (types, shapes, NaN, sparse weights, Qdrant's multivector cap) before writing
-    it in one ``UpdateOperation.upsert_points``.
+    and query plan of the qdrant-client engine (see the module docstring for the targets).
+    Open it with :meth:`open` (``m3vdb.connect``); writes are one ``upsert_points`` per
+    batch, searches one ``EdgeShard.query``.
     """
 
-    _database = "Qdrant edge"
+    database = "Qdrant edge"
 
     def __init__(
         self,
@@ -341,27 +358,132 @@ class QdrantEdgeConnector(BaseConnector[Any]):
         *,
         collection: str,
         spec: IndexSpec,
-        encoder: Encoder | None = None,
         folder: str | None = None,
     ) -> None:
         """Args:
         shard: the open ``EdgeShard``.
         collection: the collection name.
         spec: what the shard stores.
-        encoder: encodes texts on upsert and search.
         folder: the shard's folder when m3vdb opened it from ``qdrant+edge:PATH`` (it is then
-            shared with other connectors of this process and released by ``close``); None for
+            shared with other engines of this process and released by ``close``); None for
             a shard passed in.
         """
-        super().__init__(shard, collection=collection, spec=spec, encoder=encoder)
+        super().__init__(shard, collection=collection, spec=spec)
         self._folder = folder
         self._closed = False
         self._e = edge()
         self._filter_models = filter_models(self._e)
 
+    # -- database level -----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        target: Any,
+        *,
+        collection: str,
+        spec: IndexSpec | None,
+        default_spec: IndexSpec,
+        options: QdrantEdgeOptions | None = None,
+        create: bool = True,
+    ) -> QdrantEdgeEngine:
+        """Opens a collection in Qdrant edge, creating it if missing, else validating it (see
+        ``Engine.open``). ``target``: ``qdrant+edge:PATH`` (collection = the shard folder
+        ``PATH/<collection>``) or an ``EdgeShard`` (the collection itself, left open by
+        ``close``; it has no record, so it is validated against ``spec or default_spec``).
+
+        Raises:
+            MissingDependencyError: qdrant-edge-py is not installed.
+            InputError: the target or the collection name is not usable.
+            CollectionNotFoundError: ``create=False`` and the shard does not exist.
+            SchemaMismatchError: the existing shard does not match the spec.
+            BackendError: the shard folder is open in another process.
+        """
+        options = options or QdrantEdgeOptions()
+        e = edge()
+        if isinstance(target, e.EdgeShard):
+            if options.client_settings():
+                raise InputError(
+                    "QdrantEdgeOptions configure a shard m3vdb opens from qdrant+edge:PATH; an "
+                    "EdgeShard passed in keeps its own settings: leave options out"
+                )
+            engine = cls(target, collection=collection, spec=spec or default_spec)
+            engine._validate()
+            engine._ensure_payload_indexes()
+            return engine
+        if not isinstance(target, str):
+            raise InputError(
+                f"cannot open Qdrant edge from a {type(target).__name__}; pass an "
+                "qdrant_edge.EdgeShard or qdrant+edge:PATH"
+            )
+        folder = shard_folder(shard_root(target), collection)
+        chosen = settle_spec(spec, read_record(folder), default_spec)
+        shard = OPEN_SHARDS.acquire(folder, spec=chosen, options=options, create=create)
+        engine = cls(shard, collection=collection, spec=chosen, folder=folder)
+        try:
+            engine._validate()
+            engine._ensure_payload_indexes()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    @classmethod
+    def drop_collection(
+        cls, target: Any, collection: str, *, options: QdrantEdgeOptions | None = None
+    ) -> bool:
+        """Deletes the shard folder ``PATH/<collection>`` (closing it for every engine of this
+        process); False when there is none. Only ``qdrant+edge:PATH`` targets: an
+        ``EdgeShard`` passed in is the caller's (open it with ``connect`` and ``drop()`` to
+        delete its points)."""
+        if not isinstance(target, str):
+            raise InputError(
+                "drop on Qdrant edge takes qdrant+edge:PATH; an EdgeShard passed in is yours: "
+                "connect(shard, ...).drop() deletes its points"
+            )
+        folder = shard_folder(shard_root(target), collection)
+        if not os.path.exists(os.path.join(folder, CONFIG_FILE)):
+            return False
+        OPEN_SHARDS.drop(folder)
+        return True
+
+    @classmethod
+    def list_collections(
+        cls, target: Any, *, options: QdrantEdgeOptions | None = None
+    ) -> list[CollectionInfo]:
+        """Every shard folder under ``PATH`` with its point count and recorded spec (shards
+        not open in this process are opened read-only for the count, then closed)."""
+        if not isinstance(target, str):
+            raise InputError("list_collections on Qdrant edge takes qdrant+edge:PATH")
+        root = shard_root(target)
+        if not os.path.isdir(root):
+            return []
+        out = []
+        for name in sorted(os.listdir(root)):
+            folder = os.path.join(root, name)
+            if not os.path.exists(os.path.join(folder, CONFIG_FILE)):
+                continue
+            recorded = read_record(folder)
+            shard = OPEN_SHARDS.acquire(
+                folder,
+                spec=recorded or IndexSpec(),
+                options=options or QdrantEdgeOptions(),
+                create=False,
+            )
+            try:
+                entries = int(shard.count(edge().CountRequest(exact=True)))
+            except Exception as exc:
+                raise translate_error(exc, "count", folder) from exc
+            finally:
+                OPEN_SHARDS.release(folder)
+            out.append(CollectionInfo(name, entries, recorded))
+        return out
+
+    # -- state ----------------------------------------------------------------------------
+
     @property
     def client(self) -> Any:
-        """The ``EdgeShard``, for what the connector does not wrap."""
+        """The ``EdgeShard``, for what m3vdb does not wrap."""
         return self._shard()
 
     def _shard(self) -> Any:
@@ -373,7 +495,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
         return shard
 
     def close(self) -> None:
-        """Releases the shard m3vdb opened (closed when no connector of this process uses it
+        """Releases the shard m3vdb opened (closed when no engine of this process uses it
         any more); a shard passed in stays open."""
         if self._folder is not None and not self._closed:
             self._closed = True
@@ -382,25 +504,27 @@ class QdrantEdgeConnector(BaseConnector[Any]):
     def optimize(self) -> bool:
         """Runs Qdrant's segment optimizers (merges segments, builds the dense HNSW graph of
         large segments); blocks until done. Returns whether anything changed."""
-        return bool(self._call("optimize", lambda: self._shard().optimize()))
+        return bool(self.call("optimize", lambda: self._shard().optimize()))
 
-    # -- plumbing -------------------------------------------------------------------------
+    # -- the error table ------------------------------------------------------------------
 
-    def _is_transient(self, exc: Exception) -> bool:
+    def is_transient(self, exc: Exception) -> bool:
         # In-process: no network, nothing a retry fixes.
         return isinstance(exc, M3VDBError) and exc.retriable
 
-    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+    def translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what, self._folder or "")
 
-    def _update(self, what: str, operation: Any) -> None:
-        self._call(what, lambda: self._shard().update(operation))
+    # -- opening --------------------------------------------------------------------------
 
-    def ensure_payload_indexes(self) -> None:
+    def _update(self, what: str, operation: Any) -> None:
+        self.call(what, lambda: self._shard().update(operation))
+
+    def _ensure_payload_indexes(self) -> None:
         """Creates the payload index of every ``spec.metadata_fields`` key that has none;
         SchemaMismatchError for one of another type."""
         e = self._e
-        schema = self._call("shard info", lambda: self._shard().info()).payload_schema or {}
+        schema = self.call("shard info", lambda: self._shard().info()).payload_schema or {}
         problems = []
         for field in self._spec.metadata_fields:
             key = qschema.metadata_key(self._spec, field.name)
@@ -415,9 +539,9 @@ class QdrantEdgeConnector(BaseConnector[Any]):
                     f"payload index '{key}': type {found.data_type}, expected {expected}"
                 )
         if problems:
-            raise self._schema_mismatch(problems, "Open it with matching metadata_fields.")
+            raise self.schema_mismatch(problems, "Open it with matching metadata_fields.")
 
-    def validate(self) -> None:
+    def _validate(self) -> None:
         """SchemaMismatchError listing every difference between the shard and the spec.
 
         A shard opened from a folder is checked against its persisted ``edge_config.json``
@@ -432,11 +556,7 @@ class QdrantEdgeConnector(BaseConnector[Any]):
         else:
             problems = self._probe()
         if problems:
-            raise self._schema_mismatch(
-                problems,
-                "Open it with an IndexSpec that matches it (dimensions, metric, field names, "
-                "precision), or use another collection name, or drop it to rebuild it.",
-            )
+            raise self.schema_mismatch(problems)
 
     def _probe(self) -> list[str]:
         e, spec = self._e, self._spec
@@ -456,12 +576,27 @@ class QdrantEdgeConnector(BaseConnector[Any]):
                 problems.append(f"{what} '{name}': {exc}")
         return problems
 
-    # -- writes ---------------------------------------------------------------------------
+    # -- collection level ---------------------------------------------------------------
 
-    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
-        """One ``upsert_points`` of the batch's points (built, and so checked, first)."""
-        points = [self._point(doc, emb) for doc, emb in pairs]
-        self._update("upsert", self._e.UpdateOperation.upsert_points(points))
+    def count(self) -> int:
+        """Number of documents stored (exact count)."""
+        request = self._e.CountRequest(exact=True)
+        return int(self.call("count", lambda: self._shard().count(request)))
+
+    def drop(self) -> None:
+        """Deletes the collection: the shard folder m3vdb opened (closing it for every
+        engine of this process), or every point of a shard passed in (whose folder and
+        config are the caller's)."""
+        if self._folder is not None:
+            self._closed = True
+            OPEN_SHARDS.drop(self._folder)
+            return
+        self._delete_matching(self._e.Filter(must=[]))
+
+    # -- the native calls of the shared layout ------------------------------------------
+
+    def _native_filter(self, flt: Filter | None) -> Any:
+        return qschema.compile_filter(flt, self._spec, self._filter_models)
 
     def _point(self, doc: Document, emb: M3Embedding) -> Any:
         spec, e = self._spec, self._e
@@ -469,212 +604,74 @@ class QdrantEdgeConnector(BaseConnector[Any]):
         if spec.dense and emb.dense is not None:
             vector[spec.fields.dense] = emb.dense.tolist()
         if spec.sparse and emb.sparse is not None:
-            vector[spec.fields.sparse] = _sparse(e, emb.sparse)
+            vector[spec.fields.sparse] = self._sparse_vector(emb.sparse)
         if spec.colbert and emb.colbert is not None:
             qschema.check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
             vector[spec.fields.colbert] = emb.colbert.tolist()
         return e.Point(qschema.point_id(doc.id), vector, qschema.point_payload(doc, spec))
 
-    def delete(self, ids: Sequence[str]) -> None:
-        """Deletes these ids; unknown ids are ignored."""
-        point_ids = [qschema.point_id(i) for i in self._check_ids(ids)]
-        if point_ids:
-            self._update("delete", self._e.UpdateOperation.delete_points(point_ids))
+    def _upsert(self, points: list[Any]) -> None:
+        self._update("upsert", self._e.UpdateOperation.upsert_points(points))
 
-    def drop(self) -> None:
-        """Deletes the collection: the shard folder m3vdb opened (closing it for every
-        connector of this process), or every point of a shard passed in (whose folder and
-        config are the caller's)."""
-        if self._folder is not None:
-            self._closed = True
-            OPEN_SHARDS.drop(self._folder)
-            return
-        operation = self._e.UpdateOperation.delete_points_by_filter(self._e.Filter(must=[]))
-        self._call("drop", lambda: self._client.update(operation))
+    def _delete_points(self, point_ids: list[str]) -> None:
+        self._update("delete", self._e.UpdateOperation.delete_points(point_ids))
 
-    # -- reads ----------------------------------------------------------------------------
+    def _delete_matching(self, native_filter: Any) -> None:
+        self._update("delete", self._e.UpdateOperation.delete_points_by_filter(native_filter))
 
-    def get(self, ids: Sequence[str]) -> list[Document]:
-        """The stored documents with these ids, in the order given; missing ids left out."""
-        ids = self._check_ids(ids)
-        if not ids:
-            return []
-        point_ids = [qschema.point_id(i) for i in ids]
-        records = self._call(
-            "retrieve",
-            lambda: self._shard().retrieve(point_ids, with_payload=True, with_vector=False),
+    def _retrieve(self, point_ids: list[str]) -> list[Any]:
+        return list(
+            self.call(
+                "retrieve",
+                lambda: self._shard().retrieve(point_ids, with_payload=True, with_vector=False),
+            )
         )
-        found = {}
-        for record in records:
-            doc = qschema.document_from_payload(record.payload, self._spec)
-            found[doc.id] = doc
-        return [found[i] for i in ids if i in found]
 
-    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
-        """Every stored document matching ``filter`` (all of them without one), in pages of
-        ``batch_size`` through the shard's scroll; order unspecified."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-        qfilter = qschema.compile_filter(parse_filter(filter), self._spec, self._filter_models)
-        offset = None
-        while True:
-            request = self._e.ScrollRequest(
-                offset=offset,
-                limit=batch_size,
-                filter=qfilter,
-                with_payload=True,
-                with_vector=False,
-            )
-            records, offset = self._call("scroll", partial(self._shard().scroll, request))
-            for record in records:
-                yield qschema.document_from_payload(record.payload, self._spec)
-            if offset is None:
-                return
+    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
+        request = self._e.ScrollRequest(
+            offset=offset,
+            limit=limit,
+            filter=native_filter,
+            with_payload=True,
+            with_vector=False,
+        )
+        records, next_offset = self.call("scroll", partial(self._shard().scroll, request))
+        return list(records), next_offset
 
-    def count(self) -> int:
-        """Number of documents stored (exact count)."""
-        request = self._e.CountRequest(exact=True)
-        return int(self._call("count", lambda: self._shard().count(request)))
+    def _vector_query(self, vector: Any, using: str) -> Any:
+        return self._e.Query.Nearest(vector, using=using)
 
-    def _run(self, plan: SearchPlan) -> list[Hit]:
-        """ONE ``EdgeShard.query``; the filter applies to every stage.
+    def _sparse_vector(self, weights: Mapping[int, float]) -> Any:
+        keys = sorted(weights)
+        return self._e.SparseVector([int(k) for k in keys], [float(weights[k]) for k in keys])
 
-        Scores as in ``QdrantConnector._run`` (the same engine): dense = dot (or cosine);
-        sparse = sum of q_w * p_w; colbert = MaxSim SUM over query rows; hybrid = RRF
-        ``Fusion.Rrf(k=rrf_k + 1)`` (edge ranks from 0, so k + 1 gives 1 / (rrf_k + rank)
-        with the 1-based rank) or the formula ``w_d * $score[0] + w_s * $score[1]`` (0 for
-        a candidate missing from one list), then with ``rerank`` the MaxSim of the fused
-        candidates.
-        """
-        e, spec = self._e, self._spec
-        qfilter = qschema.compile_filter(plan.filter, spec, self._filter_models)
-        nearest = self._nearest(plan)
-        if plan.mode != "hybrid":
-            request = e.QueryRequest(
-                limit=plan.k, query=nearest[plan.mode], filter=qfilter, with_payload=True
-            )
-            signal: str = plan.mode
-        else:
-            request = self._hybrid_request(nearest, plan, qfilter)
-            signal = "colbert" if plan.rerank else "fusion"
-        points = self._call("search", lambda: self._shard().query(request))
-        hits = []
-        for point in points:
-            doc = qschema.document_from_payload(point.payload, spec)
-            score = float(point.score)
-            hits.append(Hit(doc.id, score, doc.text, doc.metadata, {signal: score}))
-        return hits
-
-    def _nearest(self, plan: SearchPlan) -> dict[str, Any]:
-        """signal -> ``Query.Nearest`` of the plan's query vector; "sparse" left out when no
-        weight is > 0."""
-        e, fields = self._e, self._spec.fields
-        out: dict[str, Any] = {}
-        if plan.dense is not None:
-            out["dense"] = e.Query.Nearest(plan.dense.tolist(), using=fields.dense)
-        if plan.sparse:
-            out["sparse"] = e.Query.Nearest(_sparse(e, plan.sparse), using=fields.sparse)
-        if plan.colbert is not None:
-            out["colbert"] = e.Query.Nearest(plan.colbert.tolist(), using=fields.colbert)
-        return out
-
-    def _hybrid_request(self, nearest: dict[str, Any], plan: SearchPlan, qfilter: Any) -> Any:
+    def _fusion(self, plan: SearchPlan, weights: list[float]) -> Any:
         e = self._e
-        stages, weights = [], []
-        for signal, weight in (("dense", plan.weights[0]), ("sparse", plan.weights[1])):
-            if signal in nearest:
-                stages.append(
-                    e.Prefetch(limit=plan.candidates, query=nearest[signal], filter=qfilter)
-                )
-                weights.append(float(weight))
         if plan.fusion == "weighted":
             terms = [
                 e.Expression.Mult([e.Expression.Constant(w), e.Expression.Variable(f"$score[{i}]")])
                 for i, w in enumerate(weights)
             ]
-            fusion = e.Formula(
+            return e.Formula(
                 e.Expression.Sum(terms), defaults={f"$score[{i}]": 0.0 for i in range(len(terms))}
             )
+        return e.Fusion.Rrf(k=plan.rrf_k + 1)
+
+    def _prefetch(self, query: Any, *, limit: int, native_filter: Any, stages: Any = None) -> Any:
+        if stages is None:
+            return self._e.Prefetch(limit=limit, query=query, filter=native_filter)
+        return self._e.Prefetch(limit=limit, prefetches=stages, query=query, filter=native_filter)
+
+    def _query(
+        self, query: Any, *, limit: int, native_filter: Any, stages: Any = None
+    ) -> list[Any]:
+        e = self._e
+        if stages is None:
+            request = e.QueryRequest(
+                limit=limit, query=query, filter=native_filter, with_payload=True
+            )
         else:
-            fusion = e.Fusion.Rrf(k=plan.rrf_k + 1)
-        if not plan.rerank:
-            return e.QueryRequest(
-                limit=plan.k, prefetches=stages, query=fusion, filter=qfilter, with_payload=True
+            request = e.QueryRequest(
+                limit=limit, prefetches=stages, query=query, filter=native_filter, with_payload=True
             )
-        fused = e.Prefetch(limit=plan.candidates, prefetches=stages, query=fusion, filter=qfilter)
-        return e.QueryRequest(
-            limit=plan.k,
-            prefetches=[fused],
-            query=nearest["colbert"],
-            filter=qfilter,
-            with_payload=True,
-        )
-
-
-def _sparse(e: Any, weights: dict[int, float]) -> Any:
-    keys = sorted(weights)
-    return e.SparseVector([int(k) for k in keys], [float(weights[k]) for k in keys])
-
-
-def open_connector(
-    target: Any,
-    *,
-    collection: str,
-    encoder: Encoder | None = None,
-    spec: IndexSpec | None = None,
-    options: QdrantEdgeOptions | None = None,
-    create: bool = True,
-) -> QdrantEdgeConnector:
-    """Opens a collection in Qdrant edge, creating it if missing, else validating it.
-
-    Args:
-        target: ``qdrant+edge:PATH`` (collection = the shard folder ``PATH/<collection>``) or
-            an ``EdgeShard`` (the collection itself; left open by ``close``).
-        collection: the collection name.
-        encoder: encodes texts on upsert and search (optional with precomputed embeddings).
-        spec: what to store; defaults to all outputs at the encoder's dimensions.
-        options: settings of a shard m3vdb opens (see ``QdrantEdgeOptions``).
-        create: create the shard when it is missing; with False a missing shard raises
-            CollectionNotFoundError and nothing is created.
-
-    Raises:
-        MissingDependencyError: qdrant-edge-py is not installed.
-        InputError: the target or the collection name is not usable.
-        CollectionNotFoundError: ``create=False`` and the shard does not exist.
-        SchemaMismatchError: the existing shard (or the encoder) does not match ``spec``.
-        BackendError: the shard folder is open in another process.
-    """
-    spec = resolve_spec(collection, encoder, spec)
-    options = options or QdrantEdgeOptions()
-    e = edge()
-    if isinstance(target, e.EdgeShard):
-        if options.client_settings():
-            raise InputError(
-                "QdrantEdgeOptions configure a shard m3vdb opens from qdrant+edge:PATH; an "
-                "EdgeShard passed in keeps its own settings: leave options out"
-            )
-        connector = QdrantEdgeConnector(target, collection=collection, spec=spec, encoder=encoder)
-        connector.validate()
-        connector.ensure_payload_indexes()
-        return connector
-    if not isinstance(target, str):
-        raise InputError(
-            f"cannot open Qdrant edge from a {type(target).__name__}; pass an "
-            "qdrant_edge.EdgeShard or qdrant+edge:PATH"
-        )
-    folder = shard_folder(shard_root(target), collection)
-    shard = OPEN_SHARDS.acquire(folder, spec=spec, options=options, create=create)
-    connector = QdrantEdgeConnector(
-        shard,
-        collection=collection,
-        spec=spec,
-        encoder=encoder,
-        folder=folder,
-    )
-    try:
-        connector.validate()
-        connector.ensure_payload_indexes()
-    except BaseException:
-        connector.close()
-        raise
-    return connector
+        return list(self.call("search", lambda: self._shard().query(request)))

@@ -1,7 +1,7 @@
 """Elasticsearch: BGE-M3's outputs in ``dense_vector``, ``sparse_vector`` and ``rank_vectors``
 fields of one document, queried through Elasticsearch's own search API.
 
-Targets accepted by :func:`open_connector` (and ``connectors.connect``): an
+Targets accepted by :meth:`ElasticsearchEngine.open` (and ``m3vdb.connect``): an
 ``elasticsearch.Elasticsearch`` client (use this for API keys, TLS and cloud ids),
 ``elasticsearch://[USER:PASSWORD@]HOST[:PORT]`` (HTTP, default port 9200) or
 ``elasticsearch+https://...``. See ``schemas.elasticsearch`` for the index layout.
@@ -25,7 +25,7 @@ What runs where (every mode is ONE request):
   carrying one search per signal (the same filtered top ``candidate_count(k)`` lists), fused by
   m3vdb with the SAME formulas (``m3vdb.schemas.scoring.rrf`` / ``weighted_sum``). No
   paid feature is needed and the results equal the retriever path's. Which method runs is
-  detected once (:attr:`ElasticsearchConnector.hybrid_method`) and logged as a warning when
+  detected once (:attr:`ElasticsearchEngine.hybrid_method`) and logged as a warning when
   the fallback is used; fallback hits carry each signal's score in ``signal_scores``.
 
 Scores (see ``connectors.base``): dense = the dot product (Elasticsearch's ``(1 + dot) / 2`` is
@@ -53,15 +53,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
-from m3vdb.connectors.common import (
-    BaseConnector,
-    batched,
-    closed_on_error,
-    resolve_spec,
-    with_retries,
-)
+from m3vdb.connectors.collection import Collection
+from m3vdb.connectors.common import batched, closed_on_error, with_retries
 from m3vdb.connectors.elasticsearch import queries as esq
 from m3vdb.connectors.elasticsearch.bulk import raise_for_bulk_failures
+from m3vdb.connectors.engine import (
+    CollectionInfo,
+    Engine,
+    record_json,
+    settle_spec,
+    spec_from_record_json,
+)
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.schemas import elasticsearch as es
 from m3vdb.schemas import scoring
@@ -77,7 +79,7 @@ from m3vdb.schemas.errors import (
     M3VDBError,
     UnsupportedCapabilityError,
 )
-from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MAX_NUM_CANDIDATES, ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec
@@ -85,15 +87,14 @@ from m3vdb.schemas.spec import IndexSpec
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
-    from m3vdb.schemas.encoding import Encoder
-
 __all__ = [
-    "ElasticsearchConnector",
+    "ElasticsearchCollection",
+    "ElasticsearchEngine",
     "client_from_url",
     "detect_capabilities",
-    "drop_collection",
-    "open_connector",
 ]
+#: The key of m3vdb's record in the index mapping's ``_meta`` (beside ``schemas``' own key).
+RECORD_KEY = "m3vdb_record"
 
 DEFAULT_PORT = 9200
 logger = logging.getLogger(__name__)
@@ -220,86 +221,35 @@ def detect_capabilities(client: Any) -> ElasticsearchCapabilities:
     return ElasticsearchCapabilities.from_responses(dict(getattr(info, "body", info)), licence_body)
 
 
-def open_connector(
-    target: Any,
-    *,
-    collection: str,
-    encoder: Encoder | None = None,
-    spec: IndexSpec | None = None,
-    options: ElasticsearchOptions | None = None,
-    create: bool = True,
-) -> ElasticsearchConnector:
-    """Opens the index ``collection``, creating it when missing, else validating it.
-
-    Args:
-        target: an ``elasticsearch.Elasticsearch`` client (left open by ``close``) or a URL
-            (see the module docstring).
-        collection: the index name (Elasticsearch's rules: lowercase, ...).
-        encoder: encodes texts on upsert and search.
-        spec: what to store; defaults to the encoder's dimensions (or BGE-M3's).
-        options: Elasticsearch-specific settings (index type, BM25, refresh, ...).
-        create: create the index when it is missing; with False, a missing index raises
-            CollectionNotFoundError and nothing is created.
-
-    Raises:
-        MissingDependencyError: the elasticsearch client is not installed.
-        InputError: the URL or the index name is not usable.
-        UnsupportedCapabilityError: ColBERT is asked for and the cluster's version or licence
-            has no rank_vectors.
-        CollectionNotFoundError: ``create=False`` and the index does not exist.
-        SchemaMismatchError: the existing index (or the encoder) does not match ``spec``.
-    """
-    es.check_index_name(collection)
-    spec = resolve_spec(collection, encoder, spec)
-    if isinstance(target, str):
-        client, owns = client_from_url(target), True
-    else:
-        _import_client()
-        client, owns = target, False
-    with closed_on_error(client, owns):
-        caps = detect_capabilities(client)
-        connector = ElasticsearchConnector(
-            client,
-            collection=collection,
-            encoder=encoder,
-            spec=spec,
-            capabilities=caps,
-            options=options or ElasticsearchOptions(),
-            owns=owns,
-            create=create,
-        )
-    return connector
+# --------------------------------------------------------------------------- the engine
 
 
-# --------------------------------------------------------------------------- the connector
+class ElasticsearchEngine(Engine):
+    """An Elasticsearch index holding BGE-M3 representations. Open it with :meth:`open`
+    (``m3vdb.connect``), which returns an :class:`ElasticsearchCollection`.
 
-
-class ElasticsearchConnector(BaseConnector[Any]):
-    """An Elasticsearch index holding BGE-M3 representations (implements
-    ``connectors.Connector``). Build it with :func:`open_connector` or ``connectors.connect``.
-
-    ``upsert`` validates each batch completely (embeddings, id length, unit norm for
-    dot_product) before writing it with one ``streaming_bulk`` pass, and raises
-    :class:`BulkWriteError` (listing every refused id and reason) when documents were refused;
-    see the module docstring for what a failure leaves.
+    Writes check every document of a batch (embeddings, id length, unit norm for dot_product)
+    before one ``streaming_bulk`` pass, and raise :class:`BulkWriteError` (listing every
+    refused id and reason) when documents were refused; see the module docstring for what a
+    failure leaves. The index records its spec in its mapping's ``_meta``.
     """
 
-    _database = "Elasticsearch"
-    _max_k = MAX_NUM_CANDIDATES
-    _kind = "index"
+    database = "Elasticsearch"
+    max_k = MAX_NUM_CANDIDATES
+    kind = "index"
 
     def __init__(
         self,
         client: Any,
         *,
         collection: str,
-        encoder: Encoder | None,
         spec: IndexSpec,
         capabilities: ElasticsearchCapabilities,
         options: ElasticsearchOptions | None = None,
         owns: bool = False,
         create: bool = True,
     ) -> None:
+        """Opens (or creates) the index with ``spec`` (already settled by :meth:`open`)."""
         if spec.colbert:
             capabilities.require_rank_vectors()
         options = options or ElasticsearchOptions()
@@ -307,7 +257,6 @@ class ElasticsearchConnector(BaseConnector[Any]):
             client,
             collection=es.check_index_name(collection),
             spec=spec,
-            encoder=encoder,
             owns_client=owns,
             attempts=options.max_retries + 1,
         )
@@ -321,6 +270,95 @@ class ElasticsearchConnector(BaseConnector[Any]):
                 capabilities.describe(),
             )
         self._open_or_create(create)
+
+    # -- database level -----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        target: Any,
+        *,
+        collection: str,
+        spec: IndexSpec | None,
+        default_spec: IndexSpec,
+        options: ElasticsearchOptions | None = None,
+        create: bool = True,
+    ) -> ElasticsearchEngine:
+        """Opens the index ``collection``, creating it when missing, else validating it (see
+        ``Engine.open``). ``target``: an ``elasticsearch.Elasticsearch`` client (left open by
+        ``close``) or a URL (see the module docstring); ``options``: Elasticsearch-specific
+        settings (index type, BM25, refresh, ...).
+
+        Raises:
+            MissingDependencyError: the elasticsearch client is not installed.
+            InputError: the URL or the index name is not usable.
+            UnsupportedCapabilityError: ColBERT is asked for and the cluster's version or
+                licence has no rank_vectors.
+            CollectionNotFoundError: ``create=False`` and the index does not exist.
+            SchemaMismatchError: the existing index does not match the spec.
+        """
+        es.check_index_name(collection)
+        client, owns = _client_for(target)
+        with closed_on_error(client, owns):
+            caps = detect_capabilities(client)
+            recorded = None
+            if spec is None and client.indices.exists(index=collection):
+                recorded = _recorded_spec(_mappings(client, collection))
+            return cls(
+                client,
+                collection=collection,
+                spec=settle_spec(spec, recorded, default_spec),
+                capabilities=caps,
+                options=options or ElasticsearchOptions(),
+                owns=owns,
+                create=create,
+            )
+
+    @classmethod
+    def drop_collection(
+        cls, target: Any, collection: str, *, options: ElasticsearchOptions | None = None
+    ) -> bool:
+        """Deletes the index ``collection`` whatever its mapping. Returns False when there was
+        none."""
+        client, owns = _client_for(target)
+        try:
+            if not client.indices.exists(index=collection):
+                return False
+            client.indices.delete(index=collection)
+            return True
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, f"delete of index {collection!r}") from exc
+        finally:
+            if owns:
+                client.close()
+
+    @classmethod
+    def list_collections(
+        cls, target: Any, *, options: ElasticsearchOptions | None = None
+    ) -> list[CollectionInfo]:
+        """Every index not hidden or internal (names starting with ``.``), with its document
+        count and the spec recorded in its mapping's ``_meta``."""
+        client, owns = _client_for(target)
+        try:
+            found = client.indices.get_mapping(index="*", expand_wildcards="open")
+            mappings = dict(getattr(found, "body", found))
+            out = []
+            for name in sorted(mappings):
+                if name.startswith("."):
+                    continue
+                entries = int(client.count(index=name)["count"])
+                mapping = (mappings[name] or {}).get("mappings") or {}
+                out.append(CollectionInfo(name, entries, _recorded_spec(mapping)))
+            return out
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, "index listing") from exc
+        finally:
+            if owns:
+                client.close()
 
     # -- properties -----------------------------------------------------------------
 
@@ -341,24 +379,25 @@ class ElasticsearchConnector(BaseConnector[Any]):
 
     # -- calls ----------------------------------------------------------------------
 
-    def _is_transient(self, exc: Exception) -> bool:
+    def is_transient(self, exc: Exception) -> bool:
         return is_transient(exc)
 
-    def _translate_error(self, exc: Exception, what: str) -> M3VDBError:
+    def translate_error(self, exc: Exception, what: str) -> M3VDBError:
         return translate_error(exc, what)
 
-    def _is_missing_collection(self, exc: Exception) -> bool:
+    def is_missing_collection(self, exc: Exception) -> bool:
         return _status(exc) == 404 and _error_detail(exc)[0] == "index_not_found_exception"
 
     def _open_or_create(self, create: bool) -> None:
         c, name = self._client, self._collection
-        if not self._call("index check", lambda: bool(c.indices.exists(index=name))):
+        if not self.call("index check", lambda: bool(c.indices.exists(index=name))):
             if not create:
                 raise CollectionNotFoundError(name, "Elasticsearch", kind="index")
             body = es.mapping(self._spec, self._options, self._caps)
+            body["_meta"] = {**body.get("_meta", {}), RECORD_KEY: record_json(self._spec)}
             settings = es.index_settings(self._options)
             try:
-                self._call(
+                self.call(
                     "index creation",
                     lambda: c.indices.create(index=name, mappings=body, settings=settings),
                 )
@@ -367,19 +406,19 @@ class ElasticsearchConnector(BaseConnector[Any]):
                 # Another process may have created it meanwhile: validate that one.
                 if "resource_already_exists" not in str(exc):
                     raise
-        found = self._call("get mapping", lambda: c.indices.get_mapping(index=name))
-        mappings = (dict(getattr(found, "body", found)).get(name) or {}).get("mappings") or {}
+        mappings = self.call("get mapping", partial(_mappings, c, name))
         problems = es.validate_mapping(mappings, self._spec, self._options)
         if problems:
-            raise self._schema_mismatch(
+            raise self.schema_mismatch(
                 problems,
-                "Open it with an IndexSpec (and ElasticsearchOptions) that match, use "
-                "another index name, or drop it (connector.drop()) to rebuild it",
+                "Open it without a spec (it opens as it was built), with an IndexSpec (and "
+                "ElasticsearchOptions) that match, use another index name, or drop it to "
+                "rebuild it",
             )
 
     # -- writes ---------------------------------------------------------------------
 
-    def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """The batch's ``index`` actions in one ``streaming_bulk`` pass (every document checked
         first); raises BulkWriteError when documents were refused."""
         actions = []
@@ -415,41 +454,53 @@ class ElasticsearchConnector(BaseConnector[Any]):
                 )
             )
 
-        results = self._call(what, run)
+        results = self.call(what, run)
         return raise_for_bulk_failures(results, what=what)
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete_ids(self, ids: Sequence[str]) -> None:
         """Deletes these ids; unknown ids are ignored."""
-        ids = self._check_ids(ids)
         for chunk in batched(ids, 1000):
             actions = [{"_op_type": "delete", "_index": self._collection, "_id": i} for i in chunk]
             self._bulk(actions, "delete")
 
+    def delete_where(self, flt: Filter) -> None:
+        """One ``delete_by_query`` of the filter (refreshed as ``options.refresh`` asks)."""
+        filters = es.compile_filter(flt, self._spec)
+        c = self._client
+        self.call(
+            "delete by query",
+            lambda: c.delete_by_query(
+                index=self._collection,
+                query={"bool": {"filter": filters}},
+                refresh=bool(self._options.refresh),
+                conflicts="proceed",
+            ),
+        )
+
     def drop(self) -> None:
         """Deletes the index."""
         c = self._client
-        self._call(
+        self.call(
             "index deletion",
             lambda: c.indices.delete(index=self._collection, ignore_unavailable=True),
         )
 
     def refresh(self) -> None:
         """Makes every write visible to search (after writes with ``refresh=False``)."""
-        self._call("refresh", lambda: self._client.indices.refresh(index=self._collection))
+        self.call("refresh", lambda: self._client.indices.refresh(index=self._collection))
 
     # -- reads ----------------------------------------------------------------------
 
     def count(self) -> int:
-        result = self._call("count", lambda: self._client.count(index=self._collection))
+        result = self.call("count", lambda: self._client.count(index=self._collection))
         return int(result["count"])
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in the order given; missing ids are left out."""
-        ids = self._check_ids(ids)
         found: dict[str, Document] = {}
         fields = es.source_fields(self._spec)
         for chunk in batched(list(dict.fromkeys(ids)), 1000):
-            result = self._call(
+            result = self.call(
                 "mget",
                 partial(
                     self._client.mget, index=self._collection, ids=chunk, source_includes=fields
@@ -460,13 +511,11 @@ class ElasticsearchConnector(BaseConnector[Any]):
                     found[str(doc["_id"])] = es.document_from_hit(doc, self._spec)
         return [found[i] for i in ids if i in found]
 
-    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
-        """Every stored document matching ``filter`` (all of them without one), read with
+    def scan(self, flt: Filter | None, *, batch_size: int) -> Iterator[Document]:
+        """Every stored document matching ``flt`` (all of them without one), read with
         ``elasticsearch.helpers.scan`` (a point-in-time scroll) in pages of ``batch_size``."""
-        if batch_size <= 0:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
         helpers = _import_client().helpers
-        filters = es.compile_filter(parse_filter(filter), self._spec)
+        filters = es.compile_filter(flt, self._spec)
         body = {"query": {"bool": {"filter": filters}} if filters else {"match_all": {}}}
         hits = helpers.scan(
             self._client,
@@ -481,40 +530,11 @@ class ElasticsearchConnector(BaseConnector[Any]):
         except M3VDBError:
             raise
         except Exception as exc:
-            raise self._translate_error(exc, "scan") from exc
+            raise self.translate_error(exc, "scan") from exc
 
     # -- search ---------------------------------------------------------------------
 
-    def search(
-        self,
-        query: str | M3Embedding,
-        k: int = 10,
-        *,
-        mode: SearchMode = "hybrid",
-        filter: FilterLike = None,
-        hybrid: HybridOptions | None = None,
-        bm25: bool | None = None,
-    ) -> list[Hit]:
-        """Top-``k`` documents in one request; see the module docstring for what runs where.
-
-        Args:
-            bm25: add BM25 over the text to the hybrid signals (default:
-                ``ElasticsearchOptions.bm25``); needs a text query.
-
-        Raises:
-            InputError: bad ``k``, mode, options or filter, or a mode needing an output the
-                index does not store.
-            UnsupportedCapabilityError: the cluster's licence refused the request.
-            BackendError: Elasticsearch failed.
-        """
-        plan = self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid)
-        use_bm25 = self._options.bm25 if bm25 is None else bm25
-        if use_bm25 and mode == "hybrid" and plan.text is None:
-            raise InputError("bm25=True needs a text query (an M3Embedding has no text)")
-        # the plan's text is what BM25 searches: none unless BM25 is on
-        return self._execute(replace(plan, text=plan.text if use_bm25 else None))
-
-    def _run(self, plan: SearchPlan) -> list[Hit]:
+    def run(self, plan: SearchPlan) -> list[Hit]:
         filters = es.compile_filter(plan.filter, self._spec)
         spec = self._spec
         if plan.mode == "dense":
@@ -533,7 +553,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
 
     def _search(self, what: str, **body: Any) -> Mapping[str, Any]:
         fields = es.source_fields(self._spec)
-        result = self._call(
+        result = self.call(
             what,
             lambda: self._client.search(index=self._collection, source=fields, **body),
         )
@@ -610,7 +630,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         searches: list[dict[str, Any]] = []
         for s in signals:
             searches += [{}, {"query": s.query, "size": plan.candidates, "_source": fields}]
-        result = self._call(
+        result = self.call(
             "hybrid _msearch",
             lambda: self._client.msearch(index=self._collection, searches=searches),
         )
@@ -620,7 +640,7 @@ class ElasticsearchConnector(BaseConnector[Any]):
         for s, response in zip(signals, dict(getattr(result, "body", result))["responses"]):
             if "error" in response:
                 error = _MsearchError(response)
-                if self._is_missing_collection(error):
+                if self.is_missing_collection(error):
                     raise CollectionNotFoundError(self._collection, "Elasticsearch", kind="index")
                 raise translate_error(error, f"hybrid _msearch ({s.name})")
             scores: dict[str, float] = {}
@@ -675,21 +695,56 @@ class _MsearchError(Exception):
         self.body = response
 
 
-def drop_collection(
-    target: Any, collection: str, *, options: ElasticsearchOptions | None = None
-) -> bool:
-    """Deletes the index ``collection`` whatever its mapping (e.g. one built for another
-    model, which ``open_connector`` refuses to open). Returns False when there was none."""
-    client = client_from_url(target) if isinstance(target, str) else target
-    try:
-        if not client.indices.exists(index=collection):
-            return False
-        client.indices.delete(index=collection)
-        return True
-    except M3VDBError:
-        raise
-    except Exception as exc:
-        raise translate_error(exc, f"delete of index {collection!r}") from exc
-    finally:
-        if client is not target:
-            client.close()
+class ElasticsearchCollection(Collection):
+    """The Collection of an Elasticsearch index: ``search`` also takes ``bm25``."""
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+        bm25: bool | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents in one request; see the module docstring for what runs where.
+
+        Args:
+            bm25: add BM25 over the text to the hybrid signals (default:
+                ``ElasticsearchOptions.bm25``); needs a text query.
+
+        Raises:
+            InputError: bad ``k``, mode, options or filter, or a mode needing an output the
+                index does not store.
+            UnsupportedCapabilityError: the cluster's licence refused the request.
+            BackendError: Elasticsearch failed.
+        """
+        plan = self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid)
+        engine = self.engine
+        assert isinstance(engine, ElasticsearchEngine)  # this class is made for one
+        use_bm25 = engine.options.bm25 if bm25 is None else bm25
+        if use_bm25 and mode == "hybrid" and plan.text is None:
+            raise InputError("bm25=True needs a text query (an M3Embedding has no text)")
+        # the plan's text is what BM25 searches: none unless BM25 is on
+        return self._execute(replace(plan, text=plan.text if use_bm25 else None))
+
+
+ElasticsearchEngine.collection_type = ElasticsearchCollection
+
+
+def _client_for(target: Any) -> tuple[Any, bool]:
+    """(client, owned) for a URL or an Elasticsearch client passed in."""
+    if isinstance(target, str):
+        return client_from_url(target), True
+    _import_client()
+    return target, False
+
+
+def _mappings(client: Any, index: str) -> dict[str, Any]:
+    found = client.indices.get_mapping(index=index)
+    return dict((dict(getattr(found, "body", found)).get(index) or {}).get("mappings") or {})
+
+
+def _recorded_spec(mappings: Mapping[str, Any]) -> IndexSpec | None:
+    return spec_from_record_json((mappings.get("_meta") or {}).get(RECORD_KEY))

@@ -1,0 +1,251 @@
+"""``Collection``: the front of every database, written once over an :class:`Engine`.
+
+It streams writes in batches, validates every document and embedding (``connectors.common``),
+encodes through the ``Encoder`` protocol, builds the search plan (``connectors.plan``), shows
+progress, and checks ids, so the backends cannot drift apart in what they accept. The engine
+runs the native calls (retried and translated by ``Engine.call``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
+from m3vdb.connectors.common import batched, embed_batch
+from m3vdb.connectors.engine import Engine
+from m3vdb.connectors.plan import SearchPlan, build_plan
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import InputError, SchemaMismatchError
+from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from m3vdb.schemas.encoding import Encoder
+
+SelfT = TypeVar("SelfT", bound="Collection")
+
+
+class Collection:
+    """A collection in one database holding BGE-M3's outputs in native fields; implements
+    ``m3vdb.connectors.base.Connector`` and ``SupportsScan``. ``m3vdb.connect`` returns one.
+
+    A context manager: ``with connect(...) as store:`` closes the client m3vdb created from
+    a URL on exit (a client passed in stays open).
+    """
+
+    def __init__(self, engine: Engine, *, encoder: Encoder | None = None) -> None:
+        """Args:
+        engine: the opened engine.
+        encoder: encodes texts on upsert and search (None: precomputed embeddings only).
+
+        Raises:
+            SchemaMismatchError: the encoder's dimensions differ from the collection's (the
+                engine is closed).
+        """
+        if encoder is not None:
+            try:
+                check_encoder(encoder, engine.spec, engine)
+            except BaseException:
+                engine.close()
+                raise
+        self._engine = engine
+        self._encoder = encoder
+
+    # -- properties and lifetime --------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine every native call goes through."""
+        return self._engine
+
+    @property
+    def collection(self) -> str:
+        """The collection (index) name."""
+        return self._engine.collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        """What the collection stores (as given, or as the collection recorded it)."""
+        return self._engine.spec
+
+    @property
+    def client(self) -> Any:
+        """The underlying native client, for what m3vdb does not wrap."""
+        return self._engine.client
+
+    def close(self) -> None:
+        """Releases the client if m3vdb created it (from a URL); a client passed in stays
+        open. The collection and its data stay."""
+        self._engine.close()
+
+    def __enter__(self: SelfT) -> SelfT:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # What one database adds (Milvus's capabilities and colbert_layout, edge's optimize,
+        # get_embeddings...) stays reachable on the collection.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._engine, name)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        items: Iterable[UpsertItem],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> int:
+        """Encodes (unless embeddings are given) and writes documents, idempotent by id.
+
+        Streams ``items`` in batches of ``batch_size``; each batch is validated completely
+        (types, shapes, NaN, sparse weights, then the database's own limits) before any of it
+        is written. Transient errors are retried with backoff; a failing batch stops the
+        stream (earlier batches stay written).
+
+        Returns:
+            The number of documents written.
+        """
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc=f"upsert {self.collection}", unit="doc")
+        written = 0
+        try:
+            for batch in batched(items, batch_size):
+                pairs = embed_batch(batch, self.spec, self._encoder, offset=written)
+                self._engine.write(pairs)
+                written += len(pairs)
+                if bar is not None:
+                    bar.update(len(pairs))
+        finally:
+            if bar is not None:
+                bar.close()
+        return written
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Deletes these ids (and anything stored for them); unknown ids are ignored."""
+        checked = check_ids(ids)
+        if checked:
+            self._engine.delete_ids(checked)
+
+    def delete_where(self, filter: FilterLike) -> None:
+        """Deletes every document matching ``filter`` (a portable filter; required: use
+        :meth:`drop` to delete everything)."""
+        flt = parse_filter(filter)
+        if flt is None:
+            raise InputError("delete_where needs a filter; drop() deletes the whole collection")
+        self._engine.delete_where(flt)
+
+    def drop(self) -> None:
+        """Deletes the collection and everything m3vdb created for it."""
+        self._engine.drop()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the order given; missing ids are left out."""
+        checked = check_ids(ids)
+        return self._engine.get(checked) if checked else []
+
+    def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document matching ``filter`` (all of them without one), read in pages
+        of ``batch_size``; order unspecified."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        flt = parse_filter(filter)
+        return self._engine.scan(flt, batch_size=batch_size)
+
+    def count(self) -> int:
+        """Number of documents stored."""
+        return self._engine.count()
+
+    def search(
+        self,
+        query: str | M3Embedding,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        filter: FilterLike = None,
+        hybrid: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` documents for ``query``, in one database request where the database
+        allows; ``filter`` applies to every stage. See ``m3vdb.connectors.base`` for the score
+        scales and ``m3vdb.connectors.plan`` for what is accepted (the same on every backend).
+
+        Raises:
+            InputError: a bad ``k``, mode, option, filter or query vector, or a mode the
+                collection cannot answer.
+            TypeError: a query or option of the wrong type.
+            BackendError: the database failed.
+        """
+        return self._execute(self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid))
+
+    def _plan(
+        self,
+        query: str | M3Embedding,
+        k: int,
+        *,
+        mode: str,
+        filter: FilterLike,
+        hybrid: HybridOptions | None,
+    ) -> SearchPlan:
+        return build_plan(
+            query,
+            k,
+            mode=mode,
+            filter=filter,
+            hybrid=hybrid,
+            spec=self.spec,
+            encoder=self._encoder,
+            collection=self.collection,
+            max_k=self._engine.max_k,
+        )
+
+    def _execute(self, plan: SearchPlan) -> list[Hit]:
+        if plan.matches_nothing:
+            return []  # no token of the query has a weight: nothing can match
+        return self._engine.run(plan)
+
+
+def check_ids(ids: Sequence[str]) -> list[str]:
+    """``ids`` as a list; InputError for a single string or an id that is not a non-empty
+    string (no stored document has one)."""
+    if isinstance(ids, str):
+        raise InputError("pass a list of ids, not a single string")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, str) or not i:
+            raise InputError(f"ids must be non-empty strings, got {i!r}")
+    return out
+
+
+def check_encoder(encoder: Encoder, spec: IndexSpec, engine: Engine | None = None) -> None:
+    """SchemaMismatchError when the encoder's dimensions differ from the collection's, naming
+    both (and the models, when known)."""
+    dims = (int(encoder.dense_dim), int(encoder.colbert_dim))
+    expected = (spec.dense_dim, spec.colbert_dim)
+    if dims == expected:
+        return
+    from m3vdb.schemas.spec import model_of
+
+    built = f" (built with model {spec.model!r})" if spec.model else ""
+    model = model_of(encoder)
+    given = f" (model {model!r})" if model else ""
+    if engine is None:
+        raise SchemaMismatchError(
+            f"the encoder produces dense/ColBERT dimensions {dims}{given}, the IndexSpec says "
+            f"{expected}; build the spec with IndexSpec.for_encoder(encoder)"
+        )
+    where = f"{engine.database} {engine.kind} {engine.collection!r}"
+    raise SchemaMismatchError(
+        f"{where} holds dense/ColBERT dimensions {expected}{built}; the encoder produces "
+        f"{dims}{given}. Use the encoder the collection was built with, or another collection "
+        "name (or drop it to rebuild it with this encoder)"
+    )

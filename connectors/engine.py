@@ -1,0 +1,303 @@
+"""``Engine``: the few primitives a database must provide, and nothing else.
+
+Everything above them (batching, validation, encoding, the search plan, progress, the context
+manager) is written once in :class:`m3vdb.connectors.collection.Collection`. A database is one
+``Engine`` subclass plus one ``Database`` row in :mod:`m3vdb.connectors.registry`; a subclass
+that misses a primitive cannot be instantiated (``abc``), so it fails when it is first
+opened, in its own tests, never half-way through a user's call.
+
+What a subclass implements (each an ``@abstractmethod`` below):
+
+Database level (class methods: they open no collection, so they work on a collection built
+with any model or layout):
+
+- :meth:`Engine.open`: create the collection, or open an existing one and validate it against
+  the spec (the given one, else the one the collection recorded, else the default) and return
+  the engine bound to it. A new collection records its spec (model, dimensions, options) in
+  the database's native place for collection metadata.
+- :meth:`Engine.drop_collection`: drop a collection by name (and what m3vdb created with it).
+- :meth:`Engine.list_collections`: every collection, with its entry count and recorded spec.
+
+Collection level (on the opened engine):
+
+- :meth:`Engine.write`: upsert one batch of validated ``(Document, M3Embedding)`` pairs.
+- :meth:`Engine.delete_ids` and :meth:`Engine.delete_where`: delete by ids, by filter.
+- :meth:`Engine.get` and :meth:`Engine.scan`: read documents by ids, by filter.
+- :meth:`Engine.count`: the number of stored documents.
+- :meth:`Engine.run`: one native query for a validated search plan (every mode).
+- :meth:`Engine.drop`: drop the opened collection.
+
+The error table (how the client's exceptions map to ours):
+
+- :meth:`Engine.is_transient`: whether a retry may fix a native error.
+- :meth:`Engine.translate_error`: a native error as an m3vdb error (the same type for an
+  embedded engine and a server).
+
+Concrete helpers every subclass uses: :meth:`Engine.call` (one client call, retried with
+backoff when transient, translated otherwise), :meth:`Engine.schema_mismatch`,
+:func:`settle_spec` and :func:`record_json` / :func:`spec_from_record_json`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from m3vdb.connectors.common import with_retries
+from m3vdb.connectors.plan import SearchPlan
+from m3vdb.schemas.data import Document, Hit, M3Embedding
+from m3vdb.schemas.errors import CollectionNotFoundError, M3VDBError, SchemaMismatchError
+from m3vdb.schemas.filters import Filter
+from m3vdb.schemas.spec import IndexSpec
+
+T = TypeVar("T")
+EngineT = TypeVar("EngineT", bound="Engine")
+
+#: Version of the record a collection keeps about itself (see :func:`record_json`).
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection of a database, as ``m3vdb.list_collections`` reports it.
+
+    Attributes:
+        name: the collection (index) name.
+        entries: the entries stored (documents; for Milvus's companion layout, documents, not
+            token rows).
+        spec: what the collection was built with (model, dimensions, outputs, options), as it
+            recorded it; None for a collection not made by m3vdb, or made before m3vdb
+            recorded its spec.
+    """
+
+    name: str
+    entries: int
+    spec: IndexSpec | None
+
+
+def settle_spec(
+    given: IndexSpec | None, recorded: IndexSpec | None, default: IndexSpec
+) -> IndexSpec:
+    """The spec to open a collection with: the caller's, else the one the collection recorded
+    (so a collection opens as it is, whatever model built it), else ``default``."""
+    if given is not None:
+        return given
+    if recorded is not None:
+        return recorded
+    return default
+
+
+def record_json(spec: IndexSpec) -> dict[str, Any]:
+    """What a collection records about itself: the record format and its spec."""
+    return {"format": RECORD_FORMAT, "spec": spec.to_record()}
+
+
+def spec_from_record_json(record: Any) -> IndexSpec | None:
+    """The spec of a record written by :func:`record_json`; None for anything else (no record,
+    or one this m3vdb cannot read: the collection then opens as one without a record)."""
+    if isinstance(record, str):
+        try:
+            record = json.loads(record)
+        except ValueError:
+            return None
+    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
+        return None
+    try:
+        return IndexSpec.from_record(record["spec"])
+    except ValueError:
+        return None
+
+
+class Engine(ABC):
+    """One collection of one database, reached through that database's native client.
+
+    See the module docstring for what a subclass implements. Class attributes a subclass sets:
+    ``database`` (its name in messages), ``kind`` (what it calls a collection), ``max_k`` (the
+    most results one request may ask for; None: no limit).
+
+    Build one with the subclass's :meth:`open`; ``close`` releases the client when the engine
+    created it (from a URL), a client passed in stays open.
+    """
+
+    database: ClassVar[str] = "the database"
+    kind: ClassVar[str] = "collection"
+    max_k: ClassVar[int | None] = None
+    #: The ``Collection`` subclass ``connect`` returns for this engine (None: ``Collection``);
+    #: set by a database whose search takes more (Elasticsearch's ``bm25``).
+    collection_type: ClassVar[type | None] = None
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        collection: str,
+        spec: IndexSpec,
+        owns_client: bool = False,
+        attempts: int = 5,
+    ) -> None:
+        """Args:
+        client: the native client every call goes through.
+        collection: the collection (index) name.
+        spec: what the collection stores.
+        owns_client: the engine created the client (from a URL): ``close`` closes it.
+        attempts: tries per client call, transient failures retried with backoff.
+        """
+        self._client = client
+        self._collection = collection
+        self._spec = spec
+        self._owns_client = owns_client
+        self._attempts = attempts
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def collection(self) -> str:
+        """The collection (index) name."""
+        return self._collection
+
+    @property
+    def spec(self) -> IndexSpec:
+        """What the collection stores."""
+        return self._spec
+
+    @property
+    def client(self) -> Any:
+        """The native client, for what m3vdb does not wrap."""
+        return self._client
+
+    def close(self) -> None:
+        """Closes the client if this engine created it (a client passed in stays open)."""
+        if self._owns_client:
+            self._client.close()
+
+    # -- database level -----------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def open(
+        cls: type[EngineT],
+        target: Any,
+        *,
+        collection: str,
+        spec: IndexSpec | None,
+        default_spec: IndexSpec,
+        options: Any,
+        create: bool,
+    ) -> EngineT:
+        """Opens ``collection`` in the database ``target`` names: creates it with
+        ``spec or default_spec`` (recording that spec) when missing and ``create``, else
+        validates it against :func:`settle_spec` (``spec``, else its record, else
+        ``default_spec``).
+
+        Raises:
+            CollectionNotFoundError: missing and not ``create`` (and nothing was created).
+            SchemaMismatchError: the collection differs from the spec (every difference).
+        """
+
+    @classmethod
+    @abstractmethod
+    def drop_collection(cls, target: Any, collection: str, *, options: Any = None) -> bool:
+        """Drops ``collection`` without opening it (whatever its schema); False when there was
+        none. Creates nothing (no Lite file, no local folder)."""
+
+    @classmethod
+    @abstractmethod
+    def list_collections(cls, target: Any, *, options: Any = None) -> list[CollectionInfo]:
+        """Every collection of the database (m3vdb's helpers, such as Milvus's companion
+        collections, left out), sorted by name. Creates nothing."""
+
+    # -- collection level ---------------------------------------------------------------
+
+    @abstractmethod
+    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """Upserts one batch of validated pairs, idempotent by id; the database's own limits
+        are checked for every document before anything of the batch is written."""
+
+    @abstractmethod
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        """Deletes these (checked, non-empty str) ids and what is stored for them; unknown ids
+        are ignored."""
+
+    @abstractmethod
+    def delete_where(self, flt: Filter) -> None:
+        """Deletes every document matching the parsed filter ``flt``."""
+
+    @abstractmethod
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these (checked) ids, in the order given; missing ids are
+        left out."""
+
+    @abstractmethod
+    def scan(self, flt: Filter | None, *, batch_size: int) -> Iterator[Document]:
+        """Every stored document matching the parsed filter (all without one), read in pages of
+        ``batch_size`` (checked positive); order unspecified."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """The number of stored documents (exact)."""
+
+    @abstractmethod
+    def run(self, plan: SearchPlan) -> list[Hit]:
+        """Runs a validated plan (``plan.mode`` is dense, sparse, colbert or hybrid) as the
+        database's native query, compiling ``plan.filter`` so that it applies to every
+        stage; see ``m3vdb.connectors.base`` for each mode's score scale."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Drops the opened collection and what m3vdb created with it."""
+
+    # -- the error table ------------------------------------------------------------------
+
+    @abstractmethod
+    def is_transient(self, exc: Exception) -> bool:
+        """Whether a retry may fix ``exc`` (a native client error)."""
+
+    @abstractmethod
+    def translate_error(self, exc: Exception, what: str) -> M3VDBError:
+        """``exc`` (a native client error of the call ``what``) as an m3vdb error."""
+
+    def is_missing_collection(self, exc: Exception) -> bool:
+        """Whether ``exc`` says the collection does not exist (dropped while open); such calls
+        raise CollectionNotFoundError on every backend."""
+        return False
+
+    def where(self) -> str:
+        """The database, as CollectionNotFoundError names it."""
+        return self.database
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def call(self, what: str, operation: Callable[[], T]) -> T:
+        """Runs one client call, retrying transient errors with backoff; any other native
+        error is translated, so callers see m3vdb errors only."""
+        try:
+            return with_retries(
+                operation,
+                is_transient=self.is_transient,
+                attempts=self._attempts,
+                what=f"{self.database} {what}",
+            )
+        except M3VDBError:
+            raise
+        except Exception as exc:
+            if self.is_missing_collection(exc):
+                raise CollectionNotFoundError(
+                    self._collection, self.where(), kind=self.kind
+                ) from exc
+            raise self.translate_error(exc, what) from exc
+
+    def schema_mismatch(self, problems: Sequence[str], remedy: str = "") -> SchemaMismatchError:
+        """The error for an existing collection that differs from the spec: every problem,
+        then what to do."""
+        remedy = remedy or (
+            "Open it without a spec (it opens as it was built), with an IndexSpec that matches "
+            "it (dimensions, metric, field names, precision), or use another collection name, "
+            "or drop it to rebuild it."
+        )
+        return SchemaMismatchError(
+            f"{self.database} {self.kind} {self._collection!r} does not match the "
+            "IndexSpec:\n  - " + "\n  - ".join(problems) + "\n" + remedy
+        )
