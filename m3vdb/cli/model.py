@@ -57,9 +57,10 @@ def _cached_config(repo_id: str) -> Path | None:
 
 
 def spec_for_model(model: str) -> IndexSpec:
-    """The IndexSpec ``index`` creates for ``model`` (all three outputs at its dimension)."""
+    """The IndexSpec ``index`` creates for ``model`` (all three outputs at its dimension; the
+    collection records ``model`` as given: a hub id, or the checkpoint directory)."""
     dim = model_dim(model)
-    return IndexSpec(dense_dim=dim, colbert_dim=dim)
+    return IndexSpec(dense_dim=dim, colbert_dim=dim, model=model)
 
 
 def check_device(device: str | None) -> None:
