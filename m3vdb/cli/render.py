@@ -220,7 +220,7 @@ def describe(connector: Connector, db: str) -> dict[str, Any]:
     return {
         "collection": connector.collection,
         "database": db,
-        "backend": type(connector).__name__,
+        "backend": type(getattr(connector, "engine", connector)).__name__,
         "entries": connector.count(),
         "stores": _stores(spec),
         "fields": vars(spec.fields).copy(),

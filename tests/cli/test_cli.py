@@ -344,7 +344,7 @@ def test_search_table_info_and_filters(
     assert info["entries"] == 8 and set(info["stores"]) == {"dense", "sparse", "colbert"}
     assert info["stores"]["dense"].startswith("32-d")
     status, out, _ = run(capsys, "info")
-    assert "entries     8" in out and "MilvusConnector" in out
+    assert "entries     8" in out and "MilvusEngine" in out
 
 
 @pytest.mark.parametrize("db", ["m3vdb.db", "qdrant"])
