@@ -133,6 +133,7 @@ class Connector(Protocol):
         mode: SearchMode = "hybrid",
         filter: FilterLike = None,
         hybrid: HybridOptions | None = None,
+        group: bool = False,
     ) -> list[Hit]:
         """Top-``k`` documents for ``query`` in one database request where the database allows.
 

@@ -8,7 +8,8 @@ runs the native calls (retried and translated by ``Engine.call``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
@@ -174,10 +175,17 @@ class Collection:
         mode: SearchMode = "hybrid",
         filter: FilterLike = None,
         hybrid: HybridOptions | None = None,
+        group: bool = False,
     ) -> list[Hit]:
         """Top-``k`` documents for ``query``, in one database request where the database
         allows; ``filter`` applies to every stage. See ``m3vdb.connectors.base`` for the score
         scales and ``m3vdb.connectors.plan`` for what is accepted (the same on every backend).
+
+        ``group=True`` counts the windows of a long document (entries sharing a
+        ``parent_id``, as ``m3vdb.index`` stores them) as one: each document's best-scoring
+        entry is its hit, and ``k`` documents come back; the database is asked for more
+        entries (up to :data:`GROUP_FETCH_LIMIT`) while windows of a few documents fill
+        the top.
 
         Raises:
             InputError: a bad ``k``, mode, option, filter or query vector, or a mode the
@@ -185,7 +193,40 @@ class Collection:
             TypeError: a query or option of the wrong type.
             BackendError: the database failed.
         """
-        return self._execute(self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid))
+        return self._search(query, k, mode=mode, filter=filter, hybrid=hybrid, group=group)
+
+    def _search(
+        self,
+        query: str | M3Embedding,
+        k: int,
+        *,
+        mode: str,
+        filter: FilterLike,
+        hybrid: HybridOptions | None,
+        group: bool,
+        adjust: Callable[[SearchPlan], SearchPlan] | None = None,
+    ) -> list[Hit]:
+        """:meth:`search`, with ``adjust`` applied to each plan before it runs (a subclass's
+        per-call option, e.g. Elasticsearch's BM25)."""
+
+        def plan_for(q: str | M3Embedding, n: int) -> SearchPlan:
+            plan = self._plan(q, n, mode=mode, filter=filter, hybrid=hybrid)
+            return adjust(plan) if adjust is not None else plan
+
+        if not group:
+            return self._execute(plan_for(query, k))
+        limit = min(GROUP_FETCH_LIMIT, self._engine.max_k or GROUP_FETCH_LIMIT)
+        fetch = min(max(k, k * 5 + 20), max(limit, k))
+        plan = plan_for(query, fetch)
+        # the query is encoded once: a larger fetch re-plans from the plan's own vectors
+        encoded = M3Embedding(dense=plan.dense, sparse=plan.sparse, colbert=plan.colbert)
+        while True:
+            hits = self._execute(plan)
+            best = best_per_parent(hits, k)
+            if len(best) >= k or len(hits) < fetch or fetch >= limit:
+                return best
+            fetch = min(fetch * 4, limit)
+            plan = replace(plan_for(encoded, fetch), text=plan.text)
 
     def _plan(
         self,
@@ -212,6 +253,31 @@ class Collection:
         if plan.matches_nothing:
             return []  # no token of the query has a weight: nothing can match
         return self._engine.run(plan)
+
+
+#: The most entries a grouped search asks the database for to fill ``k`` documents.
+GROUP_FETCH_LIMIT = 1000
+
+
+def parent_of(hit: Hit) -> str:
+    """The document an entry belongs to: its ``parent_id`` (a window of a long document),
+    else its own id."""
+    parent = hit.metadata.get("parent_id")
+    return parent if isinstance(parent, str) and parent else hit.id
+
+
+def best_per_parent(hits: Sequence[Hit], k: int) -> list[Hit]:
+    """The first (best-ranked) hit of each document, at most ``k``."""
+    out: list[Hit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        parent = parent_of(hit)
+        if parent not in seen:
+            seen.add(parent)
+            out.append(hit)
+            if len(out) == k:
+                break
+    return out
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:

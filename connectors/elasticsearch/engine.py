@@ -706,9 +706,11 @@ class ElasticsearchCollection(Collection):
         mode: SearchMode = "hybrid",
         filter: FilterLike = None,
         hybrid: HybridOptions | None = None,
+        group: bool = False,
         bm25: bool | None = None,
     ) -> list[Hit]:
-        """Top-``k`` documents in one request; see the module docstring for what runs where.
+        """Top-``k`` documents in one request; see the module docstring for what runs where
+        and ``Collection.search`` for ``group``.
 
         Args:
             bm25: add BM25 over the text to the hybrid signals (default:
@@ -720,14 +722,19 @@ class ElasticsearchCollection(Collection):
             UnsupportedCapabilityError: the cluster's licence refused the request.
             BackendError: Elasticsearch failed.
         """
-        plan = self._plan(query, k, mode=mode, filter=filter, hybrid=hybrid)
         engine = self.engine
         assert isinstance(engine, ElasticsearchEngine)  # this class is made for one
         use_bm25 = engine.options.bm25 if bm25 is None else bm25
-        if use_bm25 and mode == "hybrid" and plan.text is None:
+        if use_bm25 and mode == "hybrid" and not isinstance(query, str):
             raise InputError("bm25=True needs a text query (an M3Embedding has no text)")
-        # the plan's text is what BM25 searches: none unless BM25 is on
-        return self._execute(replace(plan, text=plan.text if use_bm25 else None))
+
+        def with_bm25(plan: SearchPlan) -> SearchPlan:
+            # the plan's text is what BM25 searches: none unless BM25 is on
+            return replace(plan, text=plan.text if use_bm25 else None)
+
+        return self._search(
+            query, k, mode=mode, filter=filter, hybrid=hybrid, group=group, adjust=with_bm25
+        )
 
 
 ElasticsearchEngine.collection_type = ElasticsearchCollection

@@ -34,7 +34,6 @@ from m3vdb.cli.defaults import (
 )
 
 MODES = ("hybrid", "dense", "sparse", "colbert")
-GROUP_FETCH_LIMIT = 1000  # entries fetched at most to fill k rows of documents
 
 _TARGETS_HELP = """\
 database targets (--db):
@@ -484,15 +483,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         _check_dims(encoder, spec, args)
         query = encoder.encode([args.query])[0]
         label = score_label(args.mode, rerank=args.rerank, fusion=args.fusion, spec=spec)
-        # grouping keeps one row per document: ask for more entries than rows, and more
-        # again when the windows of a few documents filled them
-        fetch = max(args.k, min(args.k * 5 + 20, GROUP_FETCH_LIMIT)) if args.group else args.k
-        while True:
-            hits = connector.search(query, fetch, mode=args.mode, filter=flt, hybrid=hybrid)
-            result = rows(hits, label, group=args.group, k=args.k)
-            if len(result) >= args.k or len(hits) < fetch or fetch >= GROUP_FETCH_LIMIT:
-                break
-            fetch = min(fetch * 4, GROUP_FETCH_LIMIT)
+        # grouped: one row per document, its best window (the Collection fetches enough)
+        hits = connector.search(
+            query, args.k, mode=args.mode, filter=flt, hybrid=hybrid, group=args.group
+        )
+        result = rows(hits, label, group=args.group, k=args.k)
     print(hits_json(result) if args.json else hits_table(result))
     return 0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from m3vdb.connectors.base import Connector
+from m3vdb.connectors.collection import parent_of
 from m3vdb.indexing import IndexReport
 from m3vdb.schemas.data import Hit
 from m3vdb.schemas.spec import IndexSpec
@@ -120,11 +121,6 @@ def score_label(mode: str, *, rerank: bool, fusion: str, spec: IndexSpec) -> str
     if mode != "hybrid":
         return mode
     return "colbert" if rerank and spec.colbert else fusion
-
-
-def parent_of(hit: Hit) -> str:
-    parent = hit.metadata.get("parent_id")
-    return parent if isinstance(parent, str) and parent else hit.id
 
 
 def rows(hits: Sequence[Hit], label: str, *, group: bool, k: int) -> list[Row]:

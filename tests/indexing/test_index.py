@@ -252,3 +252,28 @@ def test_a_jsonl_line_over_the_limit_is_refused_without_holding_it(
     target = _target("qdrant-local", tmp_path)
     with pytest.raises(InputError, match=r"docs.jsonl:2: the line is more than"):
         m3vdb.index(path, target, collection="j", encoder=tiny_encoder, max_file_bytes=1000)
+
+
+# --------------------------------------------------------------------------- grouped search
+
+
+@pytest.mark.parametrize("engine", ["qdrant-edge", "milvus-lite"])
+def test_grouped_search_returns_k_documents_each_by_its_best_window(
+    engine: str, tmp_path: Path, tiny_encoder: M3Encoder
+) -> None:
+    """Two long documents have many windows each; ``group=True`` returns one hit per
+    document (its best-ranked entry, as the ungrouped ranking says) and still k of them."""
+    target = _target(engine, tmp_path)
+    docs = [Document(f"long{i}", _long_text(1500, seed=i), {}) for i in range(2)]
+    docs += [Document(f"short{i}", f"river valley note {i}", {}) for i in range(3)]
+    m3vdb.index(docs, target, collection="g", encoder=tiny_encoder)
+    with m3vdb.connect(target, collection="g", encoder=tiny_encoder) as store:
+        every = store.search(WORDS[0], 200, mode="dense")
+        grouped = store.search(WORDS[0], 4, mode="dense", group=True)
+    parents = [h.metadata.get("parent_id", h.id) for h in grouped]
+    assert len(grouped) == 4 and len(set(parents)) == 4
+    first_of_each: dict[str, str] = {}
+    for hit in every:
+        first_of_each.setdefault(hit.metadata.get("parent_id", hit.id), hit.id)
+    assert [h.id for h in grouped] == list(first_of_each.values())[:4]
+    assert len(every) > 5  # windows: more entries than documents
