@@ -149,6 +149,10 @@ class Connector(Protocol):
         """Deletes these ids (and anything stored for them); unknown ids are ignored."""
         ...
 
+    def delete_where(self, filter: FilterLike) -> None:
+        """Deletes every document matching ``filter``."""
+        ...
+
     def count(self) -> int:
         """Number of documents stored."""
         ...

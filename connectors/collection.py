@@ -75,6 +75,12 @@ class Collection:
         """The underlying native client, for what m3vdb does not wrap."""
         return self._engine.client
 
+    @property
+    def encoder(self) -> Encoder | None:
+        """The encoder texts are encoded with on upsert and search (None: precomputed
+        embeddings only)."""
+        return self._encoder
+
     def close(self) -> None:
         """Releases the client if m3vdb created it (from a URL); a client passed in stays
         open. The collection and its data stay."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,8 @@ def entry_capacity(connector: Connector, encoder: Any) -> int:
     """The most tokens (special tokens included) one entry holds: n tokens give n - 1 ColBERT
     rows, and the encoder reads at most its ``max_length``."""
     spec = connector.spec
-    capacity = int(encoder.max_length)
+    # an encoder that does not say its length (another model's embeddings) truncates itself
+    capacity = int(getattr(encoder, "max_length", 2**31 - 1))
     if spec.colbert:
         capacity = min(capacity, spec.max_colbert_rows + 1)
     return capacity
@@ -117,3 +118,16 @@ def too_long_message(doc_id: str, tokens: int, capacity: int) -> str:
 
 #: The default: windows of 512 tokens overlapping by 64, only for documents one entry cannot hold.
 DEFAULT_CHUNKING = Chunking()
+
+
+#: Metadata keys the indexer writes on every entry (a document may not bring its own).
+BOOKKEEPING_KEYS = ("parent_id", "chunk", "chunks", "char_start", "char_end", "content_hash")
+
+
+def user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's metadata as its document came: without the content hash, and without the
+    window keys when the document is stored whole (a window keeps them: they say which
+    document it belongs to and where it lies in it)."""
+    whole = metadata.get("chunks") in (None, 1)
+    drop = set(BOOKKEEPING_KEYS) if whole else {"content_hash"}
+    return {k: v for k, v in metadata.items() if k not in drop}

@@ -25,6 +25,7 @@ from typing import Any, cast
 from m3vdb.connectors.base import Connector, SupportsScan
 from m3vdb.connectors.common import batched
 from m3vdb.indexing.chunking import (
+    BOOKKEEPING_KEYS,
     DEFAULT_CHUNKING,
     Chunking,
     check_chunking,
@@ -75,6 +76,7 @@ def index_documents(
     show_progress: bool = True,
     guard: InterruptGuard | None = None,
     report: IndexReport | None = None,
+    strict: bool = False,
 ) -> IndexReport:
     """Encodes and writes ``documents`` batch by batch (see the module docstring).
 
@@ -91,6 +93,10 @@ def index_documents(
         show_progress: a progress bar on stderr (documents, tokens/s).
         guard: holds Ctrl-C back while a batch is written.
         report: the report to fill (so a caller still has the counts after an error).
+        strict: a blank document, or one with no indexable token, is an InputError before its
+            batch is written (what a store's caller expects), instead of being skipped and
+            reported (what a folder run wants); metadata keys the indexer writes are refused
+            either way.
 
     Raises:
         InputError: a document is too long and ``chunking`` is None.
@@ -105,7 +111,7 @@ def index_documents(
     bar_options = dict(total=total, unit="doc", desc="index", delay=1.0)
     with tqdm(**bar_options, disable=not show_progress) as bar:
         for batch in batched(documents, batch_size):
-            _index_batch(connector, model, batch, chunking, resume, guard, report)
+            _index_batch(connector, model, batch, chunking, resume, guard, report, strict)
             report.seconds = time.perf_counter() - start
             bar.update(len(batch))
             bar.set_postfix_str(f"{report.tokens_per_second:,.0f} tok/s", refresh=False)
@@ -114,12 +120,15 @@ def index_documents(
 
 
 def check_dimensions(encoder: Encoder, spec: IndexSpec) -> None:
-    """SchemaMismatchError when ``encoder`` does not produce the collection's dimensions."""
-    found = (int(encoder.dense_dim), int(encoder.colbert_dim))
-    if found != (spec.dense_dim, spec.colbert_dim):
+    """SchemaMismatchError when ``encoder`` does not produce the dimensions of the outputs
+    the collection stores."""
+    stored = [n for n in ("dense", "colbert") if getattr(spec, n)]
+    found = tuple(int(getattr(encoder, f"{n}_dim")) for n in stored)
+    wanted = tuple(int(getattr(spec, f"{n}_dim")) for n in stored)
+    if found != wanted:
         raise SchemaMismatchError(
-            f"the encoder produces dense/ColBERT dimensions {found}, the collection stores "
-            f"{(spec.dense_dim, spec.colbert_dim)}; use the model the collection was built with"
+            f"the encoder produces {'/'.join(stored)} dimensions {found}, the collection stores "
+            f"{wanted}; use the model the collection was built with"
         )
 
 
@@ -159,7 +168,9 @@ def _index_batch(
     resume: bool,
     guard: InterruptGuard,
     report: IndexReport,
+    strict: bool,
 ) -> None:
+    _refuse_bookkeeping_keys(batch)
     report.seen += len(batch)
     hashes = {d.id: content_hash(d, chunking) for d in batch}
     stored = _stored_state(connector, [d.id for d in batch])
@@ -171,6 +182,11 @@ def _index_batch(
             report.resumed += 1
             skipped.add(doc.id)
         elif not doc.text.strip():
+            if strict:
+                raise InputError(
+                    f"document {doc.id!r} has an empty or whitespace-only text: nothing to "
+                    "index; drop it or give it text (nothing of this batch was written)"
+                )
             report.empty.append(doc.id)
         else:
             todo.append(doc)
@@ -179,8 +195,17 @@ def _index_batch(
     split = tokens = 0
     if todo:
         encoder = model.get()
-        pairs, written, split, tokens = _encode(encoder, todo, hashes, chunking, model.capacity)
-    report.unindexable += [d.id for d in todo if d.id not in written]
+        pairs, written, split, tokens = _encode(
+            encoder, todo, hashes, chunking, model.capacity, connector.spec
+        )
+    unindexable = [d.id for d in todo if d.id not in written]
+    if strict and unindexable:
+        raise InputError(
+            f"document {unindexable[0]!r} has no sparse weight > 0 (all its tokens are special "
+            "or unknown); databases reject an all-zero sparse vector: drop the document or "
+            "store it in a collection without sparse (nothing of this batch was written)"
+        )
+    report.unindexable += unindexable
     # a stored document not skipped is rewritten, or now empty: all its entries go
     stale_parents = [d.id for d in batch if d.id in stored and d.id not in skipped]
     _refuse_collisions(connector, pairs)
@@ -197,6 +222,19 @@ def _index_batch(
         report.split += split
         report.entries += len(pairs)
         report.tokens += tokens
+
+
+def _refuse_bookkeeping_keys(batch: Sequence[Document]) -> None:
+    """InputError for a document whose metadata has a key the indexer writes itself (other
+    malformed documents are refused by the collection's own validation)."""
+    for doc in batch:
+        metadata = getattr(doc, "metadata", None)
+        taken = sorted(set(metadata) & set(BOOKKEEPING_KEYS)) if isinstance(metadata, dict) else []
+        if taken:
+            raise InputError(
+                f"document {doc.id!r}: metadata keys {taken} are written by the indexer itself "
+                "(windows and resume bookkeeping); rename them"
+            )
 
 
 def _refuse_collisions(connector: Connector, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
@@ -298,12 +336,19 @@ def _encode(
     hashes: dict[str, str],
     chunking: Chunking | None,
     capacity: int,
+    spec: IndexSpec,
 ) -> tuple[list[tuple[Document, M3Embedding]], set[str], int, int]:
-    """(entries, ids of the documents written, how many were split, tokens encoded)."""
+    """(entries, ids of the documents written, how many were split, tokens encoded).
+
+    Only the outputs the collection stores are computed. An encoder that cannot tokenize (a
+    dense embedding model behind a framework's interface) stores every document whole."""
     if not docs:
         return [], set(), 0, 0
-    spec_outputs = dict(dense=True, sparse=True, colbert=True)
-    counts = token_counts(encoder, [d.text for d in docs])
+    spec_outputs = dict(dense=spec.dense, sparse=spec.sparse, colbert=spec.colbert)
+    if hasattr(encoder, "tokenize"):
+        counts = token_counts(encoder, [d.text for d in docs])
+    else:
+        counts = [0] * len(docs)  # unknown: whole, as the encoder itself truncates
     limit = capacity
     if chunking is not None and not chunking.automatic:
         limit = min(capacity, chunking.window)
@@ -325,7 +370,7 @@ def _encode(
         embs = encoder.encode([d.text for d, _ in whole], **spec_outputs)
         for (doc, n), emb in zip(whole, embs):
             tokens += n
-            if emb.sparse:  # the databases refuse an all-zero sparse vector
+            if emb.sparse or not spec.sparse:  # the databases refuse an all-zero sparse vector
                 meta = {**doc.metadata, "parent_id": doc.id, "chunk": 0, "chunks": 1}
                 meta["content_hash"] = hashes[doc.id]
                 entries[doc.id] = [(Document(doc.id, doc.text, meta), emb)]
@@ -341,7 +386,8 @@ def _encode(
         per_doc: list[list[Any]] = [[] for _ in long]
         for w in windows:
             tokens += w.token_end - w.token_start + 2
-            if w.embedding.sparse:  # a window of special tokens only cannot be stored
+            # a window of special tokens only has no sparse weight and cannot be stored
+            if w.embedding.sparse or not spec.sparse:
                 per_doc[w.text_index].append(w)
         for (doc, _), kept in zip(long, per_doc):
             if not kept:

@@ -142,8 +142,10 @@ def run(
     batch_size: int = 32,
     show_progress: bool = False,
     report: IndexReport | None = None,
+    strict: bool = False,
 ) -> IndexReport:
-    """Indexes ``corpus`` into an open ``collection`` (see :func:`index` for the arguments).
+    """Indexes ``corpus`` into an open ``collection`` (see :func:`index` for the arguments;
+    ``strict``: see :func:`m3vdb.indexing.pipeline.index_documents`).
 
     Ctrl-C is held back while a batch is written, then raised as KeyboardInterrupt.
     """
@@ -166,6 +168,7 @@ def run(
             show_progress=show_progress,
             guard=guard,
             report=report,
+            strict=strict,
         )
         if prune:
             report.pruned = prune_folders(collection, corpus.folders, set(corpus.ids or ()), guard)

@@ -27,21 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m3vdb.indexing.chunking import BOOKKEEPING_KEYS
 from m3vdb.schemas.data import Document
 from m3vdb.schemas.errors import InputError
 
 SUFFIXES = (".txt", ".md", ".jsonl")
 # metadata keys the indexer writes; a JSONL document may not bring its own
-RESERVED_KEYS = (
-    "parent_id",
-    "chunk",
-    "chunks",
-    "char_start",
-    "char_end",
-    "content_hash",
-    "source_file",
-    "source_folders",
-)
+RESERVED_KEYS = (*BOOKKEEPING_KEYS, "source_file", "source_folders")
 
 
 #: The largest .txt / .md file, or JSONL line, read by default (``max_file_bytes``): a document

@@ -26,7 +26,9 @@ import numpy as np
 
 from m3vdb import Document, InputError
 from m3vdb.connectors import connect
-from m3vdb.connectors.base import Connector, FilterLike, HybridOptions, SearchMode, UpsertItem
+from m3vdb.connectors.base import Connector, FilterLike, HybridOptions, SearchMode
+from m3vdb.indexing import Corpus, run
+from m3vdb.indexing.chunking import user_metadata
 from m3vdb.langchain._langchain import Embeddings, LCDocument, VectorStore
 from m3vdb.langchain.embeddings import M3Embeddings
 from m3vdb.schemas.data import M3Embedding
@@ -59,7 +61,23 @@ def _encoder_of(embedding: object) -> Encoder | None:
 
 
 def _to_langchain(doc: Document) -> LCDocument:
-    return LCDocument(page_content=doc.text, metadata=dict(doc.metadata), id=doc.id)
+    return LCDocument(page_content=doc.text, metadata=user_metadata(doc.metadata), id=doc.id)
+
+
+class _DenseEmbeddingsEncoder:
+    """A LangChain ``Embeddings`` as an m3vdb ``Encoder`` of dense vectors only (what the
+    indexing library takes); it cannot tokenize, so texts are stored whole."""
+
+    def __init__(self, embeddings: Embeddings, dim: int) -> None:
+        self._embeddings = embeddings
+        self.dense_dim = dim
+        self.colbert_dim = dim
+
+    def encode(
+        self, texts: Sequence[str], *, dense: bool = True, sparse: bool = True, colbert: bool = True
+    ) -> list[M3Embedding]:
+        vectors = self._embeddings.embed_documents(list(texts))
+        return [M3Embedding(dense=np.asarray(v, dtype=np.float32)) for v in vectors]
 
 
 class M3VectorStore(VectorStore):
@@ -241,25 +259,23 @@ class M3VectorStore(VectorStore):
         out_ids = [i if i else uuid.uuid4().hex for i in (ids or [None] * len(items))]
         metas = [dict(m) for m in metadatas] if metadatas is not None else [{}] * len(items)
         docs = [Document(i, t, m) for i, t, m in zip(out_ids, items, metas)]
-        size = batch_size or self._batch_size
-        for start in range(0, len(docs), size):
-            batch = docs[start : start + size]
-            self._connector.upsert(self._with_embeddings(batch), batch_size=len(batch))
+        # the indexing library m3vdb index runs: long texts as windows, unchanged texts not
+        # encoded again, a changed one replaced as a whole
+        run(
+            self._connector,
+            Corpus.from_documents(docs),
+            encoder=self._indexing_encoder(),
+            batch_size=batch_size or self._batch_size,
+            strict=True,
+        )
         return out_ids
 
-    def _with_embeddings(self, docs: list[Document]) -> list[UpsertItem]:
-        texts = [d.text for d in docs]
-        spec = self._connector.spec
+    def _indexing_encoder(self) -> Encoder | None:
         if self._encoder is not None:
-            embs = self._encoder.encode(
-                texts, dense=spec.dense, sparse=spec.sparse, colbert=spec.colbert
-            )
-        elif self._dense_embedding is not None:
-            vectors = self._dense_embedding.embed_documents(texts)
-            embs = [M3Embedding(dense=np.asarray(v, dtype=np.float32)) for v in vectors]
-        else:
-            return list(docs)
-        return list(zip(docs, embs))
+            return self._encoder
+        if self._dense_embedding is not None:
+            return _DenseEmbeddingsEncoder(self._dense_embedding, self._connector.spec.dense_dim)
+        return getattr(self._connector, "encoder", None)  # the connector's own encoder
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
         """Deletes these ids; unknown ids are ignored.
@@ -273,7 +289,10 @@ class M3VectorStore(VectorStore):
                 "delete() needs the ids to delete; to delete the whole collection call "
                 "store.connector.drop()"
             )
-        self._connector.delete(list(ids))
+        ids = list(ids)
+        self._connector.delete(ids)
+        if ids:  # and the windows of long texts
+            self._connector.delete_where({"parent_id": {"in": ids}})
         return True
 
     # -- reads -------------------------------------------------------------------------
