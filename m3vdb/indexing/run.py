@@ -26,7 +26,7 @@ from m3vdb.indexing.interrupts import InterruptGuard, children_ignore_ctrl_c
 from m3vdb.indexing.pipeline import IndexReport, check_dimensions, index_documents, prune_folders
 from m3vdb.indexing.sources import DEFAULT_MAX_FILE_BYTES, Corpus, SourceLike
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.errors import CollectionNotFoundError, InputError
 from m3vdb.schemas.spec import IndexSpec
 
 #: An encoder, or a function that loads one when the run first has something to encode.
@@ -108,6 +108,8 @@ def index(
         else Corpus.of(sources, max_file_bytes=max_file_bytes)
     )
     check_plan(corpus, chunking=chunking, prune=prune)
+    if encoder is not None and not isinstance(encoder, Encoder):
+        encoder = _loader(encoder)  # loaded once, whoever asks first
     with _opened(target, collection, encoder, spec, options, recreate) as opened:
         return run(
             opened,
@@ -228,12 +230,21 @@ def _opened(
             f"collection must be a non-empty string when the target is a database, got "
             f"{collection!r}"
         )
-    if spec is None and encoder is not None and hasattr(encoder, "encode"):
-        spec = IndexSpec.for_encoder(encoder)
     with children_ignore_ctrl_c():
         if recreate:
             drop(target, collection=collection, options=options)
-        opened = connect(target, collection=collection, spec=spec, options=options)
+        if spec is None and encoder is not None and not isinstance(encoder, Encoder):
+            # an existing collection opens as it was built, without loading the model; a new
+            # one needs the model's dimensions, so the model is loaded to create it
+            try:
+                opened = connect(target, collection=collection, options=options, create=False)
+            except CollectionNotFoundError:
+                spec = IndexSpec.for_encoder(encoder())
+                opened = connect(target, collection=collection, spec=spec, options=options)
+        else:
+            if spec is None and encoder is not None:
+                spec = IndexSpec.for_encoder(encoder)
+            opened = connect(target, collection=collection, spec=spec, options=options)
     try:
         yield opened
     finally:

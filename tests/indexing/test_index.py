@@ -277,3 +277,22 @@ def test_grouped_search_returns_k_documents_each_by_its_best_window(
         first_of_each.setdefault(hit.metadata.get("parent_id", hit.id), hit.id)
     assert [h.id for h in grouped] == list(first_of_each.values())[:4]
     assert len(every) > 5  # windows: more entries than documents
+
+
+def test_an_encoder_loader_creates_a_new_collection_at_the_models_dimensions(
+    tmp_path: Path, tiny_encoder: M3Encoder
+) -> None:
+    """A function that loads the encoder: called once to learn a new collection's dimensions,
+    never for an existing one with nothing to encode."""
+    target = _target("qdrant-local", tmp_path)
+    calls: list[int] = []
+
+    def load() -> M3Encoder:
+        calls.append(1)
+        return tiny_encoder
+
+    assert m3vdb.index(_docs()[:2], target, collection="l", encoder=load).indexed == 2
+    assert calls == [1]
+    assert m3vdb.index(_docs()[:2], target, collection="l", encoder=_refuse_to_load).resumed == 2
+    (info,) = m3vdb.list_collections(target)
+    assert info.spec is not None and info.spec.dense_dim == tiny_encoder.dense_dim
