@@ -102,10 +102,10 @@ def matmul_ceiling(dtype: str = "float32", repeats: int = 5, device: str = "cpu"
         warnings.simplefilter("ignore")
         for m, k, n in shapes:
             if dtype == "int8":
-                from m3vdb.encoder.int8 import quantize_linear_int8
+                from m3vdb.encoder.int8 import quantize_fastest
 
                 layer = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
-                quantize_linear_int8(layer)
+                quantize_fastest(layer, rows=min(m, 256))  # the kernel M3Encoder would pick
                 a = torch.randn(m, k)
 
                 def step(a: Any = a, layer: Any = layer) -> Any:

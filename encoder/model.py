@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from itertools import chain
 
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint
-from m3vdb.encoder.int8 import quantize_linear_int8
+from m3vdb.encoder.int8 import Int8Choice, quantize_fastest
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.encoder.precision import DType, HardwareProbe, select_precision
@@ -108,10 +109,18 @@ class M3Encoder:
         max_batch_size: most texts per forward pass.
         hardware_probe: tells what the hardware supports, for ``dtype="auto"`` (injectable
             for tests); default: :func:`m3vdb.encoder.precision.probe_hardware`.
+        int8_kernel: for ``dtype="int8"``, the kernel to use (``"onednn-u8"``,
+            ``"onednn-s8"``, ``"int_mm"``); default: measured at load on the model's own
+            Linear shapes, the fastest kept (``m3vdb.encoder.int8.choose_int8_kernel``); when
+            none beats float32, one warning and the encoder stays in float32.
 
     Attributes:
-        precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8").
+        precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8"):
+            "float32" after an int8 fallback.
         dtype: the torch dtype activations flow in (float32 for int8).
+        int8_kernel: the int8 kernel in use, None when not int8 (or fallen back).
+        int8_choice: what the int8 measurement timed and chose (None unless ``dtype="int8"``):
+            its ``describe()`` is one log line.
     """
 
     def __init__(
@@ -123,6 +132,7 @@ class M3Encoder:
         token_budget: int | None = None,
         max_batch_size: int = 256,
         hardware_probe: HardwareProbe | None = None,
+        int8_kernel: str | None = None,
     ) -> None:
         self.device = torch.device(device or _default_device())
         resolved = select_precision(dtype, self.device, probe=hardware_probe)
@@ -136,12 +146,22 @@ class M3Encoder:
         self._backbone = checkpoint.backbone.to(self.device)
         # fuses Q/K/V first, so int8 converts the fused layer (one input quantisation)
         self._packed = PackedEncoder(self._backbone, quantized_activations=resolved.quantized)
+        self.int8_kernel: str | None = None
+        self.int8_choice: Int8Choice | None = None
         if resolved.quantized:
             # the backbone's Linear layers only: the heads stay float32 (2 of 98 GEMMs per
             # token; quantising the ColBERT head would add its error to every row)
-            self.int8_kernel: str | None = quantize_linear_int8(self._backbone)
-        else:
-            self.int8_kernel = None
+            self.int8_choice = quantize_fastest(self._backbone, rows=256, kernel=int8_kernel)
+            self.int8_kernel = self.int8_choice.kernel
+            if self.int8_kernel is None:
+                warnings.warn(
+                    "dtype='int8': no int8 kernel ran faster than float32 on this CPU, so the "
+                    f"encoder runs in float32 (measured: {self.int8_choice.timings()}); use dtype='auto' "
+                    "to get the fastest float precision without this check",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.precision = "float32"
         self._colbert_linear = checkpoint.colbert_linear.to(self.device)
         self._sparse_linear = checkpoint.sparse_linear.to(self.device)
         self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size
