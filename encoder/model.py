@@ -156,8 +156,8 @@ class M3Encoder:
             if self.int8_kernel is None:
                 warnings.warn(
                     "dtype='int8': no int8 kernel ran faster than float32 on this CPU, so the "
-                    f"encoder runs in float32 (measured: {self.int8_choice.timings()}); use dtype='auto' "
-                    "to get the fastest float precision without this check",
+                    f"encoder runs in float32 (measured: {self.int8_choice.timings()}); use "
+                    "dtype='auto' to get the fastest float precision without this check",
                     RuntimeWarning,
                     stacklevel=2,
                 )
