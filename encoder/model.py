@@ -19,7 +19,6 @@ from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.encoder.precision import DType, HardwareProbe, Precision, select_precision
-from m3vdb.encoder.token_ids import TokenIds
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
 
@@ -157,7 +156,6 @@ class M3Encoder:
         )
         self.max_batch_size = max_batch_size
         tok = self.tokenizer
-        self._token_ids = TokenIds.of(tok)  # None: transformers' call instead (same ids)
         self._pad_id = int(tok.pad_token_id)  # type: ignore[attr-defined]
         self._cls_id = int(tok.cls_token_id)  # type: ignore[attr-defined]
         self._eos_id = int(tok.eos_token_id)  # type: ignore[attr-defined]
@@ -292,8 +290,6 @@ class M3Encoder:
         limit = self._check_max_length(max_length)
         if not items:
             return []
-        if self._token_ids is not None:
-            return self._token_ids(items, limit if truncate else None)
         ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
             items,
             truncation=truncate,
