@@ -109,7 +109,8 @@ def export_onnx(
     import_optional("onnx", package="onnx", extra="onnx", purpose="ONNX export")
     quantization = _onnxruntime_quantization() if int8 else None
     checkpoint = load_checkpoint(model, dtype=torch.float32)
-    config = checkpoint.backbone.config  # type: ignore[attr-defined]
+    backbone: Any = checkpoint.backbone  # transformers' model: its config is untyped here
+    config = backbone.config
     graph = _EncoderGraph(
         checkpoint.backbone, checkpoint.colbert_linear, checkpoint.sparse_linear
     ).eval()
