@@ -150,7 +150,9 @@ class M3Encoder:
         if folder is not None:
             resolved = self._load_onnx(folder, device, dtype)
         else:
-            resolved = self._load_torch(model, device, dtype, hardware_probe, int8_kernel)
+            resolved = self._load_torch(
+                model, device, dtype, hardware_probe, int8_kernel, token_budget
+            )
         self.token_budget = token_budget or default_token_budget(
             self.device, hidden_size=self.dense_dim, dtype_bytes=resolved.compute_dtype.itemsize
         )
@@ -171,6 +173,7 @@ class M3Encoder:
         dtype: DType,
         hardware_probe: HardwareProbe | None,
         int8_kernel: str | None,
+        token_budget: int | None,
     ) -> Precision:
         self.runtime = "torch"
         self.device = torch.device(device or _default_device())
@@ -188,7 +191,11 @@ class M3Encoder:
         if resolved.quantized:
             # the backbone's Linear layers only: the heads stay float32 (2 of 98 GEMMs per
             # token; quantising the ColBERT head would add its error to every row)
-            self.int8_choice = quantize_fastest(self._backbone, rows=256, kernel=int8_kernel)
+            # timed on batches of the encoder's own size (its CPU token budget, at most 1024
+            # rows): at 256 rows unsigned oneDNN and _int_mm tied,
+            # at 1024 the former ran 1.8x faster (bench/README.md, "int8 kernels")
+            rows = min(token_budget or 1024, 1024)
+            self.int8_choice = quantize_fastest(self._backbone, rows=rows, kernel=int8_kernel)
             self.int8_kernel = self.int8_choice.kernel
             if self.int8_kernel is None:
                 warnings.warn(

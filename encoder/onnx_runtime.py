@@ -85,6 +85,11 @@ class OnnxModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        # ONNX Runtime's threads spin between operators by default: on a CPU shared with
+        # other work (or with the server's own threads) that took the cores from the thread
+        # they wait for. Off, the mixed corpus ran in 5.3 s against 10.7 s with spinning and
+        # 6.6 s for torch float32 (small checkpoint, 2 cores, loaded machine; bench/README.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not (folder / MODEL_FILE).is_file():
             raise CheckpointError(
                 f"{folder} has an m3vdb ONNX manifest but no {MODEL_FILE}; export it again"
