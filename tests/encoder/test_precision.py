@@ -184,7 +184,8 @@ def test_int8_kernel_is_chosen_by_measurement_or_falls_back(tiny_model_dir, recw
     if choice.kernel is None:
         assert enc.int8_kernel is None and enc.precision == "float32" and not int8_layers
         assert all(choice.seconds[k] >= choice.seconds["float32"] for k in choice.seconds)
-        assert [w.category for w in recwarn.list] == [RuntimeWarning]
+        ours = [w for w in recwarn.list if "no int8 kernel ran faster" in str(w.message)]
+        assert len(ours) == 1 and ours[0].category is RuntimeWarning
     else:
         assert enc.int8_kernel == choice.kernel and enc.precision == "int8"
         assert choice.seconds[choice.kernel] < choice.seconds["float32"]
