@@ -70,6 +70,9 @@ ARCHS: dict[str, dict[str, int]] = {
     ),
 }
 DTYPES = ("float32", "bfloat16", "int8")
+# ONNX Runtime rows: the checkpoint exported once per run (m3vdb.encoder.onnx_export) and
+# loaded by M3Encoder(folder); each maps to the ceiling of the dtype it computes in
+ORT_ROWS = {"ort-float32": "float32", "ort-int8": "int8"}
 GPU_DTYPES = ("float16",)  # choosable with --dtypes (FlagEmbedding on a GPU runs fp16)
 LENGTHS = (16, 64, 256, 1024, 4096)
 
@@ -102,10 +105,10 @@ def matmul_ceiling(dtype: str = "float32", repeats: int = 5, device: str = "cpu"
         warnings.simplefilter("ignore")
         for m, k, n in shapes:
             if dtype == "int8":
-                from m3vdb.encoder.int8 import quantize_linear_int8
+                from m3vdb.encoder.int8 import quantize_fastest
 
                 layer = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
-                quantize_linear_int8(layer)
+                quantize_fastest(layer, rows=min(m, 256))  # the kernel M3Encoder would pick
                 a = torch.randn(m, k)
 
                 def step(a: Any = a, layer: Any = layer) -> Any:
@@ -142,7 +145,8 @@ def ceilings(dtypes: list[str], device: str = "cpu") -> dict[str, dict[str, Any]
 
 def _ceiling_of(impl: str, args: argparse.Namespace) -> float:
     flag_dtype = "float32" if args.device == "cpu" else "float16"
-    return float(args.ceiling[flag_dtype if impl == "flag" else impl]["gflops"])
+    dtype = flag_dtype if impl == "flag" else ORT_ROWS.get(impl, impl)
+    return float(args.ceiling[dtype]["gflops"])
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -151,7 +155,14 @@ def _load(args: argparse.Namespace) -> Any:
     if args.impl != "flag":
         from m3vdb.encoder import M3Encoder
 
-        model = M3Encoder(args.model, device=args.device, dtype=args.impl)
+        # an ORT row's --model is its exported folder, which runs in its exported precision
+        dtype = "auto" if args.impl in ORT_ROWS else args.impl
+        model = M3Encoder(args.model, device=args.device, dtype=dtype)
+        print(
+            json.dumps({"runtime": model.runtime, "precision": model.precision,
+                        "int8_kernel": model.int8_kernel}),
+            file=sys.stderr,
+        )  # fmt: skip
 
         def run(batch: list[str]) -> tuple[Any, Any, Any]:
             embs = model.encode(batch, max_length=args.max_length, **outputs)
@@ -267,7 +278,7 @@ def _measure(
 ) -> dict[str, Any]:
     cmd = [
         sys.executable, __file__, "--worker", impl, "--outputs", outputs,
-        "--model", str(args.model), "--corpus", str(corpus),
+        "--model", str(args.onnx.get(impl, args.model)), "--corpus", str(corpus),
         "--max-length", str(args.max_length), "--suite", suite,
         "--flag-batch-size", str(args.flag_batch_size), "--threads", str(args.threads),
         "--device", args.device,
@@ -277,6 +288,9 @@ def _measure(
     if done.returncode != 0:
         raise SystemExit(f"{impl} worker failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if impl != "flag":  # what the encoder resolved (int8: the kernel measured at load)
+        loaded = [x for x in done.stderr.splitlines() if x.startswith('{"runtime"')]
+        result.update(json.loads(loaded[-1]) if loaded else {})
     print(f"  {suite} {impl} {outputs}: {result}", file=sys.stderr, flush=True)  # progress
     return result
 
@@ -586,7 +600,14 @@ def main() -> None:
         choices=["mixed", "lengths", "long", "quality"],
         default=["mixed"],
     )
-    parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, *GPU_DTYPES], default=list(DTYPES))
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=[*DTYPES, *GPU_DTYPES, *ORT_ROWS],
+        default=None,
+        help="rows (default: float32 bfloat16 int8, and ort-float32 ort-int8 where "
+        "onnxruntime is installed)",
+    )
     parser.add_argument("--no-flag", action="store_true", help="skip the FlagEmbedding row")
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (FlagEmbedding then runs fp16)"
@@ -606,7 +627,9 @@ def main() -> None:
     parser.add_argument("--flag-batch-size", type=int, default=256, help="FlagEmbedding's default")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--worker", choices=[*DTYPES, *GPU_DTYPES, "flag"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=[*DTYPES, *GPU_DTYPES, *ORT_ROWS, "flag"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--dump", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -627,7 +650,15 @@ def main() -> None:
             args.model = _build(args.build, tmp / "ckpt")
         tokenizer = load_tokenizer(Path(args.model))
         config = json.loads((Path(args.model) / "config.json").read_text())
+        if args.dtypes is None:
+            args.dtypes = [*DTYPES, *(ORT_ROWS if _ort_available() else ())]
         impls = _impls(args)
+        args.onnx = _export_onnx_rows(impls, args.model, tmp)
+        torch_dtypes = [d for d in args.dtypes if d not in ORT_ROWS]
+        # the ORT rows' fractions are of the torch ceiling of the dtype they compute in
+        args.dtypes = list(
+            dict.fromkeys(torch_dtypes + [ORT_ROWS[d] for d in impls if d in ORT_ROWS])
+        )
         ceiling_before = ceilings(args.dtypes, args.device)
         args.ceiling = ceiling_before
         print(
@@ -659,6 +690,24 @@ def main() -> None:
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+def _ort_available() -> bool:
+    check = "import onnxruntime, onnx"
+    return subprocess.run([sys.executable, "-c", check], capture_output=True).returncode == 0
+
+
+def _export_onnx_rows(impls: list[str], model: str, tmp: Path) -> dict[str, Path]:
+    """The ONNX folder of each ORT row, exported once for the run (not timed)."""
+    from m3vdb.encoder.onnx_export import export_onnx
+
+    folders = {}
+    for impl in impls:
+        if impl in ORT_ROWS:
+            start = time.perf_counter()
+            folders[impl] = export_onnx(model, tmp / impl, int8=impl == "ort-int8")
+            print(f"exported {impl} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return folders
 
 
 def _build(arch: str, out: Path) -> Path:

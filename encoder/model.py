@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from m3vdb.encoder.batching import plan_batches
-from m3vdb.encoder.checkpoint import load_checkpoint
-from m3vdb.encoder.int8 import quantize_linear_int8
+from m3vdb.encoder.checkpoint import load_checkpoint, load_tokenizer
+from m3vdb.encoder.int8 import Int8Choice, quantize_fastest
+from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
-from m3vdb.encoder.precision import DType, HardwareProbe, select_precision
+from m3vdb.encoder.precision import DType, HardwareProbe, Precision, select_precision
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 from m3vdb.schemas.errors import InputError
 
@@ -90,10 +93,16 @@ class M3Encoder:
         embs = enc.encode(["a text"], dense=True, sparse=True, colbert=True)
         embs[0].dense, embs[0].sparse, embs[0].colbert
 
+    Two runtimes, chosen by what ``model`` is: a checkpoint runs on torch; a folder written by
+    ``m3vdb export-onnx`` (``m3vdb.encoder.onnx_export.export_onnx``: it holds
+    ``m3vdb_onnx.json``) runs on ONNX Runtime's CPU provider (``pip install 'm3vdb[onnx]'``),
+    in the precision it was exported in (float32: the torch float32 outputs to ~1e-6; int8),
+    with the same API and outputs. ``runtime`` says which.
+
     Args:
-        model: a hub id (downloaded once into the Hugging Face cache) or a local checkpoint
+        model: a hub id (downloaded once into the Hugging Face cache), a local checkpoint
             directory holding the transformers model, ``tokenizer.json``,
-            ``colbert_linear.pt`` and ``sparse_linear.pt``.
+            ``colbert_linear.pt`` and ``sparse_linear.pt``, or an exported ONNX folder.
         device: "cpu", "cuda", "cuda:1", "mps"...; default: CUDA when present, else MPS, else CPU.
         dtype: "auto" (default): bfloat16 on a CPU with native bf16 (AVX512-BF16 or AMX) and on
             a CUDA device that supports it, float16 on other CUDA devices, float32 elsewhere.
@@ -108,10 +117,19 @@ class M3Encoder:
         max_batch_size: most texts per forward pass.
         hardware_probe: tells what the hardware supports, for ``dtype="auto"`` (injectable
             for tests); default: :func:`m3vdb.encoder.precision.probe_hardware`.
+        int8_kernel: for ``dtype="int8"``, the kernel to use (``"onednn-u8"``,
+            ``"onednn-s8"``, ``"int_mm"``); default: measured at load on the model's own
+            Linear shapes, the fastest kept (``m3vdb.encoder.int8.choose_int8_kernel``); when
+            none beats float32, one warning and the encoder stays in float32.
 
     Attributes:
-        precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8").
+        runtime: "torch" or "onnxruntime".
+        precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8"):
+            "float32" after an int8 fallback.
         dtype: the torch dtype activations flow in (float32 for int8).
+        int8_kernel: the int8 kernel in use, None when not int8 (or fallen back).
+        int8_choice: what the int8 measurement timed and chose (None unless ``dtype="int8"``):
+            its ``describe()`` is one log line.
     """
 
     def __init__(
@@ -123,7 +141,41 @@ class M3Encoder:
         token_budget: int | None = None,
         max_batch_size: int = 256,
         hardware_probe: HardwareProbe | None = None,
+        int8_kernel: str | None = None,
     ) -> None:
+        self.int8_kernel: str | None = None
+        self.int8_choice: Int8Choice | None = None
+        self._onnx: OnnxModel | None = None
+        folder = onnx_folder(model)
+        if folder is not None:
+            resolved = self._load_onnx(folder, device, dtype)
+        else:
+            resolved = self._load_torch(
+                model, device, dtype, hardware_probe, int8_kernel, token_budget
+            )
+        self.token_budget = token_budget or default_token_budget(
+            self.device, hidden_size=self.dense_dim, dtype_bytes=resolved.compute_dtype.itemsize
+        )
+        self.max_batch_size = max_batch_size
+        tok = self.tokenizer
+        self._pad_id = int(tok.pad_token_id)  # type: ignore[attr-defined]
+        self._cls_id = int(tok.cls_token_id)  # type: ignore[attr-defined]
+        self._eos_id = int(tok.eos_token_id)  # type: ignore[attr-defined]
+        # FlagEmbedding drops these ids from the lexical weights
+        self._unused_ids = np.array(
+            sorted({self._cls_id, self._eos_id, self._pad_id, int(tok.unk_token_id)})  # type: ignore[attr-defined]
+        )
+
+    def _load_torch(
+        self,
+        model: str | os.PathLike[str],
+        device: str | None,
+        dtype: DType,
+        hardware_probe: HardwareProbe | None,
+        int8_kernel: str | None,
+        token_budget: int | None,
+    ) -> Precision:
+        self.runtime = "torch"
         self.device = torch.device(device or _default_device())
         resolved = select_precision(dtype, self.device, probe=hardware_probe)
         self.precision = resolved.name
@@ -139,30 +191,56 @@ class M3Encoder:
         if resolved.quantized:
             # the backbone's Linear layers only: the heads stay float32 (2 of 98 GEMMs per
             # token; quantising the ColBERT head would add its error to every row)
-            self.int8_kernel: str | None = quantize_linear_int8(self._backbone)
-        else:
-            self.int8_kernel = None
+            # timed on batches of the encoder's own size (its CPU token budget, at most 1024
+            # rows): at 256 rows unsigned oneDNN and _int_mm tied,
+            # at 1024 the former ran 1.8x faster (bench/README.md, "int8 kernels")
+            rows = min(token_budget or 1024, 1024)
+            self.int8_choice = quantize_fastest(self._backbone, rows=rows, kernel=int8_kernel)
+            self.int8_kernel = self.int8_choice.kernel
+            if self.int8_kernel is None:
+                warnings.warn(
+                    "dtype='int8': no int8 kernel ran faster than float32 on this CPU, so the "
+                    f"encoder runs in float32 (measured: {self.int8_choice.timings()}); use "
+                    "dtype='auto' to get the fastest float precision without this check",
+                    RuntimeWarning,
+                    stacklevel=3,  # the caller of M3Encoder()
+                )
+                self.precision = "float32"
         self._colbert_linear = checkpoint.colbert_linear.to(self.device)
         self._sparse_linear = checkpoint.sparse_linear.to(self.device)
         self.dense_dim = int(checkpoint.colbert_linear.in_features)  # the hidden size
         self.colbert_dim = int(checkpoint.colbert_linear.out_features)
-        self.token_budget = token_budget or default_token_budget(
-            self.device, hidden_size=self.dense_dim, dtype_bytes=self.dtype.itemsize
-        )
-        self.max_batch_size = max_batch_size
-        tok = self.tokenizer
-        self._pad_id = int(tok.pad_token_id)  # type: ignore[attr-defined]
-        self._cls_id = int(tok.cls_token_id)  # type: ignore[attr-defined]
-        self._eos_id = int(tok.eos_token_id)  # type: ignore[attr-defined]
-        # FlagEmbedding drops these ids from the lexical weights
-        self._unused_ids = np.array(
-            sorted({self._cls_id, self._eos_id, self._pad_id, int(tok.unk_token_id)})  # type: ignore[attr-defined]
-        )
+        return resolved
+
+    def _load_onnx(self, folder: Path, device: str | None, dtype: DType) -> Precision:
+        self.runtime = "onnxruntime"
+        if device not in (None, "cpu"):
+            raise InputError(
+                f"{folder} is an ONNX export, which runs on the CPU (ONNX Runtime's CPU "
+                f"provider); got device={device!r}: pass device='cpu' or the checkpoint itself"
+            )
+        self._onnx = OnnxModel(folder)
+        manifest = self._onnx.manifest
+        if dtype not in ("auto", manifest.precision):
+            raise InputError(
+                f"{folder} was exported in {manifest.precision}, and an ONNX export runs in the "
+                f"precision it was exported in; got dtype={dtype!r}: pass dtype='auto' or "
+                f"export again (m3vdb export-onnx{' --int8' if dtype == 'int8' else ''})"
+            )
+        self.device = torch.device("cpu")
+        self.precision = manifest.precision
+        self.dtype = torch.float32
+        self.model_path = folder
+        self.tokenizer = load_tokenizer(folder)
+        self.max_length = manifest.max_positions
+        self.dense_dim = manifest.hidden_size
+        self.colbert_dim = manifest.colbert_dim
+        return Precision(manifest.precision, torch.float32)
 
     def __repr__(self) -> str:
         return (
             f"M3Encoder({str(self.model_path)!r}, device={str(self.device)!r}, "
-            f"dtype={self.precision!r})"
+            f"dtype={self.precision!r}, runtime={self.runtime!r})"
         )
 
     def encode(
@@ -355,6 +433,15 @@ class M3Encoder:
     def _forward(
         self, ids: list[list[int]], dense: bool, sparse: bool, colbert: bool
     ) -> list[M3Embedding]:
+        if self._onnx is not None:
+            return self._onnx.forward(
+                ids,
+                pad_id=self._pad_id,
+                unused_ids=self._unused_ids,
+                dense=dense,
+                sparse=sparse,
+                colbert=colbert,
+            )
         packing = Packing.of([len(x) for x in ids])
         flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=packing.total)
         hidden = self._packed(torch.from_numpy(flat).to(self.device), packing)

@@ -12,7 +12,9 @@ The rule for ``dtype="auto"`` (measured reasons in ``bench/README.md``):
 
 ``float32`` is the reference-equal path (FlagEmbedding's outputs to about 1e-5). ``int8`` is
 opt-in: the backbone's Linear layers with int8 weights (one scale per output row) and int8
-activations (one scale per token), CPU only (``encoder/int8.py``); everything else fp32.
+activations (one scale per token), CPU only (``encoder/int8.py``: the int8 kernel is chosen by
+timing each one on the model's shapes at load, and the encoder stays float32 with a warning
+when none beats float32); everything else fp32.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from m3vdb.cli import onnx_export
+
 if TYPE_CHECKING:
     from m3vdb.schemas.errors import M3VDBError
 
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _add_serve_parser(commands)
+    onnx_export.add_parser(commands)
     return parser
 
 
@@ -599,6 +602,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
     "drop": cmd_drop,
     "serve": cmd_serve,
+    "export-onnx": onnx_export.run,
 }
 
 

@@ -8,11 +8,22 @@ arrive meanwhile, so batches grow across requests as they would if every text we
 front. No text waits forever: once the oldest waiting text has been passed over
 ``MAX_SKIPS`` times, its batch runs next. When the model is idle, the first arrival waits at
 most ``max_wait_s`` for others (less if the waiting tokens fill the token budget). A request
-is answered as soon as its last text is done. So 32 clients sending one text each cost about
-what one client sending 32 texts costs, and a text's outputs do not depend on which request
-it came with beyond fp32 batching noise (the matrix multiplies' blocking depends on the
-batch's total tokens: ~1e-7 on the tiny test checkpoint; 2.8e-6 measured on the real
-architecture by ``bench/serve.py`` with the padded batches of m3vdb 0.2).
+is answered as soon as its last text is done.
+
+Clients that send one request at a time come back as soon as they are answered. If the
+worker started the next pass at once, it would take only the requests that happened to
+arrive during the last pass: 32 such clients split into small batches that cost more per
+text (``bench/serve.py``: a mean batch of 8-12 texts for 32 clients). So the worker notes how
+many texts the server held when a pass ended (that pass's and those queued meanwhile: the
+clients in flight), and before the next pass waits until as many are queued again, or the
+token budget is full, for at most ``REFILL_SHARE`` of the last pass's duration
+(``MAX_REFILL_S`` at most). A lone sequential client never waits (it is the only one held);
+clients that went away are not counted at the next pass. During that wait the cores answer
+and parse requests instead of competing with the model for them. So 32 clients sending one
+text each cost about what one client sending 32 texts costs, and a text's outputs do not
+depend on which request it came with beyond fp32 batching noise (the matrix multiplies'
+blocking depends on the batch's total tokens: ~1e-7 on the tiny test checkpoint; 2.8e-6
+measured on the real architecture by ``bench/serve.py`` with the padded batches of m3vdb 0.2).
 
 The bound is on texts admitted and not yet answered (``max_pending_inputs``): beyond it
 ``submit`` raises ``QueueFullError`` with a retry delay estimated from the recent throughput.
@@ -40,6 +51,10 @@ if TYPE_CHECKING:
 
 # How many forward passes may run other texts while the oldest waiting text waits.
 MAX_SKIPS = 4
+# After a forward pass, how long the worker may wait for the clients it just answered to send
+# their next request: this share of that pass's duration, and at most MAX_REFILL_S seconds.
+REFILL_SHARE = 0.5
+MAX_REFILL_S = 0.1
 
 
 class TokenEncoder(Protocol):
@@ -168,6 +183,11 @@ class DynamicBatcher:
         self._admitted_inputs = 0  # queued or being encoded, not yet answered
         self._admitted_tokens = 0
         self._tokens_per_s = 0.0  # recent throughput, for Retry-After
+        # the texts held when the last pass ended (the clients in flight), when it ended and
+        # how long it took: the refill wait before the next pass
+        self._in_flight = 0
+        self._last_end = 0.0
+        self._last_seconds = 0.0
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="m3vdb-batcher", daemon=True)
 
@@ -270,6 +290,7 @@ class DynamicBatcher:
                 if remaining <= 0 or not self._queue:
                     break
                 self._cond.wait(remaining)
+            self._wait_for_clients_in_flight()
             if not self._queue:
                 return [] if not self._closing else None
             # every waiting text, oldest first; plan them all
@@ -299,6 +320,19 @@ class DynamicBatcher:
             self._observe_queue()
             return chosen
 
+    def _wait_for_clients_in_flight(self) -> None:
+        """Waits (inside ``_cond``) until as many texts are queued as the server held when the
+        last pass ended, or the token budget is full, or the refill time is up (see the
+        module docstring)."""
+        deadline = self._last_end + min(REFILL_SHARE * self._last_seconds, MAX_REFILL_S)
+        while not self._closing and self._queued_tokens < self._encoder.token_budget:
+            if sum(len(job._waiting) for job in self._queue) >= self._in_flight:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
     def _process(self, batch: list[tuple[Job, int]]) -> None:
         live = [(job, i) for job, i in batch if not job.future.done()]
         if not live:
@@ -314,6 +348,8 @@ class DynamicBatcher:
                 ids, dense=outputs.dense, sparse=outputs.sparse, colbert=outputs.colbert
             )
         except Exception as exc:  # answer the requests instead of killing the worker
+            with self._cond:
+                self._in_flight = 0
             for job in jobs:
                 job._fail(exc)
             return
@@ -326,6 +362,10 @@ class DynamicBatcher:
             )
         if self._metrics is not None:
             self._metrics.observe_batch(len(ids), tokens, seconds)
+        with self._cond:  # before delivering: the clients of this pass still count
+            self._in_flight = self._admitted_inputs
+            self._last_seconds = seconds
+            self._last_end = time.monotonic()
         for (job, i), emb in zip(live, embs):
             if not job.future.done():
                 job._deliver(i, emb)
