@@ -123,6 +123,9 @@ class M3Encoder:
             none beats float32, one warning and the encoder stays in float32.
 
     Attributes:
+        model_name: the model as given (a hub id or a directory): what ``IndexSpec.for_encoder``
+            records in a collection.
+        model_path: the checkpoint directory it was loaded from.
         runtime: "torch" or "onnxruntime".
         precision: the resolved dtype name ("float32", "bfloat16", "float16" or "int8"):
             "float32" after an int8 fallback.
@@ -143,6 +146,9 @@ class M3Encoder:
         hardware_probe: HardwareProbe | None = None,
         int8_kernel: str | None = None,
     ) -> None:
+        # the model as the caller named it (a hub id stays a hub id, not its cache folder):
+        # what a collection records as the model it was built with
+        self.model_name = str(model)
         self.int8_kernel: str | None = None
         self.int8_choice: Int8Choice | None = None
         self._onnx: OnnxModel | None = None

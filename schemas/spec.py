@@ -152,8 +152,8 @@ class IndexSpec:
 
 
 def model_of(encoder: object) -> str | None:
-    """The model an encoder names: ``model_name`` (``RemoteEncoder``), else ``model_path``
-    (``M3Encoder``), else None."""
+    """The model an encoder names: ``model_name`` (``M3Encoder``: the hub id or directory it
+    was given; ``RemoteEncoder``: the server's model), else ``model_path``, else None."""
     for attribute in ("model_name", "model_path"):
         value = getattr(encoder, attribute, None)
         if value is not None:

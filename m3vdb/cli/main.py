@@ -556,14 +556,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_wait_s=args.max_wait_ms / 1000,
         max_body_bytes=args.max_body_bytes,
     )
+    encoder = load_encoder(args.model, device=args.device, dtype=args.dtype)
+    print(serve_banner(encoder, config.model_name, args.host, args.port), file=sys.stderr)
     run_server(
-        load_encoder(args.model, device=args.device, dtype=args.dtype),
+        encoder,
         config,
         host=args.host,
         port=args.port,
         log_level="info" if args.verbose else "warning",
     )
     return 0
+
+
+def serve_banner(encoder: Any, model_name: str, host: str, port: int) -> str:
+    """The one line ``m3vdb serve`` prints at start: where, which model, how it runs (runtime,
+    precision, the int8 kernel measured at load) and the routes."""
+    how = f"{getattr(encoder, 'runtime', 'torch')} {getattr(encoder, 'precision', '?')}"
+    choice = getattr(encoder, "int8_choice", None)
+    if choice is not None:
+        how += f", int8 kernel {choice.describe()}"
+    return (
+        f"m3vdb serve: {model_name} ({how}) on http://{host}:{port}; routes /v1/embeddings "
+        "/v1/models (OpenAI), /embed /embed_sparse /embed_all /tokenize /info (TEI), /encode, "
+        "/health, /metrics"
+    )
 
 
 def _spec(args: argparse.Namespace) -> Any:

@@ -574,7 +574,7 @@ def test_graceful_shutdown_finishes_the_requests_in_flight(
 
 
 def test_cli_serve_builds_the_server_from_its_options(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``m3vdb serve`` loads the model and serves it with the options given (uvicorn.run is
     replaced by the in-thread server; the signal path is uvicorn's own ``should_exit``, tested
@@ -598,6 +598,11 @@ def test_cli_serve_builds_the_server_from_its_options(
     assert seen["info"]["max_input_length"] == 64
     assert seen["info"]["model_id"] == str(tiny_model_dir)
     assert seen["without key"] == 401 and seen["with key"].status_code == 200
+    (banner,) = capsys.readouterr().err.splitlines()  # one line at start, before any request
+    assert banner.startswith(
+        f"m3vdb serve: {tiny_model_dir} (torch float32) on http://127.0.0.1:9999"
+    )
+    assert "/v1/embeddings" in banner and "/encode" in banner
 
 
 def test_cli_serve_refuses_impossible_limits_before_loading(
