@@ -28,6 +28,7 @@ from m3vdb.schemas.errors import (
     SchemaMismatchError,
 )
 from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.strings import check_document_strings, check_id
 
 if TYPE_CHECKING:
     from m3vdb.schemas.encoding import Encoder
@@ -87,6 +88,7 @@ def validate_document(doc: object, position: int) -> Document:
             "it or give it text"
         )
     validate_metadata(doc.metadata, doc.id)
+    check_document_strings(doc)
     return doc
 
 
@@ -559,11 +561,7 @@ class BaseConnector(ABC, Generic[ClientT]):
     @staticmethod
     def _check_ids(ids: Sequence[str]) -> list[str]:
         """``ids`` as a list; InputError for a single string or an id that is not a
-        non-empty string (no stored document has one)."""
+        non-empty string of valid Unicode (no stored document has one)."""
         if isinstance(ids, str):
             raise InputError("pass a list of ids, not a single string")
-        out = list(ids)
-        for i in out:
-            if not isinstance(i, str) or not i:
-                raise InputError(f"ids must be non-empty strings, got {i!r}")
-        return out
+        return [check_id(i) for i in ids]

@@ -212,7 +212,7 @@ class MilvusConnector(BaseConnector[Any]):
     def _write_batch(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """Checks Milvus's limits for every document, then lets the layout write the batch."""
         for doc, _ in pairs:
-            ms.check_document_limits(doc)
+            ms.check_document_limits(doc, lite=self._caps.lite)
         self._colbert.write(pairs)
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -220,9 +220,19 @@ class MilvusConnector(BaseConnector[Any]):
         ids = self._check_ids(ids)
         c = self._client
         for chunk in batched(ids, IDS_PER_QUERY):
-            # Main entities first: rows without a main entity are invisible to readers.
-            self._call("delete", partial(c.delete, self._collection, ids=chunk))
+            # Main entities first: rows without a main entity are invisible to readers. By
+            # our escaped expression: pymilvus's ``ids=`` pastes ids unescaped.
+            expr = ms.ids_expression(self._spec.fields.id, chunk)
+            self._call("delete", partial(c.delete, self._collection, filter=expr))
             self._colbert.delete(chunk)
+
+    def _check_ids(self, ids: Sequence[str]) -> list[str]:  # type: ignore[override]
+        """The base checks, then InputError for an id Milvus cannot address (no stored
+        document has one: :func:`m3vdb.schemas.milvus.id_problem`)."""
+        out = super()._check_ids(ids)
+        for i in out:
+            ms.check_id(i, lite=self._caps.lite)
+        return out
 
     def drop(self) -> None:
         """Drops the collection and what its layout created with it (a companion collection);
@@ -247,25 +257,40 @@ class MilvusConnector(BaseConnector[Any]):
 
     def scan(self, filter: FilterLike = None, *, batch_size: int = 1000) -> Iterator[Document]:
         """Every stored document matching ``filter`` (all of them without one), in pages of
-        ``batch_size`` through Milvus's query iterator; order unspecified."""
+        ``batch_size`` in id order.
+
+        Paged by our own id cursor (:func:`m3vdb.schemas.milvus.after_id_expression`), not by
+        pymilvus's ``query_iterator``, which pastes the last id of a page between double
+        quotes unescaped: an id holding ``"`` made it retry a parse error forever, or widen
+        the filter."""
         if batch_size <= 0:
             raise InputError(f"batch_size must be positive, got {batch_size}")
         names = self._spec.fields
         expr = ms.compile_filter(parse_filter(filter), names.metadata)
         fields = [names.id, *self._colbert.read_fields()]
         c = self._client
-        iterator = self._call(
-            "query iterator",
-            lambda: c.query_iterator(
-                self._collection, batch_size=batch_size, filter=expr, output_fields=fields
-            ),
-        )
-        try:
-            while page := self._call("query iterator page", iterator.next):
-                for row in page:
-                    yield ms.document_from_row(row, self._spec)
-        finally:
-            iterator.close()
+        last: str | None = None
+        while True:
+            cursor = "" if last is None else ms.after_id_expression(names.id, last)
+            where = ms.and_expressions(cursor, expr)
+            page = self._call(
+                "query page",
+                partial(
+                    c.query,
+                    self._collection,
+                    filter=where,
+                    output_fields=fields,
+                    limit=batch_size,
+                    # what query_iterator asks for: each page sorted by primary key
+                    iterator="True",
+                    reduce_stop_for_best="True",
+                ),
+            )
+            for row in page:
+                yield ms.document_from_row(row, self._spec)
+            if len(page) < batch_size:
+                return
+            last = str(page[-1][names.id])
 
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""

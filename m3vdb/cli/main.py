@@ -542,7 +542,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = ServeConfig(  # checked before the model loads
         model_name=args.model_name or str(args.model),
-        api_key=args.api_key or None,
+        api_key=args.api_key,  # '' (flag or $M3VDB_API_KEY) is refused, not 'no key'
         max_inputs_per_request=args.max_inputs_per_request,
         max_input_tokens=args.max_input_tokens,
         max_pending_inputs=args.max_pending_inputs,
