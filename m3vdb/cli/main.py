@@ -312,7 +312,11 @@ def explain(exc: BaseException) -> tuple[str, int]:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """One line with every control character made visible (messages quote data: ids, file
+    names, texts): ``render.visible``."""
+    from m3vdb.cli.render import visible
+
+    return visible(" ".join(text.split()))
 
 
 def _quiet_warnings() -> None:
@@ -519,9 +523,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_drop(args: argparse.Namespace) -> int:
     """``m3vdb drop``: asks first unless --yes; no model loaded."""
     from m3vdb.cli import database
+    from m3vdb.cli.render import visible
     from m3vdb.schemas.errors import InputError
 
-    what = f"collection {args.collection!r} at {args.db}"
+    what = visible(f"collection {args.collection!r} at {args.db}")
     if not args.yes:
         if not sys.stdin.isatty():
             raise InputError(f"m3vdb drop deletes {what} and all it holds: pass --yes to confirm")
