@@ -306,6 +306,21 @@ def _finite_floats(values: list[Any], what: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def _embedding(item: dict[str, Any]) -> M3Embedding:
+    """The outputs one ``/encode`` item holds, decoded (dimensions not checked: for callers
+    that read the wire format directly; :meth:`RemoteEncoder.encode` checks everything)."""
+    dense = item.get("dense")
+    return M3Embedding(
+        dense=None
+        if dense is None
+        else _finite_floats(dense, "dense")
+        if isinstance(dense, list)
+        else decode_float32(dense),
+        sparse=None if item.get("sparse") is None else _sparse(item),
+        colbert=None if item.get("colbert") is None else decode_colbert(item["colbert"]),
+    )
+
+
 def _token_ids(answer: Any, count: int) -> list[list[int]]:
     if not isinstance(answer, list) or len(answer) != count:
         raise _Bad(f"expected a list of {count} token lists, got {_short(answer)}")

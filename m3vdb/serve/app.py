@@ -258,7 +258,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
                 )
             got = "nothing" if found is None else f"{type(found).__name__} {found!r:.40}"
             return 422, (
-                f'the body must be a JSON object such as {{"inputs": ["a text"]}}; got {got}'
+                "invalid request body: the body must be a JSON object such as "
+                f'{{"inputs": ["a text"]}}; got {got}'
             )
         loc = ".".join(str(x) for x in error.get("loc", ()) if x != "body") or "body"
         found = error.get("input")
