@@ -20,6 +20,7 @@ from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.errors import InputError, SchemaMismatchError
 from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.strings import check_id
 
 if TYPE_CHECKING:
     from m3vdb.schemas.encoding import Encoder
@@ -288,14 +289,10 @@ def best_per_parent(hits: Sequence[Hit], k: int) -> list[Hit]:
 
 def check_ids(ids: Sequence[str]) -> list[str]:
     """``ids`` as a list; InputError for a single string or an id that is not a non-empty
-    string (no stored document has one)."""
+    string of valid Unicode (no stored document has one)."""
     if isinstance(ids, str):
         raise InputError("pass a list of ids, not a single string")
-    out = list(ids)
-    for i in out:
-        if not isinstance(i, str) or not i:
-            raise InputError(f"ids must be non-empty strings, got {i!r}")
-    return out
+    return [check_id(i) for i in ids]
 
 
 def check_encoder(encoder: Encoder, spec: IndexSpec, engine: Engine | None = None) -> None:

@@ -23,6 +23,7 @@ from m3vdb.schemas.errors import (
     InputError,
 )
 from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.strings import check_document_strings
 
 if TYPE_CHECKING:
     from m3vdb.schemas.encoding import Encoder
@@ -80,6 +81,7 @@ def validate_document(doc: object, position: int) -> Document:
             "it or give it text"
         )
     validate_metadata(doc.metadata, doc.id)
+    check_document_strings(doc)
     return doc
 
 

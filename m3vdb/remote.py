@@ -21,7 +21,7 @@ import numpy as np
 
 from m3vdb.schemas.data import M3Embedding
 from m3vdb.schemas.errors import BackendError, InputError, MissingDependencyError
-from m3vdb.serve.codec import decode_colbert, decode_float32
+from m3vdb.serve.codec import WireError, decode_colbert, decode_float32
 
 _RETRY_STATUSES = (429, 502, 503, 504)
 
@@ -71,16 +71,19 @@ class RemoteEncoder:
         self.truncate = truncate
         info = self._request("GET", "/info")
         try:
-            self.dense_dim = int(info["dense_dim"])
-            self.colbert_dim = int(info["colbert_dim"])
-            self.max_length = int(info["max_input_length"])
-            self.model_name = str(info["model_id"])
-            self._per_request = int(info["max_client_batch_size"])
-        except (KeyError, TypeError, ValueError) as exc:
+            self.dense_dim = _positive_int(info, "dense_dim")
+            self.colbert_dim = _positive_int(info, "colbert_dim")
+            self.max_length = _positive_int(info, "max_input_length")
+            self._per_request = _positive_int(info, "max_client_batch_size")
+            model = info.get("model_id")
+            if not isinstance(model, str):
+                raise _Bad(f"model_id is {model!r:.60}, not a string")
+            self.model_name = model
+        except _Bad as exc:
             self._client.close()
             raise BackendError(
-                f"{self.url}/info does not describe an m3vdb serve server (missing or bad "
-                f"{exc}); check the URL points at 'm3vdb serve', not another embedding server"
+                f"{self.url}/info does not describe an m3vdb serve server ({exc}); check the URL "
+                "points at 'm3vdb serve', not another embedding server"
             ) from exc
 
     def __repr__(self) -> str:
@@ -126,8 +129,9 @@ class RemoteEncoder:
             raise InputError("nothing to compute: set at least one of dense, sparse, colbert")
         out: list[M3Embedding] = []
         for start in range(0, len(texts), self._per_request):
+            chunk = list(texts[start : start + self._per_request])
             body = {
-                "inputs": list(texts[start : start + self._per_request]),
+                "inputs": chunk,
                 "dense": dense,
                 "sparse": sparse,
                 "colbert": colbert,
@@ -136,22 +140,87 @@ class RemoteEncoder:
                 "truncate": self.truncate,
             }
             answer = self._request("POST", "/encode", json=body)
-            out.extend(_embedding(item) for item in answer["data"])
+            try:
+                out.extend(self._embeddings(answer, len(chunk), dense, sparse, colbert))
+            except _Bad as exc:
+                raise BackendError(
+                    f"{self.url}/encode sent an answer that does not match the request "
+                    f"({len(chunk)} texts, dense={dense}, sparse={sparse}, "
+                    f"colbert={colbert}): {exc}; nothing was used from it. Check that the URL "
+                    "points at 'm3vdb serve' and that both run the same m3vdb version"
+                ) from exc
         return out
+
+    def _embeddings(
+        self, answer: Any, count: int, dense: bool, sparse: bool, colbert: bool
+    ) -> list[M3Embedding]:
+        """The embeddings of one ``/encode`` answer, in request order, each checked against
+        what was asked (raises :class:`_Bad` saying what the server sent)."""
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise _Bad(f"the body has no 'data' list: {_short(answer)}")
+        data = answer["data"]
+        if len(data) != count:
+            raise _Bad(f"'data' holds {len(data)} items for {count} texts")
+        placed: list[M3Embedding | None] = [None] * count
+        for position, item in enumerate(data):
+            if not isinstance(item, dict):
+                raise _Bad(f"data[{position}] is {_short(item)}, not an object")
+            index = item.get("index")
+            if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < count):
+                raise _Bad(f"data[{position}] has index {index!r:.40}, not an int in [0, {count})")
+            if placed[index] is not None:
+                raise _Bad(f"data[{position}] repeats index {index}")
+            try:
+                placed[index] = M3Embedding(
+                    dense=self._dense(item) if dense else None,
+                    sparse=_sparse(item) if sparse else None,
+                    colbert=self._colbert(item) if colbert else None,
+                )
+            except (_Bad, WireError) as exc:
+                raise _Bad(f"data[{position}] (index {index}): {exc}") from exc
+        return [e for e in placed if e is not None]
+
+    def _dense(self, item: dict[str, Any]) -> np.ndarray:
+        value = item.get("dense")
+        if isinstance(value, list):
+            vector = _finite_floats(value, "dense")
+        else:
+            vector = decode_float32(value)
+        if vector.shape != (self.dense_dim,):
+            raise _Bad(f"dense has {vector.size} values, /info says dense_dim={self.dense_dim}")
+        if not np.isfinite(vector).all():
+            raise _Bad("dense holds NaN or infinity")
+        return vector
+
+    def _colbert(self, item: dict[str, Any]) -> np.ndarray:
+        rows = decode_colbert(item.get("colbert"))
+        if rows.shape[1] != self.colbert_dim:
+            raise _Bad(
+                f"colbert rows have {rows.shape[1]} values, /info says "
+                f"colbert_dim={self.colbert_dim}"
+            )
+        if not np.isfinite(rows).all():
+            raise _Bad("colbert holds NaN or infinity")
+        return rows
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids the server computes for ``texts`` (special tokens included, cut at
         its ``max_input_length`` when ``truncate``), as ``M3Encoder.tokenize`` does."""
         out: list[list[int]] = []
         for start in range(0, len(texts), self._per_request):
+            chunk = list(texts[start : start + self._per_request])
             body = {
-                "inputs": list(texts[start : start + self._per_request]),
+                "inputs": chunk,
                 "truncate": self.truncate,
             }
-            out.extend(
-                [t["id"] for t in tokens]
-                for tokens in self._request("POST", "/tokenize", json=body)
-            )
+            answer = self._request("POST", "/tokenize", json=body)
+            try:
+                out.extend(_token_ids(answer, len(chunk)))
+            except _Bad as exc:
+                raise BackendError(
+                    f"{self.url}/tokenize sent an answer that does not match the request "
+                    f"({len(chunk)} texts): {exc}"
+                ) from exc
         return out
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -179,11 +248,19 @@ class RemoteEncoder:
     def _checked(self, response: Any, path: str) -> Any:
         status = response.status_code
         if status < 400:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError as exc:  # JSONDecodeError, or a body that is not UTF-8
+                kind = response.headers.get("content-type", "no content type")
+                raise BackendError(
+                    f"{self.url}{path} answered HTTP {status} with a body that is not JSON "
+                    f"({kind}): {response.text[:80]!r}; check that the URL points at "
+                    "'m3vdb serve' (not a proxy's or another server's page)"
+                ) from exc
         try:
             error = response.json().get("error")
             message = error if isinstance(error, str) else str(error)
-        except ValueError:
+        except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
             message = response.text[:200]
         where = f"{self.url}{path}"
         if status == 401:
@@ -205,18 +282,76 @@ def _retry_delay(response: Any, attempt: int) -> float:
     return min(2**attempt * 0.25, 8.0)
 
 
+class _Bad(Exception):
+    """An answer that does not match the request (becomes a BackendError naming the route)."""
+
+
+def _short(value: Any) -> str:
+    return f"{type(value).__name__} {value!r:.80}"
+
+
+def _positive_int(info: Any, key: str) -> int:
+    value = info.get(key) if isinstance(info, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise _Bad(f"{key} is {value!r:.40}, not a positive integer")
+    return value
+
+
+def _finite_floats(values: list[Any], what: str) -> np.ndarray:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise _Bad(f"{what} holds values that are not numbers: {values!r:.60}")
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise _Bad(f"{what} holds NaN or infinity")
+    return array.astype(np.float32)
+
+
 def _embedding(item: dict[str, Any]) -> M3Embedding:
+    """The outputs one ``/encode`` item holds, decoded (dimensions not checked: for callers
+    that read the wire format directly; :meth:`RemoteEncoder.encode` checks everything)."""
     dense = item.get("dense")
-    sparse = item.get("sparse")
-    colbert = item.get("colbert")
     return M3Embedding(
         dense=None
         if dense is None
-        else decode_float32(dense)
-        if isinstance(dense, str)
-        else np.asarray(dense, dtype=np.float32),
-        sparse=None
-        if sparse is None
-        else {int(k): float(v) for k, v in zip(sparse["indices"], sparse["values"])},
-        colbert=None if colbert is None else decode_colbert(colbert),
+        else _finite_floats(dense, "dense")
+        if isinstance(dense, list)
+        else decode_float32(dense),
+        sparse=None if item.get("sparse") is None else _sparse(item),
+        colbert=None if item.get("colbert") is None else decode_colbert(item["colbert"]),
     )
+
+
+def _token_ids(answer: Any, count: int) -> list[list[int]]:
+    if not isinstance(answer, list) or len(answer) != count:
+        raise _Bad(f"expected a list of {count} token lists, got {_short(answer)}")
+    out = []
+    for position, tokens in enumerate(answer):
+        if not isinstance(tokens, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("id"), int) for t in tokens
+        ):
+            raise _Bad(f"item {position} is {_short(tokens)}, not a list of {{'id': int}}")
+        out.append([t["id"] for t in tokens])
+    return out
+
+
+_MAX_TOKEN_ID = 2**32 - 1  # the widest sparse key any backend stores (Milvus: uint32)
+
+
+def _sparse(item: dict[str, Any]) -> dict[int, float]:
+    value = item.get("sparse")
+    if not isinstance(value, dict):
+        raise _Bad(f"sparse is {_short(value)}, not an object with indices and values")
+    indices, values = value.get("indices"), value.get("values")
+    if not isinstance(indices, list) or not isinstance(values, list):
+        raise _Bad(f"sparse has no 'indices' and 'values' lists: {value!r:.80}")
+    if len(indices) != len(values):
+        raise _Bad(f"sparse has {len(indices)} indices and {len(values)} values")
+    for token in indices:
+        if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token <= _MAX_TOKEN_ID:
+            raise _Bad(f"sparse index {token!r:.40} is not a token id in [0, 2**32)")
+    if len(set(indices)) != len(indices):
+        raise _Bad("sparse indices repeat a token id")
+    weights = _finite_floats(values, "sparse values")
+    if (weights <= 0).any():
+        raise _Bad("sparse values hold a weight <= 0 (BGE-M3 sends positive weights only)")
+    return {int(k): float(v) for k, v in zip(indices, values)}

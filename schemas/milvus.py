@@ -438,8 +438,49 @@ def _describe_def(f: FieldDef) -> str:
 # --------------------------------------------------------------------------- rows
 
 
-def check_document_limits(doc: Document) -> None:
-    """Raises InputError when ``doc`` does not fit Milvus's VARCHAR and JSON fields."""
+def id_problem(doc_id: str, *, lite: bool) -> str | None:
+    """Why Milvus (``lite``: Milvus Lite) could store ``doc_id`` but not address it again, or
+    None. Ids reach Milvus only inside :func:`ids_expression`'s escaped literals; these are
+    what no escaping can carry:
+
+    - a control character (newline, tab...): Milvus's expression parsers disagree on escapes
+      of control characters (:func:`json_string`), so no filter reaches such an id, and the
+      document could be stored but never fetched or deleted;
+    - on Milvus Lite 2.5, an apostrophe or a backslash: Lite deletes (and an upsert deletes
+      first) with SQL built by pasting the id between single quotes, so ``it's`` fails with
+      "internal error" and a crafted id would run as SQL; and its ``hybrid_search`` fetches
+      the hits' fields with an expression that pastes their ids between single quotes, so
+      ``back\\slash`` (an unknown escape there) fails every hybrid search that finds it.
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in doc_id):
+        return (
+            "holds a control character (newline, tab...), which no Milvus filter expression "
+            "can match: it could be stored but never fetched or deleted"
+        )
+    if lite and ("'" in doc_id or "\\" in doc_id):
+        return (
+            "holds an apostrophe or a backslash, which Milvus Lite cannot delete, replace or "
+            "return from a hybrid search (it pastes ids between single quotes unescaped, in "
+            "SQL and in expressions)"
+        )
+    return None
+
+
+def check_id(doc_id: str, *, lite: bool) -> None:
+    """InputError when :func:`id_problem` finds one, before anything is written or read."""
+    problem = id_problem(doc_id, lite=lite)
+    if problem is not None:
+        where = "Milvus Lite" if lite else "Milvus"
+        raise InputError(
+            f"document id {doc_id!r} {problem}; {where} refuses it: use another id (e.g. "
+            "replace those characters, or a hash of the id)"
+        )
+
+
+def check_document_limits(doc: Document, *, lite: bool) -> None:
+    """Raises InputError when ``doc`` does not fit Milvus's VARCHAR and JSON fields, or its
+    id could not be addressed again (:func:`id_problem`)."""
+    check_id(doc.id, lite=lite)
     id_bytes = len(doc.id.encode("utf-8"))
     if id_bytes > ID_MAX_BYTES:
         raise InputError(
@@ -682,8 +723,18 @@ def _eq_expression(path: str, value: Any) -> str:
 
 
 def ids_expression(id_field: str, ids: Sequence[str]) -> str:
-    """``id in ["a", "b"]`` with the ids escaped."""
+    """``id in ["a", "b"]`` with the ids escaped: with :func:`after_id_expression`, the only
+    place where ids become expression text (never pymilvus's ``ids=``, which pastes them
+    between single quotes unescaped).
+    Expression templates (``filter_params``) would carry them as data, but Milvus Lite 2.5
+    cannot parse templates; :func:`json_string` literals are exact on Lite and servers for
+    every id :func:`check_id` accepts."""
     return f"{id_field} in [{', '.join(json_string(i) for i in ids)}]"
+
+
+def after_id_expression(id_field: str, last: str) -> str:
+    """``id > "last"`` (escaped as :func:`ids_expression` does): the cursor of a scan."""
+    return f"{id_field} > {json_string(last)}"
 
 
 def and_expressions(*exprs: str) -> str:

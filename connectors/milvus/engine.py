@@ -282,16 +282,26 @@ class MilvusEngine(Engine):
     def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
         """Checks Milvus's limits for every document, then lets the layout write the batch."""
         for doc, _ in pairs:
-            ms.check_document_limits(doc)
+            ms.check_document_limits(doc, lite=self._caps.lite)
         self._colbert.write(pairs)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         """Deletes these ids and their ColBERT rows; unknown ids are ignored."""
+        ids = self._addressable(ids)
         c = self._client
         for chunk in batched(ids, IDS_PER_QUERY):
-            # Main entities first: rows without a main entity are invisible to readers.
-            self.call("delete", partial(c.delete, self._collection, ids=chunk))
+            # Main entities first: rows without a main entity are invisible to readers. By
+            # our escaped expression: pymilvus's ``ids=`` pastes ids unescaped.
+            expr = ms.ids_expression(self._spec.fields.id, chunk)
+            self.call("delete", partial(c.delete, self._collection, filter=expr))
             self._colbert.delete(chunk)
+
+    def _addressable(self, ids: Sequence[str]) -> list[str]:
+        """``ids``, after an InputError for one Milvus cannot address (no stored document has
+        one: :func:`m3vdb.schemas.milvus.id_problem`)."""
+        for i in ids:
+            ms.check_id(i, lite=self._caps.lite)
+        return list(ids)
 
     def delete_where(self, flt: Filter) -> None:
         """Deletes the documents matching ``flt``: their ids are listed first, then deleted as
@@ -315,32 +325,47 @@ class MilvusEngine(Engine):
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in the order given; missing ids are left out."""
-        found = {row[self._spec.fields.id]: row for row in self._main_rows(ids)}
+        found = {row[self._spec.fields.id]: row for row in self._main_rows(self._addressable(ids))}
         return [ms.document_from_row(found[i], self._spec) for i in ids if i in found]
 
     def scan(self, flt: Filter | None, *, batch_size: int) -> Iterator[Document]:
         """Every stored document matching ``flt`` (all of them without one), in pages of
-        ``batch_size`` through Milvus's query iterator; order unspecified."""
+        ``batch_size`` in id order.
+
+        Paged by our own id cursor (:func:`m3vdb.schemas.milvus.after_id_expression`), not by
+        pymilvus's ``query_iterator``, which pastes the last id of a page between double
+        quotes unescaped: an id holding ``"`` made it retry a parse error forever, or widen
+        the filter."""
         names = self._spec.fields
         expr = ms.compile_filter(flt, names.metadata)
         fields = [names.id, *self._colbert.read_fields()]
         c = self._client
-        iterator = self.call(
-            "query iterator",
-            lambda: c.query_iterator(
-                self._collection, batch_size=batch_size, filter=expr, output_fields=fields
-            ),
-        )
-        try:
-            while page := self.call("query iterator page", iterator.next):
-                for row in page:
-                    yield ms.document_from_row(row, self._spec)
-        finally:
-            iterator.close()
+        last: str | None = None
+        while True:
+            cursor = "" if last is None else ms.after_id_expression(names.id, last)
+            where = ms.and_expressions(cursor, expr)
+            page = self.call(
+                "query page",
+                partial(
+                    c.query,
+                    self._collection,
+                    filter=where,
+                    output_fields=fields,
+                    limit=batch_size,
+                    # what query_iterator asks for: each page sorted by primary key
+                    iterator="True",
+                    reduce_stop_for_best="True",
+                ),
+            )
+            for row in page:
+                yield ms.document_from_row(row, self._spec)
+            if len(page) < batch_size:
+                return
+            last = str(page[-1][names.id])
 
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""
-        ids = check_ids(ids)
+        ids = self._addressable(check_ids(ids))
         names = self._spec.fields
         vectors = [
             f

@@ -337,7 +337,11 @@ def explain(exc: BaseException) -> tuple[str, int]:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """One line with every control character made visible (messages quote data: ids, file
+    names, texts): ``render.visible``."""
+    from m3vdb.cli.render import visible
+
+    return visible(" ".join(text.split()))
 
 
 def _quiet_warnings() -> None:
@@ -526,9 +530,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_drop(args: argparse.Namespace) -> int:
     """``m3vdb drop``: asks first unless --yes; no model loaded."""
     from m3vdb.cli import database
+    from m3vdb.cli.render import visible
     from m3vdb.schemas.errors import InputError
 
-    what = f"collection {args.collection!r} at {args.db}"
+    what = visible(f"collection {args.collection!r} at {args.db}")
     if not args.yes:
         if not sys.stdin.isatty():
             raise InputError(f"m3vdb drop deletes {what} and all it holds: pass --yes to confirm")
@@ -549,7 +554,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = ServeConfig(  # checked before the model loads
         model_name=args.model_name or str(args.model),
-        api_key=args.api_key or None,
+        api_key=args.api_key,  # '' (flag or $M3VDB_API_KEY) is refused, not 'no key'
         max_inputs_per_request=args.max_inputs_per_request,
         max_input_tokens=args.max_input_tokens,
         max_pending_inputs=args.max_pending_inputs,

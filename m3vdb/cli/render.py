@@ -27,6 +27,35 @@ ELLIPSIS = "…"
 MIN_SNIPPET = 12
 
 
+# --------------------------------------------------------------------------- visible text
+
+# Bidirectional embeddings, overrides and isolates: they reorder what the terminal shows.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character (ESC, BEL, backspace,
+    CR, newline, tab, DEL, the C1 controls such as CSI), bidirectional override and lone
+    surrogate is written as an escape (``\\x1b``, ``\\u202e``); everything else, non-ASCII
+    text included, is kept. A lone surrogate from a non-UTF-8 file name (``os.fsdecode``'s
+    ``\\udc80``) is shown as the byte it stands for (``\\x80``).
+
+    Everything the CLI prints that came from data (texts, ids, metadata, file names, error
+    messages) goes through here; ``--json`` output does not (JSON escapes what it must).
+    """
+    out = []
+    for ch in text:
+        code = ord(ch)
+        category = unicodedata.category(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif category in ("Cc", "Cs") or ch in _BIDI:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------- cell widths
 
 
@@ -183,9 +212,9 @@ def hits_table(result: Sequence[Row], *, width: int | None = None) -> str:
     body = [
         [
             str(rank),
-            r.doc_id + (f" #{r.window}" if r.window and r.doc_id != r.hit.id else ""),
+            visible(r.doc_id + (f" #{r.window}" if r.window and r.doc_id != r.hit.id else "")),
             f"{r.hit.score:.4f}",
-            snippet(r.hit.text, mid_text=_mid_text(r.hit)),
+            visible(snippet(r.hit.text, mid_text=_mid_text(r.hit))),
         ]
         for rank, r in enumerate(result, start=1)
     ]
@@ -262,11 +291,11 @@ def info_text(info: dict[str, Any]) -> str:
         )
     )
     width = max(len(k) for k, _ in lines)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+    return "\n".join(f"{k.ljust(width)}  {visible(v)}" for k, v in lines)
 
 
 def _names(ids: Sequence[str], most: int = 3) -> str:
-    shown = ", ".join(ids[:most])
+    shown = ", ".join(visible(i) for i in ids[:most])
     return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
 
 
@@ -293,7 +322,8 @@ def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) 
         )
     if summary.pruned:
         parts.append(f"{summary.pruned:,} pruned (their files are gone)")
-    return f"{'; '.join(parts)}. Collection {collection!r} at {db} holds {total:,} entries."
+    where = visible(f"Collection {collection!r} at {db}")
+    return f"{'; '.join(parts)}. {where} holds {total:,} entries."
 
 
 # --------------------------------------------------------------------------- list
@@ -331,7 +361,8 @@ def collections_table(found: Sequence[CollectionInfo]) -> str:
         row = _collection_row(info)
         dims = {"dense": row["dense_dim"], "colbert": row["colbert_dim"]}
         stores = ", ".join(f"{n} {dims[n]}-d" if dims.get(n) else n for n in row["stores"]) or "?"
-        lines.append((info.name, f"{info.entries:,}", row["model"] or "?", stores))
+        model = visible(row["model"]) if row["model"] else "?"
+        lines.append((visible(info.name), f"{info.entries:,}", model, stores))
     widths = [max(cell_width(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(pad(cell, w) for cell, w in zip(line[:-1], widths)) + "  " + line[-1]

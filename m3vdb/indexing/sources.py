@@ -30,6 +30,7 @@ from typing import Any
 from m3vdb.indexing.chunking import BOOKKEEPING_KEYS
 from m3vdb.schemas.data import Document
 from m3vdb.schemas.errors import InputError
+from m3vdb.schemas.strings import unicode_problem
 
 SUFFIXES = (".txt", ".md", ".jsonl")
 # metadata keys the indexer writes; a JSONL document may not bring its own
@@ -121,6 +122,7 @@ def discover(
         else:
             raise InputError(f"{path}: no such file or directory")
         for p in found:
+            _check_name(p)
             key = Path(os.path.abspath(p))
             if key not in seen:
                 seen.add(key)
@@ -130,6 +132,15 @@ def discover(
             f"no .txt, .md or .jsonl file under {', '.join(map(str, paths))}: nothing to index"
         )
     return sources, folders
+
+
+def _check_name(path: Path) -> None:
+    """InputError for a file name that is not UTF-8: its id could not be stored anywhere."""
+    if unicode_problem(str(path)) is not None:
+        raise InputError(
+            f"{path}: the file name is not valid UTF-8 (its id could not be stored); "
+            "rename it to UTF-8 (e.g. with convmv) or move it out of the folder"
+        )
 
 
 def scan(sources: Sequence[Source], folders: Sequence[str] = ()) -> Inventory:

@@ -28,7 +28,14 @@ import anyio.to_thread
 
 from m3vdb.schemas.data import M3Embedding
 from m3vdb.serve import wire
-from m3vdb.serve._deps import FastAPI, Request, RequestValidationError, Response, uvicorn
+from m3vdb.serve._deps import (
+    FastAPI,
+    Request,
+    RequestValidationError,
+    Response,
+    StarletteHTTPException,
+    uvicorn,
+)
 from m3vdb.serve.batcher import (
     BatcherClosedError,
     DynamicBatcher,
@@ -243,6 +250,17 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
                 f"the body is not valid JSON ({detail}); send a JSON object such as "
                 '{"inputs": ["a text"]}'
             )
+        if tuple(error.get("loc", ())) == ("body",):  # no body, or JSON that is no object
+            found = error.get("input")
+            if isinstance(found, bytes):  # a body FastAPI did not read as JSON
+                return 422, (
+                    "the body was not sent as JSON: send it with 'Content-Type: application/json'"
+                )
+            got = "nothing" if found is None else f"{type(found).__name__} {found!r:.40}"
+            return 422, (
+                "invalid request body: the body must be a JSON object such as "
+                f'{{"inputs": ["a text"]}}; got {got}'
+            )
         loc = ".".join(str(x) for x in error.get("loc", ()) if x != "body") or "body"
         found = error.get("input")
         shown = "" if isinstance(found, dict) else f" (got {found!r:.60})"
@@ -405,6 +423,13 @@ def create_app(encoder: ServedEncoder, config: ServeConfig | None = None) -> Ser
             status = 400  # OpenAI answers invalid requests with 400
         body = wire.error_body(request.url.path, exc.message, exc.kind)
         return _json(body, status, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # 404 / 405 and Starlette's own body errors: the family's shape, not {"detail": ...}
+        kind = "validation" if exc.status_code < 500 else "backend"
+        body = wire.error_body(request.url.path, str(exc.detail), kind)
+        return _json(body, exc.status_code, dict(exc.headers or {}))
 
     @app.exception_handler(_ClientGone)
     async def client_gone(request: Request, exc: _ClientGone) -> Response:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from m3vdb.schemas.data import FloatArray
+from m3vdb.schemas.strings import unicode_problem
 from m3vdb.serve.codec import b64_float32
 
 # --------------------------------------------------------------------------- requests
@@ -58,6 +59,9 @@ class TokenizeRequest(_Body):
 
 class EncodeRequest(_Body):
     """The native ``POST /encode`` body: any subset of the three outputs from one pass."""
+
+    # m3vdb's own route: no foreign client sends extras, so a misspelt option is refused
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     inputs: Any
     dense: StrictBool = True
@@ -134,7 +138,7 @@ def texts_from(value: Any, field: str) -> list[str]:
         ApiError: anything else, naming what was found (422).
     """
     if isinstance(value, str):
-        return [value]
+        value = [value]
     if not isinstance(value, list):
         raise ApiError(
             422,
@@ -160,6 +164,9 @@ def texts_from(value: Any, field: str) -> list[str]:
                 f"{field}[{index}] is {_json_type(item)}, not a string: send a list of strings",
                 "validation",
             )
+        problem = unicode_problem(item)
+        if problem is not None:  # JSON's "\ud800" escape parses, but no tokenizer takes it
+            raise ApiError(422, f"{field}[{index}] {problem}", "validation")
     return value
 
 

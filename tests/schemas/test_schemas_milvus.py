@@ -254,16 +254,37 @@ def test_float16_rows_decode_from_pymilvus_bytes():
     np.testing.assert_allclose(ms.colbert_from_rows(as_returned), emb.colbert, atol=1e-3)
 
 
+def _limits(doc: Document) -> None:
+    for lite in (True, False):
+        ms.check_document_limits(doc, lite=lite)
+
+
 def test_document_limits():
-    ms.check_document_limits(Document("x" * 512, "é" * 32767))
+    _limits(Document("x" * 512, "é" * 32767))
     with pytest.raises(InputError, match="512 bytes"):
-        ms.check_document_limits(Document("é" * 257, "t"))
+        _limits(Document("é" * 257, "t"))
     with pytest.raises(InputError, match="65536 UTF-8 bytes.*chunks"):
-        ms.check_document_limits(Document("d", "é" * 32768))
+        _limits(Document("d", "é" * 32768))
     with pytest.raises(InputError, match="not JSON"):
-        ms.check_document_limits(Document("d", "t", {"when": object()}))
+        _limits(Document("d", "t", {"when": object()}))
     with pytest.raises(InputError, match="not JSON"):
-        ms.check_document_limits(Document("d", "t", {"x": math.inf}))
+        _limits(Document("d", "t", {"x": math.inf}))
+
+
+def test_ids_milvus_cannot_address_are_refused():
+    """Issue 26: Lite pastes ids between single quotes (SQL deletes, hybrid search requery);
+    no Milvus expression reaches a control character."""
+    for doc_id in ("it's", "back\\slash"):
+        assert ms.id_problem(doc_id, lite=False) is None
+        with pytest.raises(InputError, match="Milvus Lite refuses"):
+            ms.check_document_limits(Document(doc_id, "t"), lite=True)
+    for doc_id in ("new\nline", "tab\t", "esc\x1b"):
+        for lite in (True, False):
+            with pytest.raises(InputError, match="control character"):
+                ms.check_document_limits(Document(doc_id, "t"), lite=lite)
+    assert ms.id_problem('say "hi" [x] or 日本', lite=True) is None
+    assert ms.ids_expression("id", ['a"b', "c\\d"]) == 'id in ["a\\"b", "c\\\\d"]'
+    assert ms.after_id_expression("id", 'x" or id != "') == 'id > "x\\" or id != \\""'
 
 
 # --------------------------------------------------------------------------- validator
