@@ -24,9 +24,9 @@ from m3vdb.connectors.base import (
 )
 from m3vdb.connectors.collection import Collection, check_encoder
 from m3vdb.connectors.engine import CollectionInfo, Engine
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.options import (
     BackendOptions,
     ElasticsearchOptions,

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.spec import IndexSpec
 

@@ -16,8 +16,8 @@ from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertI
 from m3vdb.connectors.common import batched, embed_batch
 from m3vdb.connectors.engine import Engine
 from m3vdb.connectors.plan import SearchPlan, build_plan
+from m3vdb.errors import InputError, SchemaMismatchError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import InputError, SchemaMismatchError
 from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.spec import IndexSpec
 from m3vdb.schemas.strings import check_id

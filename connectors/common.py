@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 
 from m3vdb.connectors.base import UpsertItem
-from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, Document, M3Embedding
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     BackendError,
     InputError,
 )
+from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, Document, M3Embedding
 from m3vdb.schemas.spec import IndexSpec
 from m3vdb.schemas.strings import check_document_strings
 

@@ -48,8 +48,8 @@ from typing import Any, ClassVar, TypeVar
 
 from m3vdb.connectors.common import with_retries
 from m3vdb.connectors.plan import SearchPlan
+from m3vdb.errors import CollectionNotFoundError, M3VDBError, SchemaMismatchError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import CollectionNotFoundError, M3VDBError, SchemaMismatchError
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.spec import IndexSpec
 

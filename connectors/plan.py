@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from m3vdb.connectors.base import FilterLike, Fusion, HybridOptions, SearchMode
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import Filter, parse_filter
 from m3vdb.schemas.spec import IndexSpec
 

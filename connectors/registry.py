@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from m3vdb.schemas.errors import InputError, MissingDependencyError
+from m3vdb.errors import InputError, MissingDependencyError
 from m3vdb.schemas.options import (
     ElasticsearchOptions,
     MilvusOptions,

@@ -5,7 +5,8 @@ Depends on ``m3vdb.schemas`` (the data model and errors) and torch/transformers.
 """
 
 from m3vdb.encoder.model import M3Encoder
-from m3vdb.encoder.scoring import (
+from m3vdb.schemas.data import M3Embedding, WindowEmbedding
+from m3vdb.schemas.scoring import (
     colbert_maxsim,
     colbert_score,
     combined_score,
@@ -13,7 +14,6 @@ from m3vdb.encoder.scoring import (
     lexical_score,
     sparse_score,
 )
-from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 
 __all__ = [
     "M3Embedding",

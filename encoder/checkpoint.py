@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from m3vdb.schemas.errors import CheckpointError
+from m3vdb.errors import CheckpointError
 
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 # XLM-RoBERTa's special tokens, used when the checkpoint has no special_tokens_map.json.

@@ -34,7 +34,7 @@ from typing import cast
 
 import torch
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 _QMAX = 127.0
 _U8_ZERO_POINT = 128

@@ -19,8 +19,8 @@ from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.encoder.precision import DType, HardwareProbe, Precision, select_precision
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
-from m3vdb.schemas.errors import InputError
 
 # Activation memory per token of one forward pass, in units of the hidden size times the
 # dtype's size: the FFN's intermediate (4 h), Q/K/V/context and the residual stream, with

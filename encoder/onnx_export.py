@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from m3vdb.encoder.checkpoint import load_checkpoint
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 from m3vdb.schemas.optional import import_optional
 
 MANIFEST = "m3vdb_onnx.json"

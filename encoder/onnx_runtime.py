@@ -19,8 +19,8 @@ import numpy as np
 from m3vdb.encoder.onnx_export import FORMAT, MANIFEST, MODEL_FILE
 from m3vdb.encoder.packed import Packing
 from m3vdb.encoder.postprocess import sparse_weights
+from m3vdb.errors import CheckpointError
 from m3vdb.schemas.data import M3Embedding
-from m3vdb.schemas.errors import CheckpointError
 from m3vdb.schemas.optional import import_optional
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from m3vdb.schemas.errors import CheckpointError
+from m3vdb.errors import CheckpointError
 
 # The checkpoint's module names (stable: they are the weights' names in every BGE-M3 file).
 _QKV = ("attention.self.query", "attention.self.key", "attention.self.value")

@@ -26,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 DType = Literal["auto", "float32", "float16", "bfloat16", "int8"]
 FLOAT_DTYPES: dict[str, torch.dtype] = {

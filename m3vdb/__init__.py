@@ -45,7 +45,7 @@ _EXPORTS: dict[str, str] = {
             "SchemaMismatchError",
             "UnsupportedCapabilityError",
         ],
-        "m3vdb.schemas.errors",
+        "m3vdb.errors",
     ),
     **dict.fromkeys(
         ["Filter", "and_", "eq", "in_", "matches", "or_", "parse_filter", "range_"],
@@ -68,11 +68,7 @@ if TYPE_CHECKING:
         UpsertItem,
     )
     from m3vdb.encoder import M3Encoder
-    from m3vdb.indexing import Chunking, IndexReport, index
-    from m3vdb.remote import RemoteEncoder
-    from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
-    from m3vdb.schemas.encoding import Encoder
-    from m3vdb.schemas.errors import (
+    from m3vdb.errors import (
         BackendError,
         BulkWriteError,
         CheckpointError,
@@ -83,6 +79,10 @@ if TYPE_CHECKING:
         SchemaMismatchError,
         UnsupportedCapabilityError,
     )
+    from m3vdb.indexing import Chunking, IndexReport, index
+    from m3vdb.remote import RemoteEncoder
+    from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
+    from m3vdb.schemas.encoding import Encoder
     from m3vdb.schemas.filters import (
         Filter,
         and_,

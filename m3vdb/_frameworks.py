@@ -11,9 +11,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from m3vdb.connectors.base import Connector, FilterLike, SupportsScan
+from m3vdb.errors import InputError, UnsupportedCapabilityError
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError, UnsupportedCapabilityError
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:

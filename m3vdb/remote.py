@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from m3vdb.errors import BackendError, InputError, MissingDependencyError
+from m3vdb.schemas.codec import WireError, decode_colbert, decode_float32
 from m3vdb.schemas.data import M3Embedding
-from m3vdb.schemas.errors import BackendError, InputError, MissingDependencyError
-from m3vdb.serve.codec import WireError, decode_colbert, decode_float32
 
 _RETRY_STATUSES = (429, 502, 503, 504)
 

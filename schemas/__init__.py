@@ -1,5 +1,6 @@
-"""The bottom layer: the data model, the one error hierarchy, the portable filter, the
-``IndexSpec`` and, per database, the native schema and the document <-> row translation.
+"""The bottom layer: the data model and its translations: the portable filter, the
+``IndexSpec``, the wire codec, the scoring formulas and, per database, its settings, the
+native schema and the document <-> row translation. (Errors are ``m3vdb.errors``, a leaf.)
 
 Depends on numpy alone: no torch, no database client (a database's schema module imports its
 client's types lazily, when a native object is built).

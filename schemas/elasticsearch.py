@@ -39,11 +39,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     InputError,
     UnsupportedCapabilityError,
 )
+from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import ElasticsearchOptions

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 Scalar = str | int | float | bool
 

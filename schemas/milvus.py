@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.spec import IndexSpec
 from m3vdb.schemas.versions import parse_version

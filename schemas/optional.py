@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from m3vdb.schemas.errors import MissingDependencyError
+from m3vdb.errors import MissingDependencyError
 
 
 def import_optional(module: str, *, package: str, extra: str, purpose: str) -> ModuleType:

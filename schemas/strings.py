@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document
-from m3vdb.schemas.errors import InputError
 
 
 def unicode_problem(value: str) -> str | None:

@@ -43,6 +43,8 @@ def _modules_after(statement: str) -> set[str]:
         "import m3vdb",
         "import m3vdb.connectors",
         "import m3vdb.schemas",
+        "import m3vdb.errors",
+        "import m3vdb.indexing",
         "from m3vdb import connect, Document, Hit, IndexSpec, HybridOptions, InputError",
     ],
 )
@@ -59,6 +61,19 @@ def test_schemas_import_neither_encoder_nor_connectors() -> None:
     )
     loaded = _modules_after(statement)
     assert "m3vdb.connectors" not in loaded and "m3vdb.encoder" not in loaded
+
+
+def test_the_error_module_is_a_leaf() -> None:
+    """Every layer raises these: ``m3vdb.errors`` imports nothing of m3vdb."""
+    loaded = _modules_after("import m3vdb.errors")
+    assert {m for m in loaded if m.startswith("m3vdb.")} == {"m3vdb.errors"}
+
+
+def test_the_remote_client_does_not_import_the_server() -> None:
+    """Arrows point down: the wire codec both use lives in ``m3vdb.schemas.codec``, so a
+    ``RemoteEncoder`` user needs neither FastAPI nor the server package."""
+    loaded = _modules_after("import m3vdb.remote")
+    assert "m3vdb.serve" not in loaded and "fastapi" not in loaded
 
 
 def test_encoder_loads_no_database_client() -> None:

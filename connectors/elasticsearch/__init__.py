@@ -13,8 +13,8 @@ from m3vdb.connectors.elasticsearch.engine import (
     client_from_url,
     detect_capabilities,
 )
+from m3vdb.errors import BulkFailedError, BulkRejectedError, BulkWriteError
 from m3vdb.schemas.elasticsearch import ElasticsearchCapabilities
-from m3vdb.schemas.errors import BulkFailedError, BulkRejectedError, BulkWriteError
 from m3vdb.schemas.options import ElasticsearchOptions
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from m3vdb.schemas.errors import BulkFailedError, BulkItemFailure, BulkRejectedError
+from m3vdb.errors import BulkFailedError, BulkItemFailure, BulkRejectedError
 
 
 def bulk_item_failures(

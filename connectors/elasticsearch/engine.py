@@ -65,19 +65,19 @@ from m3vdb.connectors.engine import (
     spec_from_record_json,
 )
 from m3vdb.connectors.plan import SearchPlan
+from m3vdb.errors import (
+    BackendError,
+    CollectionNotFoundError,
+    InputError,
+    M3VDBError,
+    UnsupportedCapabilityError,
+)
 from m3vdb.schemas import elasticsearch as es
 from m3vdb.schemas import scoring
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.elasticsearch import (
     ElasticsearchCapabilities,
     HybridMethod,
-)
-from m3vdb.schemas.errors import (
-    BackendError,
-    CollectionNotFoundError,
-    InputError,
-    M3VDBError,
-    UnsupportedCapabilityError,
 )
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.optional import import_optional

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from m3vdb.connectors.registry import lite_path
-from m3vdb.schemas.errors import BackendError, InputError, M3VDBError, MissingDependencyError
+from m3vdb.errors import BackendError, InputError, M3VDBError, MissingDependencyError
 from m3vdb.schemas.milvus import MilvusCapabilities
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import MilvusOptions

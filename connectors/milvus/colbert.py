@@ -48,9 +48,9 @@ import numpy as np
 
 from m3vdb.connectors.common import batched
 from m3vdb.connectors.milvus.store import IDS_PER_QUERY, Store
+from m3vdb.errors import BackendError, InputError, M3VDBError
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import BackendError, InputError, M3VDBError
 from m3vdb.schemas.milvus import ColbertLayout, FieldDef, IndexDef
 from m3vdb.schemas.scoring import maxsim
 

@@ -35,9 +35,9 @@ from m3vdb.connectors.milvus.colbert import STRATEGIES, ColbertStrategy
 from m3vdb.connectors.milvus.store import IDS_PER_QUERY, Store
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.connectors.registry import lite_path
+from m3vdb.errors import CollectionNotFoundError, InputError, M3VDBError
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, Hit, M3Embedding
-from m3vdb.schemas.errors import CollectionNotFoundError, InputError, M3VDBError
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.milvus import ColbertLayout, MilvusCapabilities
 from m3vdb.schemas.options import MilvusOptions

@@ -28,14 +28,14 @@ from m3vdb.connectors.engine import (
 )
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.connectors.qdrant.layout import RECORD_KEY, QdrantLayoutEngine
-from m3vdb.schemas import qdrant as qschema
-from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
 )
+from m3vdb.schemas import qdrant as qschema
+from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.options import QdrantOptions
 from m3vdb.schemas.spec import IndexSpec

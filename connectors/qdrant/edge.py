@@ -42,14 +42,14 @@ from m3vdb.connectors.engine import (
 )
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.connectors.qdrant.layout import QdrantLayoutEngine
-from m3vdb.schemas import qdrant as qschema
-from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     M3VDBError,
 )
+from m3vdb.schemas import qdrant as qschema
+from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.options import QdrantEdgeOptions

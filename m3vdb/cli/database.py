@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from m3vdb.cli.defaults import DEFAULT_COLLECTION, DEFAULT_DB
 from m3vdb.connectors.base import Connector
-from m3vdb.indexing.interrupts import children_ignore_ctrl_c
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,
     SchemaMismatchError,
 )
+from m3vdb.indexing.interrupts import children_ignore_ctrl_c
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:

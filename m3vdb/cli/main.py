@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from m3vdb.cli import onnx_export
 
 if TYPE_CHECKING:
-    from m3vdb.schemas.errors import M3VDBError
+    from m3vdb.errors import M3VDBError
 
 
 from m3vdb.cli.defaults import (
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def explain(exc: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for an error: 2 for the caller's fault, else 1."""
-    from m3vdb.schemas.errors import M3VDBError
+    from m3vdb.errors import M3VDBError
 
     if isinstance(exc, M3VDBError):
         return _one_line(str(exc)), 2 if exc.caller_fault else 1
@@ -370,8 +370,8 @@ def _quiet_clients(verbose: bool) -> None:
 def _chunking(args: argparse.Namespace) -> Any:
     """The Chunking ``index``'s options ask for (None: --no-chunk), checked before anything
     is read."""
+    from m3vdb.errors import InputError
     from m3vdb.indexing.chunking import Chunking, check_window, default_overlap
-    from m3vdb.schemas.errors import InputError
 
     if args.chunk_overlap is not None and args.chunk_tokens is None:
         raise InputError(
@@ -398,10 +398,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from m3vdb.cli import database
     from m3vdb.cli.model import check_device
     from m3vdb.cli.render import summary_text
+    from m3vdb.errors import M3VDBError
     from m3vdb.indexing import Corpus, IndexReport, run
     from m3vdb.indexing.chunking import check_chunking
     from m3vdb.indexing.run import check_plan
-    from m3vdb.schemas.errors import M3VDBError
 
     chunking = _chunking(args)
     # every file read and checked, before the model is loaded and before anything is written
@@ -452,7 +452,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _after(exc: Exception, written: int) -> M3VDBError:
     """``exc`` with what a failure mid-run left behind: complete documents only."""
-    from m3vdb.schemas.errors import BackendError, InputError, M3VDBError
+    from m3vdb.errors import BackendError, InputError, M3VDBError
 
     note = (
         f"{written:,} documents were written completely before this error; fix it and run "
@@ -466,7 +466,7 @@ def _after(exc: Exception, written: int) -> M3VDBError:
 
 
 def _check_dims(encoder: Any, spec: Any, args: argparse.Namespace) -> None:
-    from m3vdb.schemas.errors import InputError
+    from m3vdb.errors import InputError
 
     if (encoder.dense_dim, encoder.colbert_dim) != (spec.dense_dim, spec.colbert_dim):
         raise InputError(
@@ -531,7 +531,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
     """``m3vdb drop``: asks first unless --yes; no model loaded."""
     from m3vdb.cli import database
     from m3vdb.cli.render import visible
-    from m3vdb.schemas.errors import InputError
+    from m3vdb.errors import InputError
 
     what = visible(f"collection {args.collection!r} at {args.db}")
     if not args.yes:
@@ -631,7 +631,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _filter_json(text: str) -> Any:
-    from m3vdb.schemas.errors import InputError
+    from m3vdb.errors import InputError
 
     try:
         value = json.loads(text)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 from m3vdb.schemas.spec import IndexSpec
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from typing import Any
 from m3vdb._frameworks import complete_embeddings, scan, shared_encoder, shared_remote_encoder
 from m3vdb.connectors import connect
 from m3vdb.connectors.base import Connector, HybridOptions, SearchMode
+from m3vdb.errors import InputError
 from m3vdb.haystack import filters as hf
 from m3vdb.haystack._haystack import (
     DuplicateDocumentError,
@@ -22,7 +23,6 @@ from m3vdb.haystack._haystack import (
 from m3vdb.haystack.convert import from_m3, to_m3
 from m3vdb.schemas.data import M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.spec import IndexSpec
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from m3vdb.connectors.base import Connector
+from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document
-from m3vdb.schemas.errors import InputError
 
 DEFAULT_WINDOW = 512
 DEFAULT_OVERLAP = 64

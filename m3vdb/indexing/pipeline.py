@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from m3vdb.connectors.base import Connector, SupportsScan
 from m3vdb.connectors.common import batched
+from m3vdb.errors import InputError, SchemaMismatchError, UnsupportedCapabilityError
 from m3vdb.indexing.chunking import (
     BOOKKEEPING_KEYS,
     DEFAULT_CHUNKING,
@@ -38,7 +39,6 @@ from m3vdb.indexing.chunking import (
 from m3vdb.indexing.interrupts import InterruptGuard
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError, SchemaMismatchError, UnsupportedCapabilityError
 from m3vdb.schemas.spec import IndexSpec
 
 

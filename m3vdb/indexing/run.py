@@ -14,6 +14,7 @@ from typing import Any
 
 from m3vdb.connectors.base import Connector
 from m3vdb.connectors.common import batched
+from m3vdb.errors import CollectionNotFoundError, InputError
 from m3vdb.indexing.chunking import (
     DEFAULT_CHUNKING,
     Chunking,
@@ -26,7 +27,6 @@ from m3vdb.indexing.interrupts import InterruptGuard, children_ignore_ctrl_c
 from m3vdb.indexing.pipeline import IndexReport, check_dimensions, index_documents, prune_folders
 from m3vdb.indexing.sources import DEFAULT_MAX_FILE_BYTES, Corpus, SourceLike
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import CollectionNotFoundError, InputError
 from m3vdb.schemas.spec import IndexSpec
 
 #: An encoder, or a function that loads one when the run first has something to encode.

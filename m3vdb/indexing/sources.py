@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m3vdb.errors import InputError
 from m3vdb.indexing.chunking import BOOKKEEPING_KEYS
 from m3vdb.schemas.data import Document
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.strings import unicode_problem
 
 SUFFIXES = (".txt", ".md", ".jsonl")

@@ -10,6 +10,7 @@ they raise ``InputError``, never a silently ignored filter.
 
 from __future__ import annotations
 
+from m3vdb.errors import InputError
 from m3vdb.llama_index._llama_index import (
     ExactMatchFilter,
     FilterCondition,
@@ -17,7 +18,6 @@ from m3vdb.llama_index._llama_index import (
     MetadataFilter,
     MetadataFilters,
 )
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 
 _RANGES = {

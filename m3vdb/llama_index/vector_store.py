@@ -22,6 +22,7 @@ import numpy as np
 from m3vdb._frameworks import complete_embeddings, scan
 from m3vdb.connectors import connect
 from m3vdb.connectors.base import Connector, HybridOptions, SearchMode
+from m3vdb.errors import InputError
 from m3vdb.llama_index import embeddings as m3_embeddings
 from m3vdb.llama_index._llama_index import (
     BaseNode,
@@ -38,7 +39,6 @@ from m3vdb.llama_index._llama_index import (
 from m3vdb.llama_index.filters import to_portable
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import And, Filter, In
 from m3vdb.schemas.spec import IndexSpec
 

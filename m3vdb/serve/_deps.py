@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m3vdb.schemas.errors import MissingDependencyError
+from m3vdb.errors import MissingDependencyError
 
 try:
     import uvicorn

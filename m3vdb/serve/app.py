@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from m3vdb.schemas.codec import colbert_native, sparse_native
 from m3vdb.schemas.data import M3Embedding
 from m3vdb.serve import wire
 from m3vdb.serve._deps import (
@@ -43,7 +44,6 @@ from m3vdb.serve.batcher import (
     QueueFullError,
     TokenEncoder,
 )
-from m3vdb.serve.codec import colbert_native, sparse_native
 from m3vdb.serve.config import ServeConfig
 from m3vdb.serve.metrics import ServeMetrics
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from m3vdb.encoder.batching import plan_batches
+from m3vdb.errors import BackendError
 from m3vdb.schemas.data import M3Embedding
-from m3vdb.schemas.errors import BackendError
 
 if TYPE_CHECKING:
     from m3vdb.serve.metrics import ServeMetrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ the tests, do not collide)."""
 
 from __future__ import annotations
 
-from m3vdb.schemas.errors import MissingDependencyError
+from m3vdb.errors import MissingDependencyError
 
 try:
     from prometheus_client import (

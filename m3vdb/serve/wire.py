@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
+from m3vdb.schemas.codec import b64_float32
 from m3vdb.schemas.data import FloatArray
 from m3vdb.schemas.strings import unicode_problem
-from m3vdb.serve.codec import b64_float32
 
 # --------------------------------------------------------------------------- requests
 

@@ -30,16 +30,16 @@ from m3vdb.connectors.elasticsearch import (  # noqa: E402
 )
 from m3vdb.connectors.elasticsearch import engine as conn  # noqa: E402
 from m3vdb.connectors.elasticsearch import queries as esq
-from m3vdb.schemas import elasticsearch as es  # noqa: E402
-from m3vdb.schemas import scoring  # noqa: E402
-from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
-from m3vdb.schemas.errors import (  # noqa: E402
+from m3vdb.errors import (  # noqa: E402
     BackendError,
     CollectionNotFoundError,
     InputError,
     SchemaMismatchError,
     UnsupportedCapabilityError,
 )
+from m3vdb.schemas import elasticsearch as es  # noqa: E402
+from m3vdb.schemas import scoring  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec, MetadataField  # noqa: E402
 

@@ -38,15 +38,15 @@ from pymilvus.exceptions import MilvusException  # noqa: E402
 from m3vdb.connectors import Collection, connect  # noqa: E402
 from m3vdb.connectors import milvus as cm  # noqa: E402
 from m3vdb.connectors.milvus import colbert  # noqa: E402
-from m3vdb.schemas import milvus as ms  # noqa: E402
-from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
-from m3vdb.schemas.errors import (  # noqa: E402
+from m3vdb.errors import (  # noqa: E402
     BackendError,
     CollectionNotFoundError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
 )
+from m3vdb.schemas import milvus as ms  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.filters import matches, parse_filter  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
 

@@ -39,9 +39,9 @@ from pymilvus.exceptions import MilvusException  # noqa: E402
 
 from m3vdb.connectors import Collection, connect  # noqa: E402
 from m3vdb.connectors.base import HybridOptions  # noqa: E402
+from m3vdb.errors import BackendError, InputError  # noqa: E402
 from m3vdb.schemas import milvus as ms  # noqa: E402
 from m3vdb.schemas.data import Document  # noqa: E402
-from m3vdb.schemas.errors import BackendError, InputError  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[1]  # tests/, where milvus_helpers.py lives

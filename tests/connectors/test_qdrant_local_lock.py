@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("qdrant_client", reason="qdrant-client not installed")
 
 from m3vdb.connectors import connect  # noqa: E402
-from m3vdb.schemas.errors import BackendError, M3VDBError  # noqa: E402
+from m3vdb.errors import BackendError, M3VDBError  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
 
 SPEC = IndexSpec(dense_dim=4, colbert_dim=4)

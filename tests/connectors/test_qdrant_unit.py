@@ -25,14 +25,14 @@ from m3vdb.connectors.qdrant.client import (  # noqa: E402
     is_transient,
     translate_error,
 )
-from m3vdb.schemas import qdrant as qs  # noqa: E402
-from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
-from m3vdb.schemas.errors import (  # noqa: E402
+from m3vdb.errors import (  # noqa: E402
     BackendError,
     InputError,
     MissingDependencyError,
     SchemaMismatchError,
 )
+from m3vdb.schemas import qdrant as qs  # noqa: E402
+from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.filters import and_, eq, in_, matches, or_, parse_filter, range_  # noqa: E402
 from m3vdb.schemas.qdrant import compile_filter  # noqa: E402
 from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from m3vdb.connectors import connect, registry
-from m3vdb.schemas.errors import MissingDependencyError
+from m3vdb.errors import MissingDependencyError
 from m3vdb.schemas.spec import IndexSpec
 
 SPEC = IndexSpec(dense_dim=4, colbert_dim=4)

@@ -27,7 +27,7 @@ from conftest import ContractBackend
 from contract_data import Corpus
 
 from m3vdb.connectors import Document, M3Embedding
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 from m3vdb.schemas.filters import Filter, eq, in_, matches, or_, parse_filter
 
 MODES = ("dense", "sparse", "colbert", "hybrid")

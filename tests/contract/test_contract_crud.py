@@ -15,7 +15,7 @@ from conftest import ContractBackend, corpus_spec
 from contract_data import DIM, Corpus, SyntheticEncoder
 
 from m3vdb.connectors import Connector, Document, M3Embedding
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     CollectionNotFoundError,
     InputError,
     M3VDBError,

@@ -21,7 +21,7 @@ from conftest import ContractBackend
 from contract_data import Corpus
 
 from m3vdb.connectors import Connector, Document, M3Embedding
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 MODES = ("dense", "sparse", "colbert", "hybrid")
 

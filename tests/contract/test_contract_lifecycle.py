@@ -16,7 +16,7 @@ from conftest import ContractBackend, corpus_spec
 from contract_data import DIM, Corpus
 
 import m3vdb
-from m3vdb.schemas.errors import CollectionNotFoundError, SchemaMismatchError
+from m3vdb.errors import CollectionNotFoundError, SchemaMismatchError
 
 MODES = ("dense", "sparse", "colbert", "hybrid")
 

@@ -32,7 +32,7 @@ from m3vdb.connectors import (
     connect,
     registry,
 )
-from m3vdb.schemas.errors import (
+from m3vdb.errors import (
     BackendError,
     CollectionNotFoundError,
     InputError,

@@ -13,7 +13,7 @@ from conftest import BackendTarget, ContractBackend, corpus_spec
 from contract_data import Corpus
 
 from m3vdb.connectors import Document, HybridOptions, IndexSpec, M3Embedding
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 
 
 @pytest.fixture(scope="module", params=backends.params(("backend_qdrant",)))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 from m3vdb.schemas.filters import (
     And,
     Eq,

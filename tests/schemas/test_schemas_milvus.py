@@ -9,9 +9,9 @@ import numpy as np
 import oracles
 import pytest
 
+from m3vdb.errors import InputError
 from m3vdb.schemas import milvus as ms
 from m3vdb.schemas.data import Document, M3Embedding
-from m3vdb.schemas.errors import InputError
 from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_
 from m3vdb.schemas.spec import IndexSpec, MetadataField
 from m3vdb.schemas.versions import parse_version

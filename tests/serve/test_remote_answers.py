@@ -7,7 +7,7 @@ The server is a REAL HTTP server on 127.0.0.1 (``http.server`` in a thread) that
 text), then applies one breakage to the answer.
 
 Troubleshooting: a raw ValueError / KeyError / binascii.Error means a decode path in
-``m3vdb/remote.py`` or ``m3vdb/serve/codec.py`` is not checked; "stored" means upsert wrote
+``m3vdb/remote.py`` or ``m3vdb/schemas/codec.py`` is not checked; "stored" means upsert wrote
 vectors from an answer that should have been refused.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from m3vdb import Document, RemoteEncoder, connect
-from m3vdb.schemas.errors import BackendError
+from m3vdb.errors import BackendError
 
 pytest.importorskip("httpx", reason="httpx is in the serve extra")
 

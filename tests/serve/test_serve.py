@@ -199,7 +199,7 @@ def test_tei_sparse_and_colbert_routes_equal_the_encoder(url: str, tiny_encoder:
 def test_native_route_returns_any_subset_from_one_pass(
     url: str, tiny_encoder: M3Encoder, colbert_dtype: str
 ) -> None:
-    from m3vdb.serve.codec import decode_colbert, decode_float32
+    from m3vdb.schemas.codec import decode_colbert, decode_float32
 
     want = tiny_encoder.encode(TEXTS)
     body = {"inputs": TEXTS, "sparse": True, "colbert": True, "colbert_dtype": colbert_dtype}

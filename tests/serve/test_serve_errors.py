@@ -22,7 +22,7 @@ import pytest
 from test_serve import running
 
 from m3vdb.encoder import M3Encoder
-from m3vdb.schemas.errors import InputError
+from m3vdb.errors import InputError
 from m3vdb.serve import ServeConfig, create_app
 
 pytest.importorskip("fastapi", reason="fastapi is in the serve extra")
