@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -303,13 +304,14 @@ class M3Encoder:
         limit = self._check_max_length(max_length)
         if not items:
             return []
-        ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
-            items,
-            truncation=truncate,
-            max_length=limit if truncate else None,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
+        with _quiet_length_warning(not truncate):
+            ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
+                items,
+                truncation=truncate,
+                max_length=limit if truncate else None,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
         return ids
 
     def encode_token_ids(
@@ -465,3 +467,22 @@ class M3Encoder:
         if colbert:
             colbert_out = list(colbert_rows(hidden, packing, self._colbert_linear))
         return [M3Embedding(d, s, c) for d, s, c in zip(dense_out, sparse_out, colbert_out)]
+
+
+@contextlib.contextmanager
+def _quiet_length_warning(quiet: bool) -> Iterator[None]:
+    """Counting the tokens of a long text (to split it into windows) makes transformers warn
+    "Token indices sequence length is longer than the specified maximum": a length we handle,
+    so the warning is not the user's business."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    logger = hf_logging.get_logger("transformers.tokenization_utils_base")
+    level = logger.level
+    logger.setLevel(hf_logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_TARGETS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"m3vdb {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     index = commands.add_parser(
@@ -276,6 +277,17 @@ def _add_serve_parser(commands: Any) -> None:
         help="request body size (default: 32 MiB; 413 above)",
     )
     serve.add_argument("--verbose", action="store_true", help="tracebacks and access logs")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("m3vdb")
+    except PackageNotFoundError:  # run from a source tree without installing
+        from m3vdb import __version__
+
+        return __version__
 
 
 def _positive(value: str) -> int:
@@ -480,8 +492,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     from m3vdb.cli import database
     from m3vdb.cli.render import hits_json, hits_table, rows, score_label
     from m3vdb.connectors.base import HybridOptions
+    from m3vdb.errors import InputError
     from m3vdb.schemas.filters import parse_filter
 
+    if not args.query.strip():
+        raise InputError("the query is empty: give a text to search for, e.g. m3vdb search 'flood'")
     flt = parse_filter(_filter_json(args.filter)) if args.filter else None  # before the model
     hybrid = HybridOptions(fusion=args.fusion, rerank=args.rerank)
     spec = _spec(args)

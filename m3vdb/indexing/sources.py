@@ -213,7 +213,8 @@ def _read_text(path: Path, limit: int) -> str:
     if size > limit:  # checked before reading: memory stays bounded whatever a folder holds
         raise _too_large(str(path), f"{size / 2**20:,.1f} MiB", limit)
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the text
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8 "
@@ -222,7 +223,7 @@ def _read_text(path: Path, limit: int) -> str:
 
 
 def _read_jsonl(path: Path, limit: int) -> Iterator[tuple[Document, str]]:
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8-sig") as lines:
         try:
             number = 0
             # one line at a time, at most limit + 1 characters of it: a line with no end in
