@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from m3vdb.connectors.disk import MARGIN_BYTES, check_room, check_room_for_write, unbacked_bytes
 from m3vdb.connectors.engine import (
     CollectionInfo,
     record_json,
@@ -273,6 +274,11 @@ class _OpenShards:
                 raise CollectionNotFoundError(
                     os.path.basename(folder), f"Qdrant edge at {os.path.dirname(folder) or '.'}"
                 )
+            # opening touches the shard's mapped files: on a full disk that is a SIGBUS
+            if exists:
+                check_room(folder, unbacked_bytes(folder) + MARGIN_BYTES, "opening the shard")
+            else:
+                check_room(os.path.dirname(folder) or ".", MARGIN_BYTES, "creating the shard")
             try:
                 if exists:
                     config = None
@@ -577,6 +583,13 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
         return problems
 
     # -- collection level ---------------------------------------------------------------
+
+    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+        """The batch, after checking the file system has room for it (``connectors.disk``):
+        the shard memory-maps its files, and a full disk would kill the process."""
+        if self._folder is not None:
+            check_room_for_write(self._folder, pairs)
+        super().write(pairs)
 
     def count(self) -> int:
         """Number of documents stored (exact count)."""
