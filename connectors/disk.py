@@ -1,16 +1,18 @@
-"""Free space before a write to an engine that memory-maps its files.
+"""Free space before a write to an embedded engine whose full disk is a crash or a hang.
 
 Qdrant edge keeps its segments in memory-mapped, sparse files: a page first touched when the
-file system is full kills the process with SIGBUS, and no exception can be raised then. So
-the room a write may need is checked BEFORE the write is handed to the engine, and a write
-that may not fit is a BackendError that says how much is needed and how much is free.
+file system is full kills the process with SIGBUS, and no exception can be raised then; a
+Milvus Lite server whose disk fills stops answering. So the room a write may need is checked
+BEFORE the write is handed to the engine, and a write that may not fit is a BackendError that
+says how much is needed and how much is free. (Qdrant local reports a full disk itself.)
 
-What a write may need: the pages the engine's files already reserve but the disk does not back
-yet (their apparent size less their allocated blocks: the engine may touch any of them), plus
+What a write to Qdrant edge may need: the pages the shard's files already reserve but the disk
+does not back yet (their apparent size less their allocated blocks: it may touch any of them),
+plus
 the batch's own bytes times :data:`WRITE_AMPLIFICATION` (WAL, segment copies, indexes), plus
 :data:`MARGIN_BYTES`. Measured on Qdrant edge 0.9 (64-d vectors, 100 ColBERT rows a document):
 an empty shard reserves ~140 MB it does not back; 50 documents (1.3 MB of vectors) allocate
-~3 MB.
+~3 MB. Milvus Lite reserves nothing ahead: 3x the batch plus the margin.
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ def check_room(folder: str, needed: int, what: str) -> None:
     if free < needed:
         raise BackendError(
             f"not enough free space for {what} at {folder}: it may need {_mib(needed)} "
-            f"and the file system has {_mib(free)} free (an engine that memory-maps its files "
-            "is killed, not refused, when the disk fills); free some space or move the "
-            "database to a larger disk. Nothing was written",
+            f"and the file system has {_mib(free)} free (an embedded engine whose disk fills "
+            "crashes or hangs instead of answering); free some space or move the database to "
+            "a larger disk. Nothing was written",
             retriable=False,
         )
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from m3vdb.connectors.collection import check_ids
 from m3vdb.connectors.common import batched, closed_on_error
+from m3vdb.connectors.disk import MARGIN_BYTES, WRITE_AMPLIFICATION, batch_bytes, check_room
 from m3vdb.connectors.engine import (
     CollectionInfo,
     Engine,
@@ -59,6 +60,9 @@ class MilvusEngine(Engine):
     of it is written; a batch that fails (or is interrupted) leaves no document half-written
     (see ``connectors.milvus.colbert``).
     """
+
+    #: The Milvus Lite file, when m3vdb opened it from a path (its disk is checked before writes).
+    lite_file: str | None = None
 
     database = "Milvus"
     max_k = ms.QUERY_LIMIT
@@ -120,7 +124,7 @@ class MilvusEngine(Engine):
         client, lite, owns = _client_for(target, options or MilvusOptions())
         with closed_on_error(client, owns):
             caps = detect_capabilities(client, lite=lite)
-            return cls(
+            engine = cls(
                 client,
                 collection=collection,
                 spec=spec,
@@ -129,6 +133,9 @@ class MilvusEngine(Engine):
                 owns=owns,
                 create=create,
             )
+        path = lite_path(target)
+        engine.lite_file = os.path.abspath(path) if path is not None else None
+        return engine
 
     @classmethod
     def drop_collection(
@@ -283,6 +290,10 @@ class MilvusEngine(Engine):
         """Checks Milvus's limits for every document, then lets the layout write the batch."""
         for doc, _ in pairs:
             ms.check_document_limits(doc, lite=self._caps.lite)
+        if self.lite_file is not None:
+            # a Lite server whose disk fills hangs instead of answering: refuse first
+            needed = WRITE_AMPLIFICATION * batch_bytes(pairs) + MARGIN_BYTES
+            check_room(os.path.dirname(self.lite_file), needed, f"{len(pairs)} documents")
         self._colbert.write(pairs)
 
     def delete_ids(self, ids: Sequence[str]) -> None:

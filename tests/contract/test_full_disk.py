@@ -1,6 +1,7 @@
-"""A full disk is an error, never a crash (issue 26 item 8), on Qdrant edge, whose memory-mapped
-segments killed the writer with SIGBUS when its file system filled: a writer on a small real
-file system (tmpfs, mounted for the test) ends with m3vdb's BackendError, and the shard holds
+"""A full disk is an error, never a crash or a hang (issue 26 item 8): on Qdrant edge, whose
+memory-mapped segments killed the writer with SIGBUS when its file system filled, and on Milvus
+Lite, whose server stopped answering. A writer on a small real file system (tmpfs, mounted for
+the test) ends with m3vdb's BackendError, and the database, moved to a disk with room, holds
 every batch that was acknowledged, complete.
 
 Troubleshooting: mounting needs root (CI and the developers' machines run as root); where the
@@ -15,12 +16,16 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
+#: engine -> (package, tmpfs size, the target on the mount, the target of the copy)
+ENGINES = {
+    # an empty edge shard reserves ~190 MiB of mapped pages: a few dozen batches fit in 230
+    "qdrant-edge": ("qdrant_edge", "230m", "qdrant+edge:{}/edge", "edge"),
+    "milvus-lite": ("milvus_lite", "60m", "milvus-lite:{}/m3vdb.db", "m3vdb.db"),
+}
 
 WRITER = textwrap.dedent(
     """
@@ -49,44 +54,48 @@ WRITER = textwrap.dedent(
 )
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 230 MiB tmpfs: an empty edge shard reserves ~190 MiB of mapped pages, so a few dozen
-    batches fit before the check must refuse one."""
-    mount = tmp_path / "small"
+def _mounted(mount: Path, size: str) -> bool:
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=230m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return done.returncode == 0
 
 
-def test_a_full_disk_is_an_error_and_acknowledged_batches_stay(
-    small_disk: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_full_disk_is_an_error_and_acknowledged_batches_stay(engine: str, tmp_path: Path) -> None:
     import m3vdb
 
-    writer = subprocess.run(
-        [sys.executable, "-c", WRITER, f"qdrant+edge:{small_disk / 'edge'}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert writer.returncode == 1, f"the writer died: {writer.returncode} {writer.stderr[-500:]}"
-    assert "BackendError: not enough free space" in writer.stderr
-    acknowledged = writer.stdout.splitlines()
-    assert len(acknowledged) >= 2  # some batches fit before the refusal
-    # the shard, moved to a disk with room, holds every acknowledged batch, complete
-    copy = tmp_path / "copy"
-    shutil.copytree(small_disk / "edge", copy)
-    with m3vdb.connect(f"qdrant+edge:{copy}", collection="c") as store:
+    package, size, target, stored = ENGINES[engine]
+    pytest.importorskip(package, reason=f"{package} is not installed")
+    small = tmp_path / "small"
+    if not _mounted(small, size):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        writer = subprocess.run(
+            [sys.executable, "-c", WRITER, target.format(small)],
+            capture_output=True,
+            text=True,
+            timeout=300,  # a hang fails the test instead of the suite
+            cwd=small,
+        )
+        assert writer.returncode == 1, f"died: {writer.returncode} {writer.stderr[-500:]}"
+        assert "BackendError: not enough free space" in writer.stderr
+        acknowledged = writer.stdout.splitlines()
+        assert len(acknowledged) >= 2  # some batches fit before the refusal
+        # moved to a disk with room, the database holds every acknowledged batch, complete
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        source = small / stored
+        if source.is_dir():
+            shutil.copytree(source, copy / stored)
+        else:
+            shutil.copy(source, copy / stored)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+    with m3vdb.connect(target.format(copy), collection="c") as store:
         assert store.count() == 50 * len(acknowledged)
         last = len(acknowledged) - 1
         docs = store.get([f"d{last}-{i}" for i in range(50)])
