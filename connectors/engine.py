@@ -41,6 +41,8 @@ backoff when transient, translated otherwise), :meth:`Engine.schema_mismatch`,
 from __future__ import annotations
 
 import json
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,10 +50,17 @@ from typing import Any, ClassVar, TypeVar
 
 from m3vdb.connectors.common import with_retries
 from m3vdb.connectors.plan import SearchPlan
-from m3vdb.errors import CollectionNotFoundError, M3VDBError, SchemaMismatchError
+from m3vdb.errors import BackendError, CollectionNotFoundError, M3VDBError, SchemaMismatchError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.filters import Filter
 from m3vdb.schemas.spec import IndexSpec
+
+#: The environment variable that sets :data:`EMBEDDED_CALL_TIMEOUT` (seconds).
+TIMEOUT_VARIABLE = "M3VDB_EMBEDDED_CALL_TIMEOUT"
+#: How long one call to an embedded engine may take: generous (a healthy call here takes
+#: milliseconds to seconds; a write of a large batch on a slow disk, tens of seconds), so it
+#: fires only on an engine that stopped answering.
+EMBEDDED_CALL_TIMEOUT = float(os.environ.get(TIMEOUT_VARIABLE, "600"))
 
 T = TypeVar("T")
 EngineT = TypeVar("EngineT", bound="Engine")
@@ -128,6 +137,11 @@ class Engine(ABC):
     #: The ``Collection`` subclass ``connect`` returns for this engine (None: ``Collection``);
     #: set by a database whose search takes more (Elasticsearch's ``bm25``).
     collection_type: ClassVar[type | None] = None
+    #: Seconds one native call may take before it is a BackendError: set for embedded engines
+    #: (an engine in this process, or Milvus Lite's local server, that stops answering would
+    #: hang the caller); None for servers, whose clients have their own timeouts.
+    call_timeout: float | None = None
+    _stuck: str | None = None  # the call that never returned (the engine refuses more)
 
     def __init__(
         self,
@@ -272,7 +286,49 @@ class Engine(ABC):
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
         """Runs one client call, retrying transient errors with backoff; any other native
-        error is translated, so callers see m3vdb errors only."""
+        error is translated, so callers see m3vdb errors only. With :attr:`call_timeout`, a
+        call that does not return in time is a BackendError (see :meth:`_bounded`)."""
+        if self.call_timeout is None:
+            return self._call_now(what, operation)
+        return self._bounded(what, operation)
+
+    def _bounded(self, what: str, operation: Callable[[], T]) -> T:
+        """:meth:`_call_now` in a worker thread the caller waits for at most
+        :attr:`call_timeout` seconds. A call stuck in native code cannot be stopped: it is
+        abandoned (a daemon thread, which does not keep the process alive), and this engine
+        refuses every later call, so nothing races the stuck one."""
+        if self._stuck is not None:
+            raise BackendError(
+                f"an earlier {self.database} {self._stuck} call never returned, so this "
+                f"{self.kind} refuses further calls in this process: close it and open it again "
+                "(or restart the process)",
+                retriable=False,
+            )
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = self._call_now(what, operation)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"m3vdb {self.database} {what}", daemon=True)
+        worker.start()
+        worker.join(self.call_timeout)
+        if worker.is_alive():
+            self._stuck = what
+            raise BackendError(
+                f"{self.database} {what} did not answer within {self.call_timeout:g} s (an "
+                "embedded engine that stops answering: check the machine's free disk and "
+                f"memory); the call was abandoned. Raise the bound with {TIMEOUT_VARIABLE}",
+                retriable=False,
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        value: T = outcome["value"]
+        return value
+
+    def _call_now(self, what: str, operation: Callable[[], T]) -> T:
         try:
             return with_retries(
                 operation,

@@ -18,6 +18,7 @@ from m3vdb.connectors.collection import check_ids
 from m3vdb.connectors.common import batched, closed_on_error
 from m3vdb.connectors.disk import MARGIN_BYTES, WRITE_AMPLIFICATION, batch_bytes, check_room
 from m3vdb.connectors.engine import (
+    EMBEDDED_CALL_TIMEOUT,
     CollectionInfo,
     Engine,
     record_json,
@@ -135,6 +136,8 @@ class MilvusEngine(Engine):
             )
         path = lite_path(target)
         engine.lite_file = os.path.abspath(path) if path is not None else None
+        if caps.lite:
+            engine.call_timeout = EMBEDDED_CALL_TIMEOUT  # Milvus Lite's local server
         return engine
 
     @classmethod

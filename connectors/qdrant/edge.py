@@ -36,6 +36,7 @@ import numpy as np
 
 from m3vdb.connectors.disk import MARGIN_BYTES, check_room, check_room_for_write, unbacked_bytes
 from m3vdb.connectors.engine import (
+    EMBEDDED_CALL_TIMEOUT,
     CollectionInfo,
     record_json,
     settle_spec,
@@ -355,6 +356,8 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
     Open it with :meth:`open` (``m3vdb.connect``); writes are one ``upsert_points`` per
     batch, searches one ``EdgeShard.query``.
     """
+
+    call_timeout = EMBEDDED_CALL_TIMEOUT  # the engine runs in this process
 
     database = "Qdrant edge"
 
