@@ -190,12 +190,14 @@ def test_readme_commands_are_the_ones_ci_runs() -> None:
 
 
 def test_cli_options_in_the_docs_exist() -> None:
-    """Every ``--option`` written in docs/cli.md is an option of some ``m3vdb`` command."""
+    """Every ``--option`` written in docs/cli.md is an option of ``m3vdb`` or of one of its
+    commands."""
     from m3vdb.cli.main import build_parser
 
     known: set[str] = set()
     parser = build_parser()
     for action in parser._actions:  # noqa: SLF001 (argparse has no public listing)
+        known.update(o for o in action.option_strings if o.startswith("--"))  # --version
         for sub in getattr(action, "choices", None) or {}:
             for sub_action in action.choices[sub]._actions:  # type: ignore[index]  # noqa: SLF001
                 known.update(o for o in sub_action.option_strings if o.startswith("--"))
