@@ -1,0 +1,223 @@
+"""The m3vdb embedding format, version 1, as Arrow: one row per stored entry.
+
+Columns (docs/formats.md is the user-facing description; this module is its definition):
+
+=================  ==========================  =========================================
+column             Arrow type                  value
+=================  ==========================  =========================================
+``id``             string, not null            the entry's id (a window's id for windows)
+``text``           string, not null            the stored text
+``metadata``       string, not null            a JSON object (the stored metadata)
+``dense``          list<float32>               the dense vector; null: not computed
+``sparse_indices`` list<int32>                 token ids, ascending; null: not computed
+``sparse_values``  list<float32>               their weights; null when indices are null
+``colbert``        list<list<float16|float32>> one row per token; null: not computed
+=================  ==========================  =========================================
+
+The schema's key-value metadata holds one JSON object under the key ``m3vdb``
+(:class:`FormatInfo`): format version, model, dense and ColBERT dimensions, ColBERT element
+type, m3vdb version. Pure translation: no I/O here (files are the Parquet module's job).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from m3vdb.errors import InputError
+from m3vdb.schemas.data import Document, M3Embedding
+from m3vdb.schemas.optional import import_optional
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"m3vdb"
+COLUMNS = ("id", "text", "metadata", "dense", "sparse_indices", "sparse_values", "colbert")
+ColbertType = Literal["float16", "float32"]
+
+
+def pyarrow() -> Any:
+    """``pyarrow``, or a MissingDependencyError naming ``m3vdb[parquet]``."""
+    return import_optional(
+        "pyarrow", package="pyarrow", extra="parquet", purpose="The m3vdb embedding format"
+    )
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What a dataset in the format says about itself (the ``m3vdb`` schema metadata).
+
+    Attributes:
+        model: the model (checkpoint) the embeddings came from; None when unknown.
+        dense_dim: dimension of ``dense`` (None: no entry has a dense vector).
+        colbert_dim: dimension of each ``colbert`` row (None: no ColBERT rows).
+        colbert_type: element type of the ``colbert`` rows.
+        m3vdb_version: the m3vdb that wrote the dataset.
+        format_version: always :data:`FORMAT_VERSION` for what this module writes.
+    """
+
+    model: str | None
+    dense_dim: int | None
+    colbert_dim: int | None
+    colbert_type: ColbertType = "float32"
+    m3vdb_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.colbert_type not in ("float16", "float32"):
+            raise InputError(
+                f"colbert_type must be 'float16' or 'float32', got {self.colbert_type!r}"
+            )
+        if not self.m3vdb_version:
+            from m3vdb import __version__
+
+            object.__setattr__(self, "m3vdb_version", __version__)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_schema(cls, schema: pa.Schema, *, where: str = "the dataset") -> FormatInfo:
+        """The info a schema carries.
+
+        Raises:
+            InputError: no ``m3vdb`` metadata (not written by m3vdb), an unreadable one, or a
+                format version this m3vdb does not read.
+        """
+        raw = (schema.metadata or {}).get(METADATA_KEY)
+        if raw is None:
+            raise InputError(
+                f"{where} has no 'm3vdb' schema metadata: it is not an m3vdb embedding "
+                "file (write one with `m3vdb encode` or `m3vdb export`)"
+            )
+        try:
+            record = json.loads(raw)
+            version = int(record.get("format_version", 0))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InputError(f"{where}: the 'm3vdb' schema metadata is not valid: {exc}") from exc
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"{where} is m3vdb embedding format version {version}; this m3vdb reads "
+                f"version {FORMAT_VERSION} (upgrade m3vdb to read newer files)"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+
+def arrow_schema(info: FormatInfo) -> pa.Schema:
+    """The Arrow schema of format version 1, with ``info`` as its ``m3vdb`` metadata."""
+    pa = pyarrow()
+    element = pa.float16() if info.colbert_type == "float16" else pa.float32()
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("metadata", pa.string(), nullable=False),
+            pa.field("dense", pa.list_(pa.float32())),
+            pa.field("sparse_indices", pa.list_(pa.int32())),
+            pa.field("sparse_values", pa.list_(pa.float32())),
+            pa.field("colbert", pa.list_(pa.list_(element))),
+        ],
+        metadata={METADATA_KEY: info.to_json().encode()},
+    )
+
+
+def to_record_batch(
+    entries: Sequence[tuple[Document, M3Embedding]], info: FormatInfo
+) -> pa.RecordBatch:
+    """Stored entries (a document and its embedding) as one record batch of the format.
+
+    Raises:
+        InputError: an output whose dimension differs from ``info`` (the file would lie).
+    """
+    pa = pyarrow()
+    schema = arrow_schema(info)
+    colbert_dtype = np.float16 if info.colbert_type == "float16" else np.float32
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for doc, emb in entries:
+        columns["id"].append(doc.id)
+        columns["text"].append(doc.text)
+        columns["metadata"].append(json.dumps(dict(doc.metadata), ensure_ascii=False))
+        columns["dense"].append(_dense(emb.dense, info, doc.id))
+        indices, values = _sparse(emb.sparse)
+        columns["sparse_indices"].append(indices)
+        columns["sparse_values"].append(values)
+        columns["colbert"].append(_colbert(emb.colbert, info, doc.id, colbert_dtype))
+    arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def from_record_batch(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Document, M3Embedding]]:
+    """The stored entries of a record batch (or table) of the format, in row order; ColBERT
+    rows come back as float32 whatever the stored element type."""
+    missing = [name for name in COLUMNS if name not in batch.schema.names]
+    if missing:
+        raise InputError(
+            f"not an m3vdb embedding batch: column(s) {', '.join(missing)} missing "
+            f"(found {', '.join(batch.schema.names)})"
+        )
+    ids = batch.column("id").to_pylist()
+    texts = batch.column("text").to_pylist()
+    metas = batch.column("metadata").to_pylist()
+    dense = batch.column("dense").to_pylist()
+    sp_idx = batch.column("sparse_indices").to_pylist()
+    sp_val = batch.column("sparse_values").to_pylist()
+    colbert = batch.column("colbert").to_pylist()
+    for i, doc_id in enumerate(ids):
+        metadata = json.loads(metas[i]) if metas[i] else {}
+        if not isinstance(metadata, dict):
+            raise InputError(f"entry {doc_id!r}: metadata is not a JSON object: {metas[i]!r}")
+        sparse = None
+        if sp_idx[i] is not None:
+            values = sp_val[i]
+            if values is None or len(values) != len(sp_idx[i]):
+                raise InputError(
+                    f"entry {doc_id!r}: sparse_indices and sparse_values differ in length"
+                )
+            sparse = {int(k): float(v) for k, v in zip(sp_idx[i], values, strict=True)}
+        yield (
+            Document(id=doc_id, text=texts[i], metadata=metadata),
+            M3Embedding(
+                dense=None if dense[i] is None else np.asarray(dense[i], dtype=np.float32),
+                sparse=sparse,
+                colbert=None
+                if colbert[i] is None
+                else np.asarray(colbert[i], dtype=np.float32).reshape(len(colbert[i]), -1),
+            ),
+        )
+
+
+def _dense(vector: Any, info: FormatInfo, doc_id: str) -> list[float] | None:
+    if vector is None:
+        return None
+    arr = np.asarray(vector, dtype=np.float32)
+    if info.dense_dim is None or arr.shape != (info.dense_dim,):
+        raise InputError(
+            f"entry {doc_id!r}: dense vector of shape {arr.shape}, the file declares "
+            f"dense_dim={info.dense_dim}"
+        )
+    return arr.tolist()
+
+
+def _sparse(weights: dict[int, float] | None) -> tuple[list[int] | None, list[float] | None]:
+    if weights is None:
+        return None, None
+    keys = sorted(weights)
+    return keys, [float(weights[k]) for k in keys]
+
+
+def _colbert(rows: Any, info: FormatInfo, doc_id: str, dtype: Any) -> list[Any] | None:
+    if rows is None:
+        return None
+    arr = np.asarray(rows, dtype=np.float32)
+    if arr.ndim != 2 or info.colbert_dim is None or arr.shape[1] != info.colbert_dim:
+        raise InputError(
+            f"entry {doc_id!r}: ColBERT rows of shape {arr.shape}, the file declares "
+            f"colbert_dim={info.colbert_dim}"
+        )
+    return arr.astype(dtype).tolist()
