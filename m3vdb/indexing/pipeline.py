@@ -195,7 +195,7 @@ def _index_batch(
     split = tokens = 0
     if todo:
         encoder = model.get()
-        pairs, written, split, tokens = _encode(
+        pairs, written, split, tokens = encode_entries(
             encoder, todo, hashes, chunking, model.capacity, connector.spec
         )
     unindexable = [d.id for d in todo if d.id not in written]
@@ -330,7 +330,7 @@ def scan(connector: Connector, flt: dict[str, Any]) -> Iterator[Document]:
     return connector.scan(flt)
 
 
-def _encode(
+def encode_entries(
     encoder: Encoder,
     docs: Sequence[Document],
     hashes: dict[str, str],
