@@ -37,7 +37,7 @@ class EncodeBatches:
     ) -> None:
         from m3vdb.encoder import M3Encoder
 
-        self.encoder = M3Encoder(model, device=device, dtype=dtype)
+        self.encoder = M3Encoder(model, device=device, dtype=dtype or "auto")  # type: ignore[arg-type]
         self.spec = IndexSpec.for_encoder(self.encoder, dense=dense, sparse=sparse, colbert=colbert)
         self.chunking = chunking
         # the entry capacity m3vdb.indexing.chunking.entry_capacity gives for this spec
@@ -120,7 +120,9 @@ def iter_record_batches(ds: Any) -> Iterator[Any]:
         yield from table.to_batches()
 
 
-def write_parquet_parts(ds: Any, out: str | Path, info: FormatInfo, *, rows_per_part: int = 10_000) -> int:
+def write_parquet_parts(
+    ds: Any, out: str | Path, info: FormatInfo, *, rows_per_part: int = 10_000
+) -> int:
     """Writes an encoded Dataset as a folder of ``part-NNNNN.parquet`` files with the
     format's schema, streamed through the driver; returns the number of entries."""
     import pyarrow.parquet as pq

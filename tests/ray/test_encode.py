@@ -44,11 +44,19 @@ def test_ray_entries_equal_single_process(local_ray, tiny_model_dir: Path, tiny_
     docs = _docs()
     rows = [{"id": d.id, "text": d.text, "metadata": json.dumps(d.metadata)} for d in docs]
     ds = encode_dataset(
-        ray.data.from_items(rows), model=str(tiny_model_dir), chunking=chunking,
-        concurrency=1, batch_size=2, dtype="float32", device="cpu",
+        ray.data.from_items(rows),
+        model=str(tiny_model_dir),
+        chunking=chunking,
+        concurrency=1,
+        batch_size=2,
+        dtype="float32",
+        device="cpu",
     )
-    info = FormatInfo(model=str(tiny_model_dir), dense_dim=tiny_encoder.dense_dim,
-                      colbert_dim=tiny_encoder.colbert_dim)
+    info = FormatInfo(
+        model=str(tiny_model_dir),
+        dense_dim=tiny_encoder.dense_dim,
+        colbert_dim=tiny_encoder.colbert_dim,
+    )
     n = write_parquet_parts(ds, tmp_path / "out", info, rows_per_part=3)
     parts = sorted((tmp_path / "out").glob("*.parquet"))
     assert len(parts) >= 2
@@ -58,8 +66,12 @@ def test_ray_entries_equal_single_process(local_ray, tiny_model_dir: Path, tiny_
     spec = IndexSpec.for_encoder(tiny_encoder)
     capacity = min(tiny_encoder.max_length, spec.max_colbert_rows + 1)
     want, _, split, _ = encode_entries(
-        tiny_encoder, docs, {d.id: content_hash(d, chunking) for d in docs}, chunking,
-        capacity, spec,
+        tiny_encoder,
+        docs,
+        {d.id: content_hash(d, chunking) for d in docs},
+        chunking,
+        capacity,
+        spec,
     )
     assert split == 1 and n == len(want)
     assert sorted(got) == sorted(d.id for d, _ in want)
