@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -59,6 +59,10 @@ class FormatInfo:
         colbert_type: element type of the ``colbert`` rows.
         m3vdb_version: the m3vdb that wrote the dataset.
         format_version: always :data:`FORMAT_VERSION` for what this module writes.
+        spec: the IndexSpec record (``IndexSpec.to_record``) of the collection the entries
+            came from (export, copy) or would go to (encode), so ``load`` rebuilds the same
+            collection; None when unknown (``load`` then stores the outputs with a dimension,
+            and sparse). Optional: readers of format 1 may ignore it.
     """
 
     model: str | None
@@ -67,6 +71,7 @@ class FormatInfo:
     colbert_type: ColbertType = "float32"
     m3vdb_version: str = ""
     format_version: int = FORMAT_VERSION
+    spec: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.colbert_type not in ("float16", "float32"):
