@@ -131,8 +131,9 @@ def test_copy_resumes_float16_and_refuses_a_dimension_mismatch(
         target = _target(stack, module, tmp_path)
         # a float16-ColBERT collection: built from a float16 dataset, round trip exact
         f16 = tmp_path / "f16.parquet"
-        transfer.encode(_docs(), f16, encoder=tiny_encoder, chunking=CHUNKING,
-                        colbert_type="float16")
+        transfer.encode(
+            _docs(), f16, encoder=tiny_encoder, chunking=CHUNKING, colbert_type="float16"
+        )
         assert read_info(f16).colbert_type == "float16"
         transfer.load(f16, target, "f16")
         with connect(target, collection="f16", create=False) as store:
@@ -167,7 +168,13 @@ def test_copy_resumes_float16_and_refuses_a_dimension_mismatch(
 def test_encode_writes_the_documented_columns(encoded: Path) -> None:
     table = pq.read_table(encoded)
     assert table.column_names == [
-        "id", "text", "metadata", "dense", "sparse_indices", "sparse_values", "colbert"
+        "id",
+        "text",
+        "metadata",
+        "dense",
+        "sparse_indices",
+        "sparse_values",
+        "colbert",
     ]
     assert str(table.schema.field("dense").type) == "list<element: float>"
     assert str(table.schema.field("sparse_indices").type) == "list<element: int32>"
@@ -179,5 +186,3 @@ def test_encode_writes_the_documented_columns(encoded: Path) -> None:
     rows = table.to_pylist()
     long = [r for r in rows if r["id"].startswith("long#")]
     assert len(long) > 1 and json.loads(long[0]["metadata"])["parent_id"] == "long"
-
-
