@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
