@@ -79,12 +79,7 @@ def test_a_folder_written_by_another_writer_reads_and_disagreeing_parts_are_refu
     folder.mkdir()
     for n, start in (("b_000001.parquet", 3), ("a_000000.parquet", 0)):
         batch = to_record_batch(_entries(3, start=start), INFO)
-        pq.write_table(
-            pq.pa.Table.from_batches([batch])
-            if hasattr(pq, "pa")
-            else __import__("pyarrow").Table.from_batches([batch]),
-            folder / n,
-        )
+        pq.write_table(pa.Table.from_batches([batch]), folder / n)
     (folder / "_SUCCESS").write_text("")
     assert _ids(folder) == [f"d{i:03d}" for i in range(6)]
     other = FormatInfo(model="tiny", dense_dim=8, colbert_dim=2, colbert_type="float16")
