@@ -214,17 +214,17 @@ def from_record_batch(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Docume
         if not isinstance(metadata, dict):
             raise InputError(f"entry {doc_id!r}: metadata is not a JSON object: {metas[i]!r}")
         sparse = None
-        if sp_idx[i] is not None:
-            values = sp_val[i]
-            if values is None or len(values) != len(sp_idx[i]):
+        keys, values, vector = sp_idx[i], sp_val[i], dense[i]
+        if keys is not None:
+            if values is None or len(values) != len(keys):
                 raise InputError(
                     f"entry {doc_id!r}: sparse_indices and sparse_values differ in length"
                 )
-            sparse = {int(k): float(v) for k, v in zip(sp_idx[i].tolist(), values.tolist())}
+            sparse = {int(k): float(v) for k, v in zip(keys.tolist(), values.tolist())}
         yield (
             Document(id=doc_id, text=texts[i], metadata=metadata),
             M3Embedding(
-                dense=None if dense[i] is None else dense[i].astype(np.float32),
+                dense=None if vector is None else vector.astype(np.float32),
                 sparse=sparse,
                 colbert=colbert[i],
             ),
