@@ -170,6 +170,22 @@ class Collection:
         flt = parse_filter(filter)
         return self._engine.scan(flt, batch_size=batch_size)
 
+    def scan_embeddings(
+        self, filter: FilterLike = None, *, batch_size: int = 256
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``filter`` with its stored embedding, in batches of at
+        most ``batch_size`` (memory bounded by a batch); outputs the collection does not store
+        are None. What ``m3vdb export`` and ``m3vdb copy`` read.
+
+        Raises:
+            UnsupportedCapabilityError: the database cannot give stored vectors back
+                (Elasticsearch: m3vdb keeps vectors out of ``_source``).
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        flt = parse_filter(filter)
+        return self._engine.scan_embeddings(flt, batch_size=batch_size)
+
     def count(self) -> int:
         """Number of documents stored."""
         return self._engine.count()

@@ -23,6 +23,8 @@ Collection level (on the opened engine):
 - :meth:`Engine.write`: upsert one batch of validated ``(Document, M3Embedding)`` pairs.
 - :meth:`Engine.delete_ids` and :meth:`Engine.delete_where`: delete by ids, by filter.
 - :meth:`Engine.get` and :meth:`Engine.scan`: read documents by ids, by filter.
+- :meth:`Engine.scan_embeddings`: read stored entries WITH their stored embeddings, by
+  filter, in batches (export and copy between databases).
 - :meth:`Engine.count`: the number of stored documents.
 - :meth:`Engine.run`: one native query for a validated search plan (every mode).
 - :meth:`Engine.drop`: drop the opened collection.
@@ -248,6 +250,15 @@ class Engine(ABC):
     def scan(self, flt: Filter | None, *, batch_size: int) -> Iterator[Document]:
         """Every stored document matching the parsed filter (all without one), read in pages of
         ``batch_size`` (checked positive); order unspecified."""
+
+    @abstractmethod
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``flt`` with the embedding stored for it (outputs the
+        collection does not store are None), in batches of at most ``batch_size`` (checked
+        positive); order unspecified. A database that cannot give its stored vectors back
+        raises UnsupportedCapabilityError naming what works instead."""
 
     @abstractmethod
     def count(self) -> int:

@@ -54,6 +54,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"),
     **dict.fromkeys(["Chunking", "IndexReport", "index"], "m3vdb.indexing"),
     **dict.fromkeys(["M3Encoder"], "m3vdb.encoder"),
+    **dict.fromkeys(
+        ["TransferReport", "copy", "encode", "export", "load"], "m3vdb.formats.transfer"
+    ),
     **dict.fromkeys(["RemoteEncoder"], "m3vdb.remote"),
 }
 
@@ -79,6 +82,7 @@ if TYPE_CHECKING:
         SchemaMismatchError,
         UnsupportedCapabilityError,
     )
+    from m3vdb.formats.transfer import TransferReport, copy, encode, export, load
     from m3vdb.indexing import Chunking, IndexReport, index
     from m3vdb.remote import RemoteEncoder
     from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
@@ -137,17 +141,22 @@ __all__ = [
     "RemoteEncoder",
     "SchemaMismatchError",
     "SearchMode",
+    "TransferReport",
     "UnsupportedCapabilityError",
     "UpsertItem",
     "WindowEmbedding",
     "__version__",
     "and_",
     "connect",
+    "copy",
     "drop",
+    "encode",
     "eq",
+    "export",
     "in_",
     "index",
     "list_collections",
+    "load",
     "matches",
     "or_",
     "parse_filter",

@@ -532,6 +532,20 @@ class ElasticsearchEngine(Engine):
         except Exception as exc:
             raise self.translate_error(exc, "scan") from exc
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Refused: m3vdb maps the vectors out of ``_source`` (``_source.excludes``), and a
+        ``sparse_vector`` keeps only 9 significant bits of each weight, so an index cannot
+        give back the embeddings written to it."""
+        raise UnsupportedCapabilityError(
+            f"Elasticsearch index {self._collection!r} cannot give its stored embeddings back: "
+            "m3vdb keeps the vectors out of _source (and sparse_vector keeps only 9 significant "
+            "bits of each weight), so it cannot be exported or copied from. Loading INTO "
+            "Elasticsearch works: export or copy from the Milvus or Qdrant collection you "
+            "indexed, or write the file with `m3vdb encode` and `m3vdb load` it"
+        )
+
     # -- search ---------------------------------------------------------------------
 
     def run(self, plan: SearchPlan) -> list[Hit]:

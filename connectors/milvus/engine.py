@@ -377,6 +377,61 @@ class MilvusEngine(Engine):
                 return
             last = str(page[-1][names.id])
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``flt`` with its stored embedding, in id order, one
+        batch per page of the main collection; the ColBERT rows come from the layout (the
+        Array of Structs field, or the companion rows of the version each entity names)."""
+        names = self._spec.fields
+        expr = ms.compile_filter(flt, names.metadata)
+        vectors = [
+            f
+            for f, on in ((names.dense, self._spec.dense), (names.sparse, self._spec.sparse))
+            if on
+        ]
+        fields = [names.id, *self._colbert.read_fields(), *vectors]
+        fields += [f for f in self._colbert.embedding_fields() if f not in fields]
+        c = self._client
+        last: str | None = None
+        while True:
+            cursor = "" if last is None else ms.after_id_expression(names.id, last)
+            page = self.call(
+                "query page",
+                partial(
+                    c.query,
+                    self._collection,
+                    filter=ms.and_expressions(cursor, expr),
+                    output_fields=fields,
+                    limit=batch_size,
+                    iterator="True",
+                    reduce_stop_for_best="True",
+                ),
+            )
+            if page:
+                yield self._pairs(page)
+            if len(page) < batch_size:
+                return
+            last = str(page[-1][names.id])
+
+    def _pairs(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Document, M3Embedding]]:
+        names = self._spec.fields
+        arrays = self._colbert.colbert_arrays(rows)
+        out = []
+        for row in rows:
+            doc_id = str(row[names.id])
+            emb = ms.embedding_from_rows(
+                {k: v for k, v in row.items() if k != names.colbert}, self._spec
+            )
+            colbert = arrays.get(doc_id) if self._spec.colbert else None
+            out.append(
+                (
+                    ms.document_from_row(row, self._spec),
+                    M3Embedding(dense=emb.dense, sparse=emb.sparse, colbert=colbert),
+                )
+            )
+        return out
+
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""
         ids = self._addressable(check_ids(ids))

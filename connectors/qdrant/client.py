@@ -458,7 +458,9 @@ class QdrantEngine(QdrantLayoutEngine):
             )
         )
 
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
         records, next_offset = self.call(
             "scroll",
             partial(
@@ -468,7 +470,7 @@ class QdrantEngine(QdrantLayoutEngine):
                 limit=limit,
                 offset=offset,
                 with_payload=True,
-                with_vectors=False,
+                with_vectors=with_vectors,
             ),
         )
         return list(records), next_offset

@@ -643,13 +643,15 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
             )
         )
 
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
         request = self._e.ScrollRequest(
             offset=offset,
             limit=limit,
             filter=native_filter,
             with_payload=True,
-            with_vector=False,
+            with_vector=with_vectors,
         )
         records, next_offset = self.call("scroll", partial(self._shard().scroll, request))
         return list(records), next_offset

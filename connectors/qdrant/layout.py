@@ -71,8 +71,11 @@ class QdrantLayoutEngine(Engine):
         """The records (with payload) of these point ids."""
 
     @abstractmethod
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
-        """One page of records (with payload) and the next offset (None at the end)."""
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
+        """One page of records (with payload, and their vectors when asked) and the next
+        offset (None at the end)."""
 
     @abstractmethod
     def _vector_query(self, vector: Any, using: str) -> Any:
@@ -127,6 +130,25 @@ class QdrantLayoutEngine(Engine):
             if offset is None:
                 return
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """One batch per scroll page, each record read with its named vectors."""
+        native_filter = self._native_filter(flt)
+        offset: Any = None
+        while True:
+            records, offset = self._scroll(native_filter, batch_size, offset, with_vectors=True)
+            if records:
+                yield [
+                    (
+                        qschema.document_from_payload(r.payload, self._spec),
+                        qschema.embedding_from_vectors(_vectors(r), self._spec),
+                    )
+                    for r in records
+                ]
+            if offset is None:
+                return
+
     def run(self, plan: SearchPlan) -> list[Hit]:
         """ONE native query (see the module docstring); the filter applies to every stage."""
         spec = self._spec
@@ -178,3 +200,10 @@ class QdrantLayoutEngine(Engine):
         if plan.colbert is not None:
             out["colbert"] = self._vector_query(plan.colbert.tolist(), fields.colbert)
         return out
+
+
+def _vectors(record: Any) -> Any:
+    """A record's named vectors (qdrant-client: ``vector``; Qdrant edge: ``vector`` too, or
+    ``vectors`` on some versions)."""
+    vectors = getattr(record, "vector", None)
+    return vectors if vectors is not None else getattr(record, "vectors", None)

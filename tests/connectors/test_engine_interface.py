@@ -20,6 +20,7 @@ PRIMITIVES = {
     "delete_where",
     "get",
     "scan",
+    "scan_embeddings",
     "count",
     "run",
     "drop",
