@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from m3vdb.connectors.common import with_retries
 from m3vdb.connectors.plan import SearchPlan
 from m3vdb.errors import BackendError, CollectionNotFoundError, M3VDBError, SchemaMismatchError
@@ -91,8 +93,21 @@ def settle_spec(
     given: IndexSpec | None, recorded: IndexSpec | None, default: IndexSpec
 ) -> IndexSpec:
     """The spec to open a collection with: the caller's, else the one the collection recorded
-    (so a collection opens as it is, whatever model built it), else ``default``."""
+    (so a collection opens as it is, whatever model built it), else ``default``.
+
+    Raises:
+        SchemaMismatchError: the caller's spec and the record name different MUVERA settings
+            (``colbert_fde``): queries would be encoded with other random matrices than the
+            stored documents, which no field type shows.
+    """
     if given is not None:
+        if recorded is not None and given.colbert_fde != recorded.colbert_fde:
+            raise SchemaMismatchError(
+                f"the collection was built with colbert_fde={recorded.colbert_fde}, the "
+                f"IndexSpec given says {given.colbert_fde}; open it without a spec (it "
+                "opens as recorded) or with the recorded colbert_fde (m3vdb index: give "
+                "--colbert-fde as when it was built)"
+            )
         return given
     if recorded is not None:
         return recorded
@@ -226,9 +241,15 @@ class Engine(ABC):
     # -- collection level ---------------------------------------------------------------
 
     @abstractmethod
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """Upserts one batch of validated pairs, idempotent by id; the database's own limits
-        are checked for every document before anything of the batch is written."""
+        are checked for every document before anything of the batch is written.
+
+        ``fde``: the documents' MUVERA encodings, ``(len(pairs), spec.colbert_fde.dim)``, row i
+        for pair i (``Collection`` computes them when ``spec.colbert_fde`` is set; None
+        otherwise), stored in the dense field ``spec.fields.colbert_fde`` with the document."""
 
     @abstractmethod
     def delete_ids(self, ids: Sequence[str]) -> None:
