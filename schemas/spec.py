@@ -131,9 +131,10 @@ class IndexSpec:
         model: the model (checkpoint) whose embeddings the collection holds, as the encoder
             names it (``IndexSpec.for_encoder``); None when unknown. Recorded with the
             collection, never compared when validating one.
-        colbert_fde: a MUVERA first stage for ``mode="colbert"`` (:class:`ColbertFde`): each document's fixed dimensional encoding is stored as a dense
-            vector (``fields.colbert_fde``); a ColBERT search takes candidates by it and reranks
-            them by exact MaxSim. None: ``mode="colbert"`` scans every document's rows.
+        colbert_fde: a MUVERA first stage for ``mode="colbert"`` (:class:`ColbertFde`):
+            each document's fixed dimensional encoding is stored as a dense vector
+            (``fields.colbert_fde``); a ColBERT search takes candidates by it and reranks them
+            by exact MaxSim. None: ``mode="colbert"`` scans every document's rows.
     """
 
     dense_dim: int = 1024

@@ -78,9 +78,7 @@ def test_fde_candidates_reranked_by_exact_maxsim(fde_store: Connector, corpus: C
     assert np.mean(overlaps) >= MIN_OVERLAP, overlaps
 
 
-def test_fde_with_every_document_a_candidate_is_exact(
-    fde_store: Connector, corpus: Corpus
-) -> None:
+def test_fde_with_every_document_a_candidate_is_exact(fde_store: Connector, corpus: Corpus) -> None:
     """``HybridOptions(candidates=N)`` sets the FDE stage's candidates: with all documents
     taken, the rerank IS the exact MaxSim ranking."""
     ids = list(corpus.embeddings)

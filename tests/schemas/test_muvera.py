@@ -75,7 +75,9 @@ def test_query_and_document_encodings_differ() -> None:
     assert empty.any(), "with 32 buckets and few topics some buckets are empty"
     assert as_doc.any(axis=2).all(), "a document fills every bucket"
     full = ~empty
-    counts = np.stack([np.linalg.norm(as_query[full], axis=1), np.linalg.norm(as_doc[full], axis=1)])
+    counts = np.stack(
+        [np.linalg.norm(as_query[full], axis=1), np.linalg.norm(as_doc[full], axis=1)]
+    )
     assert (counts[0] >= counts[1] - 1e-5).all(), "a sum is at least as long as the mean"
     # one token: query and document agree where it landed
     one = rows[:1]
