@@ -111,7 +111,9 @@ class FdeEncoder:
         """The FDE of a document's ColBERT rows: per bucket, the AVERAGE of its tokens; an
         empty bucket takes the token whose sign pattern is nearest (Hamming; ties: the first
         row)."""
-        bits, buckets, projected = self._partition(rows)
+        return self._document(*self._partition(rows))
+
+    def _document(self, bits: np.ndarray, buckets: np.ndarray, projected: np.ndarray) -> np.ndarray:
         sums, counts = self._sums(buckets, projected)
         filled = counts > 0
         out = sums / np.maximum(counts, 1)[..., None]
@@ -124,10 +126,23 @@ class FdeEncoder:
         return self._finish(out)
 
     def documents(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        """The FDEs of several documents, ``(len(batch), dim)`` float32."""
+        """The FDEs of several documents, ``(len(batch), dim)`` float32 (the projections of
+        the whole batch in one matrix product)."""
         out = np.empty((len(batch), self.dim), dtype=np.float32)
+        if not len(batch):
+            return out
         for i, rows in enumerate(batch):
-            out[i] = self.document(rows)
+            if np.ndim(rows) != 2 or not len(rows):
+                raise InputError(
+                    f"an FDE encodes ColBERT rows of shape (n >= 1, {self.token_dim}), got "
+                    f"{np.shape(rows)} (document {i} of the batch)"
+                )
+        bits, buckets, projected = self._partition(np.concatenate(batch))
+        start = 0
+        for i, rows in enumerate(batch):
+            end = start + len(rows)
+            out[i] = self._document(bits[start:end], buckets[start:end], projected[start:end])
+            start = end
         return out
 
 
