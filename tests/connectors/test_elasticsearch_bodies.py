@@ -835,9 +835,9 @@ def test_fde_colbert_search_is_one_knn_with_a_maxsim_rescore() -> None:
     fde = fde_encoder(FDE_SPEC.colbert_fde, 2).query(np.asarray(Q.colbert))  # type: ignore[arg-type]
     assert name == "search" and request["size"] == 3
     knn = request["query"]["knn"]
-    assert knn["field"] == "colbert_fde" and knn["k"] == 200 and knn["filter"] == flt
+    assert knn["field"] == "colbert_fde" and knn["k"] == 1000 and knn["filter"] == flt
     assert knn["query_vector"] == pytest.approx(fde.tolist())
-    assert request["rescore"] == esq.rescore(FDE_SPEC, np.asarray(Q.colbert), 200)
+    assert request["rescore"] == esq.rescore(FDE_SPEC, np.asarray(Q.colbert), 1000)
     assert hits[0].score == pytest.approx(1.5) and hits[0].signal_scores == {
         "colbert": pytest.approx(1.5)
     }
