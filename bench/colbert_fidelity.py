@@ -570,7 +570,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument(
-        "--corpora", nargs="+", default=["stdlib", "synthetic"], choices=["stdlib", "synthetic"]
+        "--corpora", nargs="*", default=["stdlib", "synthetic"], choices=["stdlib", "synthetic"]
     )
     parser.add_argument("--no-hybrid", action="store_true", help="colbert mode only")
     parser.add_argument(
