@@ -547,7 +547,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         if r.get("status") != "ok":
             lines.append(
                 f"| {r.get('corpus')} | {r['engine']} | {r['setting']} | {r['docs']} | "
-                f"{r['status']} | | | | | |"
+                f"{r['status'].split(' (')[0]} | | | | | |"
             )
             continue
         lines.append(
@@ -623,7 +623,9 @@ def main() -> None:
                 continue
             baseline: dict[str, list[list[str]]] = {}
             for engine in args.engines:
-                for setting in ["float32", *[s for s in args.settings if s != "float32"]]:
+                # float32 first: the hybrid baseline of the other settings
+                first = [] if args.no_hybrid and "float32" not in args.settings else ["float32"]
+                for setting in [*first, *[s for s in args.settings if s != "float32"]]:
                     row = run_one(
                         engine,
                         setting,

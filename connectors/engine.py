@@ -45,7 +45,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -95,20 +95,26 @@ def settle_spec(
     """The spec to open a collection with: the caller's, else the one the collection recorded
     (so a collection opens as it is, whatever model built it), else ``default``.
 
+    A collection built with a MUVERA first stage keeps it: a caller's spec without
+    ``colbert_fde`` takes the recorded one (every later write must store the FDE, or the
+    document would never be a candidate; a command line that builds the spec from the model
+    alone opens it as built).
+
     Raises:
         SchemaMismatchError: the caller's spec and the record name different MUVERA settings
             (``colbert_fde``): queries would be encoded with other random matrices than the
             stored documents, which no field type shows.
     """
     if given is not None:
-        if recorded is not None and given.colbert_fde != recorded.colbert_fde:
-            raise SchemaMismatchError(
-                f"the collection was built with colbert_fde={recorded.colbert_fde}, the "
-                f"IndexSpec given says {given.colbert_fde}; open it without a spec (it "
-                "opens as recorded) or with the recorded colbert_fde (m3vdb index: give "
-                "--colbert-fde as when it was built)"
-            )
-        return given
+        if recorded is None or given.colbert_fde == recorded.colbert_fde:
+            return given
+        if given.colbert_fde is None and recorded.colbert_fde is not None:
+            return replace(given, colbert_fde=recorded.colbert_fde)
+        raise SchemaMismatchError(
+            f"the collection was built with colbert_fde={recorded.colbert_fde}, the IndexSpec "
+            f"given says {given.colbert_fde}; open it without a spec (it opens as recorded) "
+            "or with the recorded colbert_fde"
+        )
     if recorded is not None:
         return recorded
     return default

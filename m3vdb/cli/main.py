@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also store each entry's MUVERA encoding (a fixed-size vector of its ColBERT "
         "rows): --mode colbert then takes candidates by it and reranks them by exact MaxSim "
-        "instead of scanning every entry (a new collection; give it again on later runs)",
+        "instead of scanning every entry (a new collection keeps it: later runs need not "
+        "repeat it)",
     )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 

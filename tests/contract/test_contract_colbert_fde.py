@@ -106,8 +106,9 @@ def test_fde_stage_finds_what_its_vectors_rank_first(fde_store: Connector, corpu
 
 
 def test_fde_spec_recorded_and_enforced(backend: ContractBackend, corpus: Corpus) -> None:
-    """Reopened without a spec, the collection keeps its FDE config (seed included); opened
-    with another one, it is a SchemaMismatchError."""
+    """Reopened without a spec, or with one that names no FDE, the collection keeps its FDE
+    config (seed included) and every write stores the FDE; opened with another config, it is
+    a SchemaMismatchError."""
     store = backend.open(corpus_spec(colbert_fde=FDE))
     store.upsert(corpus.pairs()[:20])
     name = store.collection
@@ -119,14 +120,22 @@ def test_fde_spec_recorded_and_enforced(backend: ContractBackend, corpus: Corpus
         assert len(hits) == 3
     finally:
         reopened.close()
-    for other in (ColbertFde(candidates=60, seed=4), None):
-        with pytest.raises(SchemaMismatchError, match="colbert_fde"):
-            connect(
-                backend.started.target,
-                collection=name,
-                spec=corpus_spec(colbert_fde=other),
-                create=False,
-            )
+    # a spec without colbert_fde opens it as built (writes keep storing the FDE)
+    plain = connect(backend.started.target, collection=name, spec=corpus_spec(), create=False)
+    try:
+        assert plain.spec.colbert_fde == FDE
+        plain.upsert(corpus.pairs()[20:25])
+        hits = plain.search(corpus.queries[0], 25, mode="colbert")
+        assert len(hits) == 25  # the five new documents are FDE candidates too
+    finally:
+        plain.close()
+    with pytest.raises(SchemaMismatchError, match="colbert_fde"):
+        connect(
+            backend.started.target,
+            collection=name,
+            spec=corpus_spec(colbert_fde=ColbertFde(candidates=60, seed=4)),
+            create=False,
+        )
 
 
 def test_document_without_colbert_rows_is_refused(backend: ContractBackend) -> None:
