@@ -85,12 +85,20 @@ class FdeEncoder:
         """Per repetition and bucket: the sum of its projected tokens ``(reps, B, d_proj)``
         and their count ``(reps, B)``."""
         c = self.config
-        reps = np.broadcast_to(np.arange(c.repetitions), buckets.shape)
-        sums = np.zeros((c.repetitions, self._buckets, c.d_proj), dtype=np.float32)
-        np.add.at(sums, (reps, buckets), projected)
-        counts = np.zeros((c.repetitions, self._buckets), dtype=np.int64)
-        np.add.at(counts, (reps, buckets), 1)
-        return sums, counts
+        cells = c.repetitions * self._buckets
+        # one flat cell per (repetition, bucket); bincount is a single C pass per column
+        # (np.add.at is several times slower)
+        flat = (np.arange(c.repetitions) * self._buckets + buckets).reshape(-1)
+        values = projected.reshape(-1, c.d_proj).astype(np.float64)
+        sums = np.stack(
+            [np.bincount(flat, weights=values[:, j], minlength=cells) for j in range(c.d_proj)],
+            axis=1,
+        )
+        counts = np.bincount(flat, minlength=cells)
+        return (
+            sums.astype(np.float32).reshape(c.repetitions, self._buckets, c.d_proj),
+            counts.reshape(c.repetitions, self._buckets),
+        )
 
     def _finish(self, blocks: np.ndarray) -> np.ndarray:
         flat = blocks.reshape(-1)
