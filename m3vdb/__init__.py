@@ -51,7 +51,9 @@ _EXPORTS: dict[str, str] = {
         ["Filter", "and_", "eq", "in_", "matches", "or_", "parse_filter", "range_"],
         "m3vdb.schemas.filters",
     ),
-    **dict.fromkeys(["FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"),
+    **dict.fromkeys(
+        ["ColbertFde", "FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"
+    ),
     **dict.fromkeys(["Chunking", "IndexReport", "index"], "m3vdb.indexing"),
     **dict.fromkeys(["M3Encoder"], "m3vdb.encoder"),
     **dict.fromkeys(
@@ -97,7 +99,7 @@ if TYPE_CHECKING:
         parse_filter,
         range_,
     )
-    from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField
+    from m3vdb.schemas.spec import ColbertFde, FieldNames, IndexSpec, MetadataField
 
 
 def __getattr__(name: str) -> Any:
@@ -120,6 +122,7 @@ __all__ = [
     "Chunking",
     "Collection",
     "CollectionInfo",
+    "ColbertFde",
     "CollectionNotFoundError",
     "Connector",
     "Document",

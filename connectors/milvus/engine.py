@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
+
 from m3vdb.connectors.collection import check_ids
 from m3vdb.connectors.common import batched, closed_on_error
 from m3vdb.connectors.disk import MARGIN_BYTES, WRITE_AMPLIFICATION, batch_bytes, check_room
@@ -289,7 +291,9 @@ class MilvusEngine(Engine):
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """Checks Milvus's limits for every document, then lets the layout write the batch."""
         for doc, _ in pairs:
             ms.check_document_limits(doc, lite=self._caps.lite)
@@ -297,7 +301,7 @@ class MilvusEngine(Engine):
             # a Lite server whose disk fills hangs instead of answering: refuse first
             needed = WRITE_AMPLIFICATION * batch_bytes(pairs) + MARGIN_BYTES
             check_room(os.path.dirname(self.lite_file), needed, f"{len(pairs)} documents")
-        self._colbert.write(pairs)
+        self._colbert.write(pairs, fde)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         """Deletes these ids and their ColBERT rows; unknown ids are ignored."""
@@ -476,6 +480,8 @@ class MilvusEngine(Engine):
             return self._single_search(plan.sparse, fields.sparse, "sparse", plan.k, expr)
         if plan.mode == "colbert":
             assert plan.colbert is not None  # the plan sets it for this mode
+            if plan.fde is not None:
+                return self._fde_search(plan, expr)
             return self._colbert.search(plan.colbert, plan.k, expr, plan.candidates)
         return self._hybrid_search(plan, expr)
 
@@ -502,6 +508,27 @@ class MilvusEngine(Engine):
             self._store.hit(h, float(h["distance"]), {signal: float(h["distance"])})
             for h in result[0]
         ]
+
+    def _fde_search(self, plan: SearchPlan, expr: str) -> list[Hit]:
+        """``mode="colbert"`` with a MUVERA first stage: ONE search of the FDE field of the
+        main collection (the filter applied there) for ``plan.candidates`` documents, then the
+        layout's rerank by exact MaxSim (in Milvus for the struct layout; over the candidates'
+        companion rows, read by id, for the companion layout, as hybrid's rerank does)."""
+        c, field = self._client, self._spec.fields.colbert_fde
+        result = self.call(
+            "ColBERT FDE search",
+            lambda: c.search(
+                self._collection,
+                data=[plan.fde],
+                anns_field=field,
+                filter=expr,
+                limit=plan.candidates,
+                output_fields=self._colbert.read_fields(),
+                search_params={"metric_type": "IP"},
+            ),
+        )
+        assert plan.colbert is not None  # the plan sets it for this mode
+        return self._colbert.rerank(plan.colbert, list(result[0]), plan.k, expr, first="fde")
 
     def _hybrid_search(self, plan: SearchPlan, expr: str) -> list[Hit]:
         pymilvus = import_pymilvus()

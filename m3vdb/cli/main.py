@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the collection first and index into a new one (after a model change)",
     )
+    index.add_argument(
+        "--colbert-fde",
+        action="store_true",
+        help="also store each entry's MUVERA encoding (a fixed-size vector of its ColBERT "
+        "rows): --mode colbert then takes candidates by it and reranks them by exact MaxSim "
+        "instead of scanning every entry (a new collection keeps it: later runs need not "
+        "repeat it)",
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
@@ -505,6 +513,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
+    if args.colbert_fde:
+        from dataclasses import replace
+
+        from m3vdb.schemas.spec import ColbertFde
+
+        spec = replace(spec, colbert_fde=ColbertFde())
     check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
