@@ -220,6 +220,47 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
     )
+    _add_ray_options(parser)
+
+
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray`` and the actor pool's options (``index`` and ``encode``)."""
+    ray = parser.add_argument_group("encoding on Ray (pip install 'm3vdb[ray]'; see docs/ray.md)")
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="encode on a Ray actor pool: no ADDRESS starts a local Ray for the run; 'auto' "
+        "or ray://HOST:10001 uses a running cluster (--model must be a hub id or a path "
+        "every node can read)",
+    )
+    ray.add_argument(
+        "--ray-actors", type=_positive, default=1, metavar="N", help="encoder actors (default 1)"
+    )
+    ray.add_argument(
+        "--ray-gpus",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="G",
+        help="GPUs per actor (default 0; 1: a GPU each, 0.5: two actors per GPU)",
+    )
+    ray.add_argument(
+        "--ray-cpus",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="C",
+        help="CPUs per actor (default 1)",
+    )
+    ray.add_argument(
+        "--ray-batch-tokens",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="most tokens per forward pass in an actor (default: sized to the device's "
+        "memory); --batch-size is the documents per actor call",
+    )
 
 
 def _add_transfer_parsers(commands: Any, where: argparse.ArgumentParser) -> None:
@@ -397,6 +438,40 @@ def _non_negative(value: str) -> int:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _ray_pool(args: argparse.Namespace) -> Any:
+    """The Ray actor pool ``--ray`` asks for (ray itself checked first: one clear line when it
+    is not installed)."""
+    from m3vdb.cli.model import check_model_path
+    from m3vdb.errors import InputError
+    from m3vdb.ray.encode import ActorPool, ray_module
+
+    ray_module()
+    if args.encoder_url:
+        raise InputError(
+            "--ray encodes in Ray actors that load --model themselves: drop --encoder-url"
+        )
+    check_model_path(args.model)
+    return ActorPool(
+        concurrency=args.ray_actors,
+        num_gpus=args.ray_gpus,
+        num_cpus=args.ray_cpus,
+        batch_size=args.batch_size,
+        token_budget=args.ray_batch_tokens,
+        device=args.device,
+        dtype=args.dtype,
+    )
+
+
 def _integer(value: str) -> int:
     try:
         return int(value)
@@ -509,6 +584,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from m3vdb.indexing.run import check_plan
 
     chunking = _chunking(args)
+    pool = _ray_pool(args) if args.ray is not None else None
     # every file read and checked, before the model is loaded and before anything is written
     corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
     check_plan(corpus, chunking=chunking, prune=args.prune)
@@ -519,7 +595,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         from m3vdb.schemas.spec import ColbertFde
 
         spec = replace(spec, colbert_fde=ColbertFde())
-    check_device(args.device)  # before anything is written: the model loads on first use
+    if pool is None:  # (Ray: the actors' device, on their nodes)
+        check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
     if args.recreate:
@@ -535,17 +612,33 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         report = IndexReport()
         try:
-            run(
-                connector,
-                corpus,
-                encoder=encoder,
-                chunking=chunking,
-                resume=args.resume,
-                prune=args.prune,
-                batch_size=args.batch_size,
-                show_progress=not args.quiet,
-                report=report,
-            )
+            if pool is not None:
+                from m3vdb.ray import index_corpus
+
+                index_corpus(
+                    connector,
+                    corpus,
+                    model=args.model,
+                    target=args.db,
+                    chunking=chunking,
+                    resume=args.resume,
+                    prune=args.prune,
+                    pool=pool,
+                    address=args.ray,
+                    report=report,
+                )
+            else:
+                run(
+                    connector,
+                    corpus,
+                    encoder=encoder,
+                    chunking=chunking,
+                    resume=args.resume,
+                    prune=args.prune,
+                    batch_size=args.batch_size,
+                    show_progress=not args.quiet,
+                    report=report,
+                )
         except KeyboardInterrupt:
             print(
                 f"m3vdb: interrupted after {report.indexed:,} documents were written "
@@ -736,18 +829,33 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from m3vdb.indexing import Corpus
 
     chunking = _chunking(args)
+    pool = _ray_pool(args) if args.ray is not None else None
     corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
-    if not args.encoder_url:
+    if not args.encoder_url and pool is None:
         check_device(args.device)
-    report = encode(
-        corpus,
-        args.out,
-        encoder=lambda: _load_encoder(args),
-        chunking=chunking,
-        colbert_type=args.colbert_type,
-        batch_size=args.batch_size,
-        show_progress=not args.quiet,
-    )
+    if pool is not None:
+        from m3vdb.ray import encode_corpus
+
+        report = encode_corpus(
+            corpus,
+            args.out,
+            model=args.model,
+            spec=_spec(args),
+            chunking=chunking,
+            colbert_type=args.colbert_type,
+            pool=pool,
+            address=args.ray,
+        )
+    else:
+        report = encode(
+            corpus,
+            args.out,
+            encoder=lambda: _load_encoder(args),
+            chunking=chunking,
+            colbert_type=args.colbert_type,
+            batch_size=args.batch_size,
+            show_progress=not args.quiet,
+        )
     skipped = len(report.empty) + len(report.unindexable)
     print(
         f"encoded {report.indexed:,} documents ({report.entries:,} entries, {report.split:,} "

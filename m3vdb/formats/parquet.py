@@ -98,13 +98,29 @@ class EmbeddingWriter:
         """Appends entries (validated against ``info``: a wrong dimension is an InputError)."""
         if not entries:
             return
-        batch = to_record_batch(entries, self.info)
+        self.write_batch(to_record_batch(entries, self.info))
+
+    def write_batch(self, batch: Any) -> None:
+        """Appends a record batch (or table) already in the format (another process made
+        it, e.g. a Ray actor); its columns are cast to the dataset's schema.
+
+        Raises:
+            InputError: columns other than the format's.
+        """
+        names = list(getattr(batch, "schema", batch).names)
+        if names != list(self._schema.names):
+            raise InputError(
+                f"a batch with columns {names}, the format has {list(self._schema.names)}"
+            )
+        if batch.num_rows == 0:
+            return
+        batch = batch.cast(self._schema)
         start = 0
         while start < batch.num_rows:
             writer = self._current()
             room = self._rows_per_part - self._part_rows if self.folder else batch.num_rows - start
             piece = batch.slice(start, min(room, batch.num_rows - start))
-            writer.write_batch(piece, row_group_size=self._rows_per_group)
+            writer.write(piece, row_group_size=self._rows_per_group)
             self._part_rows += piece.num_rows
             self.rows += piece.num_rows
             start += piece.num_rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -330,6 +331,95 @@ def scan(connector: Connector, flt: dict[str, Any]) -> Iterator[Document]:
     return connector.scan(flt)
 
 
+def pending_documents(
+    connector: Connector,
+    documents: Iterable[Document],
+    *,
+    batch_size: int = 256,
+    chunking: Chunking | None = DEFAULT_CHUNKING,
+    resume: bool = True,
+    guard: InterruptGuard | None = None,
+    report: IndexReport,
+) -> Iterator[Document]:
+    """The documents that need encoding, for a run that encodes elsewhere (the Ray path):
+    the first half of the indexing job, batch by batch. A document stored with the same
+    content hash is skipped (``report.resumed``); a blank one is reported (``report.empty``)
+    and whatever is stored of it deleted, as :func:`index_documents` does; every other
+    document is yielded, to be encoded and then written by :func:`write_encoded`.
+    """
+    guard = guard or InterruptGuard()
+    for batch in batched(documents, batch_size):
+        refuse_bookkeeping_keys(batch)
+        report.seen += len(batch)
+        hashes = {d.id: content_hash(d, chunking) for d in batch}
+        stored = _stored_state(connector, [d.id for d in batch])
+        emptied: list[str] = []
+        for doc in batch:
+            state = stored.get(doc.id)
+            if resume and state is not None and state.complete and state.hash == hashes[doc.id]:
+                report.resumed += 1
+            elif not doc.text.strip():
+                report.empty.append(doc.id)
+                if state is not None:
+                    emptied.append(doc.id)
+            else:
+                yield doc
+        if emptied:
+            with guard.critical():
+                connector.delete(_stale_ids(connector, stored, emptied))
+
+
+def write_encoded(
+    connector: Connector,
+    pairs: Sequence[tuple[Document, M3Embedding]],
+    *,
+    unindexable: Sequence[str] = (),
+    tokens: int = 0,
+    guard: InterruptGuard | None = None,
+    report: IndexReport,
+) -> None:
+    """Writes entries encoded elsewhere (by :func:`encode_entries` in a Ray actor), the
+    second half of the indexing job: a stored, changed document is replaced as a whole.
+
+    The entries of one document come in order (``chunk`` 0 first) but may arrive in several
+    calls, from several writers at once: so the call that holds a document's first entry
+    deletes only those stored entries of it that the new version does not overwrite (the
+    new ids are known from ``chunks``), and nothing is deleted that another call writes.
+    Until its last entry is written, a document counts as incomplete and the next run
+    replaces it (resume checks the first and the last entry).
+
+    Args:
+        pairs: the entries (their metadata as :func:`encode_entries` makes it).
+        unindexable: documents encoded without a sparse weight > 0: nothing to store, and
+            whatever is stored of them is deleted.
+        tokens: tokens encoded for these entries (for the report).
+        guard: holds Ctrl-C back while the batch is written (None in a Ray worker).
+    """
+    heads = {str(d.metadata["parent_id"]): d for d, _ in pairs if d.metadata.get("chunk") == 0}
+    parents = [*heads, *(i for i in unindexable if i not in heads)]
+    stored = _stored_state(connector, parents) if parents else {}
+    keep: set[str] = set()  # ids the new versions write
+    for parent, head in heads.items():
+        chunks = int(head.metadata.get("chunks", 1))
+        if head.id == parent:
+            keep.add(parent)
+        else:
+            keep.update(entry_id(parent, n) for n in range(chunks))
+    _refuse_collisions(connector, pairs)
+    with guard.critical() if guard is not None else nullcontext():
+        stale = [i for i in _stale_ids(connector, stored, list(stored)) if i not in keep]
+        if stale:
+            connector.delete(stale)
+        if pairs:
+            connector.upsert(list(pairs), batch_size=len(pairs))
+        report.indexed += len(heads)
+        report.replaced += sum(1 for p in heads if p in stored)
+        report.split += sum(1 for p, d in heads.items() if d.id != p)
+        report.entries += len(pairs)
+        report.tokens += tokens
+        report.unindexable += list(unindexable)
+
+
 def encode_entries(
     encoder: Encoder,
     docs: Sequence[Document],
@@ -337,10 +427,13 @@ def encode_entries(
     chunking: Chunking | None,
     capacity: int,
     spec: IndexSpec,
+    *,
+    doc_tokens: dict[str, int] | None = None,
 ) -> tuple[list[tuple[Document, M3Embedding]], set[str], int, int]:
     """(entries, ids of the documents written, how many were split, tokens encoded): the
     entries ``m3vdb index`` stores for these (non-blank) documents, shared with
-    ``m3vdb encode``. ``hashes``: each document's :func:`content_hash`.
+    ``m3vdb encode`` and the Ray path. ``hashes``: each document's :func:`content_hash`;
+    ``doc_tokens``, when given, receives the tokens encoded per document id.
 
     Only the outputs the collection stores are computed. An encoder that cannot tokenize (a
     dense embedding model behind a framework's interface) stores every document whole."""
@@ -372,6 +465,8 @@ def encode_entries(
         embs = encoder.encode([d.text for d, _ in whole], **spec_outputs)
         for (doc, n), emb in zip(whole, embs):
             tokens += n
+            if doc_tokens is not None:
+                doc_tokens[doc.id] = n
             if emb.sparse or not spec.sparse:  # the databases refuse an all-zero sparse vector
                 meta = {**doc.metadata, "parent_id": doc.id, "chunk": 0, "chunks": 1}
                 meta["content_hash"] = hashes[doc.id]
@@ -388,6 +483,9 @@ def encode_entries(
         per_doc: list[list[Any]] = [[] for _ in long]
         for w in windows:
             tokens += w.token_end - w.token_start + 2
+            if doc_tokens is not None:
+                doc_id = long[w.text_index][0].id
+                doc_tokens[doc_id] = doc_tokens.get(doc_id, 0) + w.token_end - w.token_start + 2
             # a window of special tokens only has no sparse weight and cannot be stored
             if w.embedding.sparse or not spec.sparse:
                 per_doc[w.text_index].append(w)

@@ -1,57 +1,119 @@
-"""The Ray Data encoding step: a class UDF holding one encoder per actor, and a driver-side
-Parquet writer that never holds more than one batch."""
+"""The Ray Data encoding step: documents in, stored entries out, the encoder as a class UDF
+(one encoder per actor) in ``map_batches``.
+
+An encoded batch is a record batch of the m3vdb embedding format v1 (``formats/table.py``)
+plus two accounting columns: ``tokens`` (the tokens encoded for a document, on its first
+row) and ``unindexable`` (True on a row that stands for a document encoded without any
+sparse weight > 0: nothing of it can be stored; its vectors are null). :func:`split_batch`
+takes them apart again.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from m3vdb.formats.table import FormatInfo, arrow_schema, pyarrow, to_record_batch
-from m3vdb.indexing.chunking import DEFAULT_CHUNKING, Chunking, check_chunking, content_hash
-from m3vdb.indexing.pipeline import encode_entries
-from m3vdb.schemas.data import Document
+from m3vdb.connectors.common import batched
+from m3vdb.formats.table import COLUMNS, FormatInfo, arrow_schema, pyarrow, to_record_batch
+from m3vdb.indexing.chunking import DEFAULT_CHUNKING, Chunking, content_hash, entry_capacity
+from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.spec import IndexSpec
 
+#: The accounting columns an encoded batch carries besides the format's.
+TOKENS, UNINDEXABLE = "tokens", "unindexable"
 
-def _ray() -> Any:
-    return import_optional("ray", package="ray[data]", extra="ray", purpose="Encoding on Ray")
+
+def ray_module() -> Any:
+    """``ray`` with Ray Data, or a MissingDependencyError naming ``pip install 'm3vdb[ray]'``."""
+    ray = import_optional("ray", package="ray[data]", extra="ray", purpose="Encoding on Ray")
+    import_optional("ray.data", package="ray[data]", extra="ray", purpose="Encoding on Ray")
+    return ray
+
+
+@dataclass(frozen=True)
+class ActorPool:
+    """How the encoder actors are placed (Ray Data's ``map_batches`` options).
+
+    Attributes:
+        concurrency: encoder actors (each loads the model once).
+        num_gpus: GPUs per actor (0 on CPU-only nodes; 1 gives each actor a GPU of its own,
+            0.5 packs two actors per GPU).
+        num_cpus: CPUs per actor (torch's threads in it).
+        batch_size: documents per call of an actor.
+        token_budget: most tokens per forward pass inside an actor (the encoder packs a
+            call's texts into forward passes by this budget); None: the encoder's default
+            (sized to the device's free memory).
+        device: the torch device in each actor (None: the best present, i.e. the GPU Ray
+            assigned when ``num_gpus`` > 0).
+        dtype: the encoder's dtype (``"auto"``, ``"float32"``, ...).
+    """
+
+    concurrency: int = 1
+    num_gpus: float = 0
+    num_cpus: float = 1
+    batch_size: int = 32
+    token_budget: int | None = None
+    device: str | None = None
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        from m3vdb.errors import InputError
+
+        if self.concurrency < 1 or self.batch_size < 1 or self.num_gpus < 0 or self.num_cpus < 0:
+            raise InputError(
+                f"the actor pool needs concurrency >= 1, batch_size >= 1 and non-negative "
+                f"num_gpus / num_cpus, got {self}"
+            )
+        if self.token_budget is not None and self.token_budget < 1:
+            raise InputError(f"token_budget must be positive, got {self.token_budget}")
 
 
 class EncodeBatches:
-    """The class UDF: loads the encoder once per actor, encodes a batch of documents into
-    stored entries (windows as ``m3vdb.index`` makes them) as a format-v1 record batch."""
+    """The class UDF: loads the encoder once per actor, then turns each batch of documents
+    (``id``, ``text``, ``metadata`` as JSON) into the entries ``m3vdb.index`` stores
+    (windows for long documents, bookkeeping metadata), as an encoded batch (module
+    docstring). Blank documents must be left out by the caller (they are reported there)."""
 
     def __init__(
         self,
         model: str,
         *,
+        info: FormatInfo,
         chunking: Chunking | None,
-        dense: bool,
-        sparse: bool,
-        colbert: bool,
-        device: str | None,
-        dtype: str | None,
+        pool: ActorPool,
     ) -> None:
         from m3vdb.encoder import M3Encoder
+        from m3vdb.indexing.chunking import check_chunking
+        from m3vdb.indexing.pipeline import check_dimensions
 
-        self.encoder = M3Encoder(model, device=device, dtype=dtype or "auto")  # type: ignore[arg-type]
-        self.spec = IndexSpec.for_encoder(self.encoder, dense=dense, sparse=sparse, colbert=colbert)
-        self.chunking = chunking
-        # the entry capacity m3vdb.indexing.chunking.entry_capacity gives for this spec
-        self.capacity = int(self.encoder.max_length)
-        if self.spec.colbert:
-            self.capacity = min(self.capacity, self.spec.max_colbert_rows + 1)
-        check_chunking(chunking, self.capacity)
-        self.info = FormatInfo(
-            model=str(model),
-            dense_dim=self.encoder.dense_dim if dense else None,
-            colbert_dim=self.encoder.colbert_dim if colbert else None,
+        self.encoder = M3Encoder(
+            model,
+            device=pool.device,
+            dtype=pool.dtype,  # type: ignore[arg-type]
+            token_budget=pool.token_budget,
         )
+        self.spec = (
+            IndexSpec.from_record(info.spec)
+            if info.spec is not None
+            else IndexSpec.for_encoder(
+                self.encoder,
+                dense=info.dense_dim is not None,
+                colbert=info.colbert_dim is not None,
+            )
+        )
+        check_dimensions(self.encoder, self.spec)
+        self.capacity = entry_capacity(self.spec, self.encoder)
+        check_chunking(chunking, self.capacity)
+        self.chunking = chunking
+        self.info = info
 
     def __call__(self, batch: Any) -> Any:
+        from m3vdb.indexing.pipeline import encode_entries
+
+        pa = pyarrow()
         docs = [
             Document(str(i), str(t), json.loads(m) if isinstance(m, str) else dict(m or {}))
             for i, t, m in zip(
@@ -60,90 +122,123 @@ class EncodeBatches:
                 batch.column("metadata").to_pylist(),
             )
         ]
-        todo = [d for d in docs if d.text.strip()]  # blank text: nothing to store (as index)
-        hashes = {d.id: content_hash(d, self.chunking) for d in todo}
-        pairs, _, _, _ = encode_entries(
-            self.encoder, todo, hashes, self.chunking, self.capacity, self.spec
+        hashes = {d.id: content_hash(d, self.chunking) for d in docs}
+        tokens: dict[str, int] = {}
+        pairs, written, _, _ = encode_entries(
+            self.encoder, docs, hashes, self.chunking, self.capacity, self.spec, doc_tokens=tokens
         )
-        return pyarrow().Table.from_batches([to_record_batch(pairs, self.info)])
+        # a document encoded with no sparse weight: one row saying so, vectors null
+        lost = [d for d in docs if d.id not in written]
+        empty = M3Embedding(dense=None, sparse=None, colbert=None)
+        rows = [*pairs, *((d, empty) for d in lost)]
+        table = pa.Table.from_batches([to_record_batch(rows, self.info)])
+        counted = [
+            tokens.get(str(d.metadata["parent_id"]), 0) if d.metadata["chunk"] == 0 else 0
+            for d, _ in pairs
+        ]
+        table = table.append_column(
+            TOKENS, pa.array(counted + [tokens.get(d.id, 0) for d in lost], pa.int64())
+        )
+        return table.append_column(
+            UNINDEXABLE, pa.array([False] * len(pairs) + [True] * len(lost), pa.bool_())
+        )
+
+
+def documents_dataset(documents: Iterable[Document], *, rows_per_block: int = 32) -> Any:
+    """A Dataset of ``documents`` (columns ``id``, ``text``, ``metadata`` as JSON), or None
+    when there are none.
+
+    The documents stream through the driver once: each block of ``rows_per_block`` goes to
+    Ray's object store as it is read (``ray.put``), and the driver keeps only its reference,
+    so the driver's memory does not hold the corpus (the object store does, spilling to
+    disk when full). A block is the unit an actor takes: ``rows_per_block`` = the actors'
+    batch size spreads the work over every actor.
+    """
+    ray = ray_module()
+    pa = pyarrow()
+    refs = []
+    for block in batched(documents, rows_per_block):
+        table = pa.table(
+            {
+                "id": pa.array([d.id for d in block], pa.string()),
+                "text": pa.array([d.text for d in block], pa.string()),
+                "metadata": pa.array(
+                    [json.dumps(dict(d.metadata), ensure_ascii=False) for d in block], pa.string()
+                ),
+            }
+        )
+        refs.append(ray.put(table))
+    return ray.data.from_arrow_refs(refs) if refs else None
 
 
 def encode_dataset(
     ds: Any,
     *,
     model: str,
+    info: FormatInfo,
     chunking: Chunking | None = DEFAULT_CHUNKING,
-    concurrency: int = 1,
-    num_gpus: float = 0,
-    batch_size: int = 32,
-    dense: bool = True,
-    sparse: bool = True,
-    colbert: bool = True,
-    device: str | None = None,
-    dtype: str | None = None,
+    pool: ActorPool | None = None,
 ) -> Any:
-    """A Dataset of documents (columns ``id``, ``text``, ``metadata``: a JSON string or a
-    dict) as a Dataset of stored entries in the m3vdb embedding format v1.
+    """A Dataset of documents (columns ``id``, ``text``, ``metadata``: JSON strings; no blank
+    text) as a Dataset of encoded batches (module docstring): the entries ``m3vdb.index``
+    stores, same ids and windows.
 
     Args:
-        ds: a ``ray.data.Dataset``.
-        model: the checkpoint every actor loads (a path every worker can read, or a hub id).
-        chunking: the windows of long documents, as ``m3vdb.index``.
-        concurrency: encoder actors.
-        num_gpus: GPUs per actor (0 on CPU machines).
-        batch_size: documents per encode call.
-        dense, sparse, colbert: the outputs to compute.
+        ds: a ``ray.data.Dataset`` (e.g. :func:`documents_dataset`).
+        model: the checkpoint every actor loads: a hub id, or a path every node can read.
+        info: the format's metadata for the entries; its ``spec`` (an IndexSpec record)
+            says which outputs to compute (all three when None).
+        chunking: the windows of long documents, as ``m3vdb.index`` (None: refuse them).
+        pool: the actor pool (concurrency, GPUs, batch size, token budget).
     """
-    _ray()
+    ray = ray_module()
+    pool = pool or ActorPool()
     return ds.map_batches(
         EncodeBatches,
-        fn_constructor_kwargs=dict(
-            model=str(model),
-            chunking=chunking,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            device=device,
-            dtype=dtype,
-        ),
-        batch_size=batch_size,
+        fn_constructor_kwargs=dict(model=str(model), info=info, chunking=chunking, pool=pool),
+        batch_size=pool.batch_size,
         batch_format="pyarrow",
-        concurrency=concurrency,
-        num_gpus=num_gpus,
+        zero_copy_batch=True,
+        compute=ray.data.ActorPoolStrategy(size=pool.concurrency),
+        num_gpus=pool.num_gpus,
+        num_cpus=pool.num_cpus,
     )
 
 
-def iter_record_batches(ds: Any) -> Iterator[Any]:
-    """The Dataset's record batches on the driver, one at a time (memory bounded by a
-    batch)."""
-    for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        yield from table.to_batches()
+def iter_tables(ds: Any) -> Iterator[Any]:
+    """The Dataset's blocks on the driver, one at a time (memory bounded by a block)."""
+    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
-def write_parquet_parts(
-    ds: Any, out: str | Path, info: FormatInfo, *, rows_per_part: int = 10_000
-) -> int:
-    """Writes an encoded Dataset as a folder of ``part-NNNNN.parquet`` files with the
-    format's schema, streamed through the driver; returns the number of entries."""
-    import pyarrow.parquet as pq
+@dataclass
+class Accounting:
+    """What an encoded batch says besides its entries."""
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    unindexable: list[str]
+    tokens: int
+    indexed: int  # documents with entries (first entries in the batch)
+    split: int  # of those, stored as windows
+
+
+def split_batch(table: Any, info: FormatInfo) -> tuple[Any, Accounting]:
+    """(the entries as a table of the format's schema, the batch's accounting)."""
+    pa = pyarrow()
+    import pyarrow.compute as pc
+
+    lost = table.column(UNINDEXABLE)
+    entries = table.filter(pc.invert(lost)).select(list(COLUMNS))
+    firsts = [
+        (i, json.loads(m))
+        for i, m in zip(entries.column("id").to_pylist(), entries.column("metadata").to_pylist())
+    ]
+    firsts = [(i, m) for i, m in firsts if m.get("chunk", 0) == 0]
+    accounting = Accounting(
+        unindexable=table.filter(lost).column("id").to_pylist(),
+        tokens=int(pc.sum(table.column(TOKENS)).as_py() or 0),
+        indexed=len(firsts),
+        split=sum(1 for i, m in firsts if i != m.get("parent_id", i)),
+    )
     schema = arrow_schema(info)
-    writer: Any = None
-    part = rows = in_part = 0
-    try:
-        for batch in iter_record_batches(ds):
-            if writer is None or in_part >= rows_per_part:
-                if writer is not None:
-                    writer.close()
-                writer = pq.ParquetWriter(folder / f"part-{part:05d}.parquet", schema)
-                part += 1
-                in_part = 0
-            writer.write_batch(batch.cast(schema) if hasattr(batch, "cast") else batch)
-            rows += batch.num_rows
-            in_part += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
+    return pa.Table.from_batches(entries.to_batches(), schema=entries.schema).cast(
+        schema
+    ), accounting

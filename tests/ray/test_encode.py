@@ -1,33 +1,28 @@
 """The Ray path (encoder as a class UDF in map_batches, on a local 2-CPU Ray) gives the same
-entries as the single-process pipeline: same ids (windows included), dense, sparse, ColBERT.
+entries as the single-process pipeline: same ids (windows included), dense, sparse, ColBERT,
+and the accounting (tokens, unindexable documents) the report needs.
 
-Troubleshooting: Ray start-up takes ~10-30 s on a 2-core machine; one session per module.
+Troubleshooting: a failure here and not in tests/indexing points at m3vdb/ray/encode.py
+(EncodeBatches, split_batch); the CLI wiring is tested in test_cli_ray.py.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
-pq = pytest.importorskip("pyarrow.parquet")
+pytest.importorskip("ray")
+pytest.importorskip("pyarrow")
 
-from m3vdb.formats.table import FormatInfo, from_record_batch  # noqa: E402
-from m3vdb.indexing.chunking import Chunking, content_hash  # noqa: E402
+from m3vdb.formats.table import from_record_batch  # noqa: E402
+from m3vdb.formats.transfer import info_for_spec  # noqa: E402
+from m3vdb.indexing.chunking import Chunking, content_hash, entry_capacity  # noqa: E402
 from m3vdb.indexing.pipeline import encode_entries  # noqa: E402
-from m3vdb.ray import encode_dataset, write_parquet_parts  # noqa: E402
+from m3vdb.ray import ActorPool, documents_dataset, encode_dataset, iter_tables, split_batch  # noqa: E402
 from m3vdb.schemas.data import Document  # noqa: E402
 from m3vdb.schemas.spec import IndexSpec  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _docs() -> list[Document]:
@@ -39,41 +34,36 @@ def _docs() -> list[Document]:
     ]
 
 
-def test_ray_entries_equal_single_process(local_ray, tiny_model_dir: Path, tiny_encoder, tmp_path):
+def test_ray_entries_equal_single_process(local_ray, tiny_model_dir: Path, tiny_encoder):
     chunking = Chunking(window=32, overlap=8, automatic=False)
     docs = _docs()
-    rows = [{"id": d.id, "text": d.text, "metadata": json.dumps(d.metadata)} for d in docs]
-    ds = encode_dataset(
-        ray.data.from_items(rows),
-        model=str(tiny_model_dir),
-        chunking=chunking,
-        concurrency=1,
-        batch_size=2,
-        dtype="float32",
-        device="cpu",
-    )
-    info = FormatInfo(
-        model=str(tiny_model_dir),
-        dense_dim=tiny_encoder.dense_dim,
-        colbert_dim=tiny_encoder.colbert_dim,
-    )
-    n = write_parquet_parts(ds, tmp_path / "out", info, rows_per_part=3)
-    parts = sorted((tmp_path / "out").glob("*.parquet"))
-    assert len(parts) >= 2
-    got = {d.id: (d, e) for p in parts for d, e in from_record_batch(pq.read_table(p))}
-    assert FormatInfo.from_schema(pq.read_schema(parts[0])) == info
-
     spec = IndexSpec.for_encoder(tiny_encoder)
-    capacity = min(tiny_encoder.max_length, spec.max_colbert_rows + 1)
-    want, _, split, _ = encode_entries(
+    info = info_for_spec(spec)
+    pool = ActorPool(concurrency=1, batch_size=2, dtype="float32", device="cpu")
+    encoded = encode_dataset(
+        documents_dataset(docs, rows_per_block=2),
+        model=str(tiny_model_dir),
+        info=info,
+        chunking=chunking,
+        pool=pool,
+    )
+    got = {}
+    tokens = 0
+    for table in iter_tables(encoded):
+        entries, accounting = split_batch(table, info)
+        assert accounting.unindexable == []
+        tokens += accounting.tokens
+        got.update({d.id: (d, e) for d, e in from_record_batch(entries)})
+
+    want, _, split, want_tokens = encode_entries(
         tiny_encoder,
         docs,
         {d.id: content_hash(d, chunking) for d in docs},
         chunking,
-        capacity,
+        entry_capacity(spec, tiny_encoder),
         spec,
     )
-    assert split == 1 and n == len(want)
+    assert split == 1 and tokens == want_tokens
     assert sorted(got) == sorted(d.id for d, _ in want)
     assert any(i.startswith("b#") for i in got)
     for doc, emb in want:
