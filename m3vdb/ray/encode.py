@@ -2,10 +2,12 @@
 (one encoder per actor) in ``map_batches``.
 
 An encoded batch is a record batch of the m3vdb embedding format v1 (``formats/table.py``)
-plus two accounting columns: ``tokens`` (the tokens encoded for a document, on its first
-row) and ``unindexable`` (True on a row that stands for a document encoded without any
-sparse weight > 0: nothing of it can be stored; its vectors are null). :func:`split_batch`
-takes them apart again.
+plus three accounting columns: ``tokens`` (the tokens encoded for a document, on its first
+row), ``unindexable`` (True on a row that stands for a document encoded without any sparse
+weight > 0: nothing of it can be stored; its vectors are null) and ``error`` (an m3vdb
+error raised in the actor, as JSON, on a batch's only row: Ray would turn it into its own
+exception type and lose the message's type). :func:`split_batch` takes them apart again and
+raises the error on the driver as the type it was.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m3vdb.connectors.common import batched
+from m3vdb.errors import M3VDBError
 from m3vdb.formats.table import COLUMNS, FormatInfo, arrow_schema, pyarrow, to_record_batch
 from m3vdb.indexing.chunking import DEFAULT_CHUNKING, Chunking, content_hash, entry_capacity
 from m3vdb.schemas.data import Document, M3Embedding
@@ -23,7 +26,7 @@ from m3vdb.schemas.optional import import_optional
 from m3vdb.schemas.spec import IndexSpec
 
 #: The accounting columns an encoded batch carries besides the format's.
-TOKENS, UNINDEXABLE = "tokens", "unindexable"
+TOKENS, UNINDEXABLE, ERROR = "tokens", "unindexable", "error"
 
 
 def ray_module() -> Any:
@@ -85,10 +88,19 @@ class EncodeBatches:
         chunking: Chunking | None,
         pool: ActorPool,
     ) -> None:
+        self.info = info
+        self.error: M3VDBError | None = None
+        try:
+            self._load(model, chunking, pool)
+        except M3VDBError as exc:  # raised on the driver with the first batch
+            self.error = exc
+
+    def _load(self, model: str, chunking: Chunking | None, pool: ActorPool) -> None:
         from m3vdb.encoder import M3Encoder
         from m3vdb.indexing.chunking import check_chunking
         from m3vdb.indexing.pipeline import check_dimensions
 
+        info = self.info
         self.encoder = M3Encoder(
             model,
             device=pool.device,
@@ -108,9 +120,21 @@ class EncodeBatches:
         self.capacity = entry_capacity(self.spec, self.encoder)
         check_chunking(chunking, self.capacity)
         self.chunking = chunking
-        self.info = info
 
     def __call__(self, batch: Any) -> Any:
+        try:
+            if self.error is not None:
+                raise self.error
+            return self._encode(batch)
+        except M3VDBError as exc:
+            pa = pyarrow()
+            row = (Document("", "", {}), M3Embedding(dense=None, sparse=None, colbert=None))
+            table = pa.Table.from_batches([to_record_batch([row], self.info)])
+            table = table.append_column(TOKENS, pa.array([0], pa.int64()))
+            table = table.append_column(UNINDEXABLE, pa.array([False], pa.bool_()))
+            return table.append_column(ERROR, pa.array([error_record(exc)], pa.string()))
+
+    def _encode(self, batch: Any) -> Any:
         from m3vdb.indexing.pipeline import encode_entries
 
         pa = pyarrow()
@@ -139,9 +163,38 @@ class EncodeBatches:
         table = table.append_column(
             TOKENS, pa.array(counted + [tokens.get(d.id, 0) for d in lost], pa.int64())
         )
-        return table.append_column(
+        table = table.append_column(
             UNINDEXABLE, pa.array([False] * len(pairs) + [True] * len(lost), pa.bool_())
         )
+        return table.append_column(ERROR, pa.nulls(table.num_rows, pa.string()))
+
+
+def error_record(exc: M3VDBError) -> str:
+    """An m3vdb error as JSON (its type's name, message, ``caller_fault``, ``retriable``)."""
+    return json.dumps(
+        {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "caller_fault": exc.caller_fault,
+            "retriable": exc.retriable,
+        }
+    )
+
+
+def raise_error_record(text: str) -> None:
+    """Raises the error :func:`error_record` wrote, as its own type where m3vdb.errors has
+    it (else as an M3VDBError)."""
+    from m3vdb import errors
+
+    record = json.loads(text)
+    cls = getattr(errors, str(record.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, M3VDBError)):
+        cls = M3VDBError
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, str(record.get("message", "")))
+    exc.caller_fault = bool(record.get("caller_fault", True))
+    exc.retriable = bool(record.get("retriable", False))
+    raise exc
 
 
 def documents_dataset(documents: Iterable[Document], *, rows_per_block: int = 32) -> Any:
@@ -225,6 +278,8 @@ def split_batch(table: Any, info: FormatInfo) -> tuple[Any, Accounting]:
     pa = pyarrow()
     import pyarrow.compute as pc
 
+    if ERROR in table.column_names and table.column(ERROR).null_count < table.num_rows:
+        raise_error_record(table.column(ERROR).drop_null()[0].as_py())
     lost = table.column(UNINDEXABLE)
     entries = table.filter(pc.invert(lost)).select(list(COLUMNS))
     firsts = [

@@ -168,6 +168,7 @@ def index_corpus(
                 sink = CollectionDatasink(str(target), name, info, options=options)
                 encoded.write_datasink(sink)
                 _add(report, sink.report)
+                sink.raise_error()
             else:
                 for table in iter_tables(encoded):
                     entries, accounting = split_batch(table, info)

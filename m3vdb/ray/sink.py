@@ -12,7 +12,8 @@ from ray.data import Datasink
 
 from m3vdb.formats.table import FormatInfo, from_record_batch
 from m3vdb.indexing.pipeline import IndexReport, write_encoded
-from m3vdb.ray.encode import split_batch
+from m3vdb.errors import M3VDBError
+from m3vdb.ray.encode import error_record, raise_error_record, split_batch
 
 
 class CollectionDatasink(Datasink):
@@ -21,7 +22,8 @@ class CollectionDatasink(Datasink):
     stored, changed document is replaced as a whole, as ``m3vdb index`` does. Each write
     task opens the collection (it must exist: the driver creates it) and closes it.
 
-    After ``Dataset.write_datasink``, :attr:`report` holds the sum of every task's counts.
+    After ``Dataset.write_datasink``, :attr:`report` holds the sum of every task's counts and
+    :meth:`raise_error` raises the first m3vdb error a task met (as its own type).
     """
 
     def __init__(self, target: str, collection: str, info: FormatInfo, *, options: Any = None):
@@ -30,30 +32,41 @@ class CollectionDatasink(Datasink):
         self.info = info
         self.options = options
         self.report = IndexReport()
+        self.error: str | None = None  # the first task's error (error_record)
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
         from m3vdb.connectors import connect
 
         report = IndexReport()
-        with connect(
-            self.target, collection=self.collection, options=self.options, create=False
-        ) as dest:
-            for block in blocks:
-                entries, accounting = split_batch(block, self.info)
-                write_encoded(
-                    dest,
-                    list(from_record_batch(entries)),
-                    unindexable=accounting.unindexable,
-                    tokens=accounting.tokens,
-                    report=report,
-                )
+        try:
+            with connect(
+                self.target, collection=self.collection, options=self.options, create=False
+            ) as dest:
+                for block in blocks:
+                    entries, accounting = split_batch(block, self.info)
+                    write_encoded(
+                        dest,
+                        list(from_record_batch(entries)),
+                        unindexable=accounting.unindexable,
+                        tokens=accounting.tokens,
+                        report=report,
+                    )
+        except M3VDBError as exc:  # to the driver as data: Ray would wrap it in its own type
+            return {**asdict(report), "error": error_record(exc)}
         return asdict(report)
 
     def on_write_complete(self, write_result: Any) -> None:
         for counts in write_result.write_returns:
             for key, value in counts.items():
-                if key != "seconds":
+                if key == "error":
+                    self.error = self.error or value
+                elif key != "seconds":
                     setattr(self.report, key, getattr(self.report, key) + value)
+
+    def raise_error(self) -> None:
+        """Raises the first m3vdb error a write task met (after ``write_datasink``)."""
+        if self.error is not None:
+            raise_error_record(self.error)
 
     @property
     def supports_distributed_writes(self) -> bool:

@@ -16,6 +16,9 @@ import pytest
 def local_ray() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
+    if ray.is_initialized():  # started by another test of this session: left to it
+        yield ray
+        return
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

@@ -151,3 +151,17 @@ def test_ray_missing_is_one_line(
     assert status != 0 and not out
     assert err.count("\n") == 1 and "pip install 'm3vdb[ray]'" in err
     assert not Path("x").exists()
+
+
+def test_an_error_in_an_actor_is_the_same_one_line(
+    local_ray, notes: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-chunk refuses the long document inside an actor: the same message as without Ray
+    (not Ray's traceback), and no output left behind."""
+    model = _model(tiny_model_dir)
+    single = run(capsys, "encode", "notes", "--out", "one", "--no-chunk", "--quiet", *model)
+    on_ray = run(capsys, "encode", "notes", "--out", "two", "--no-chunk", *RAY, *model)
+    assert single[0] == on_ray[0] == 2, (single, on_ray)
+    assert on_ray[2].count("\n") == 1 and "long.txt" in on_ray[2]
+    assert on_ray[2] == single[2]
+    assert not Path("one").exists() and not Path("two").exists()
