@@ -10,9 +10,9 @@ from typing import Any
 
 from ray.data import Datasink
 
+from m3vdb.errors import M3VDBError
 from m3vdb.formats.table import FormatInfo, from_record_batch
 from m3vdb.indexing.pipeline import IndexReport, write_encoded
-from m3vdb.errors import M3VDBError
 from m3vdb.ray.encode import error_record, raise_error_record, split_batch
 
 
