@@ -25,6 +25,7 @@ HEAVY = (
     "langchain_core",
     "llama_index",
     "haystack",
+    "ray",
 )
 
 
@@ -45,6 +46,7 @@ def _modules_after(statement: str) -> set[str]:
         "import m3vdb.schemas",
         "import m3vdb.errors",
         "import m3vdb.indexing",
+        "import m3vdb.ray",  # ray itself only when a function runs
         "from m3vdb import connect, Document, Hit, IndexSpec, HybridOptions, InputError",
     ],
 )
