@@ -625,6 +625,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                     prune=args.prune,
                     pool=pool,
                     address=args.ray,
+                    show_progress=not args.quiet,
                     report=report,
                 )
             else:
@@ -845,6 +846,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             colbert_type=args.colbert_type,
             pool=pool,
             address=args.ray,
+            show_progress=not args.quiet,
         )
     else:
         report = encode(

@@ -12,8 +12,10 @@ Either way the driver holds one block at a time, never the corpus or its embeddi
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -48,15 +50,36 @@ LOCAL = "local"
 
 
 @contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_session(
+    address: str | None = None, *, num_cpus: int | None = None, show_progress: bool = True
+) -> Iterator[Any]:
     """Ray for one run: the session already initialised in this process if there is one
     (left running), else a new local Ray (``address`` None or ``"local"``) or a connection
     to a running cluster (``"auto"``, ``"ray://HOST:10001"``, ``"HOST:6379"``), shut down
-    at the end."""
+    at the end. ``show_progress=False`` turns Ray Data's progress bars off."""
     ray = ray_module()
-    if ray.is_initialized():
-        yield ray
-        return
+    context = ray.data.DataContext.get_current()
+    before, context.enable_progress_bars = context.enable_progress_bars, show_progress
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    if not show_progress:  # Ray Data's INFO lines are progress too
+        data_log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            # "only received 1 input(s)": a corpus smaller than a block per actor
+            warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors")
+            if ray.is_initialized():
+                yield ray
+            else:
+                with _started(ray, address, num_cpus):
+                    yield ray
+    finally:
+        context.enable_progress_bars = before
+        data_log.setLevel(level)
+
+
+@contextmanager
+def _started(ray: Any, address: str | None, num_cpus: int | None) -> Iterator[None]:
     ray.init(
         address=None if address in (None, LOCAL) else address,
         num_cpus=num_cpus if address in (None, LOCAL) else None,
@@ -65,7 +88,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         configure_logging=False,
     )
     try:
-        yield ray
+        yield
     finally:
         ray.shutdown()
 
@@ -114,6 +137,7 @@ def index_corpus(
     pool: ActorPool | None = None,
     writer: Literal["auto", "driver", "workers"] = "auto",
     address: str | None = None,
+    show_progress: bool = True,
     report: IndexReport | None = None,
 ) -> IndexReport:
     """Indexes ``corpus`` into the open ``collection`` with the encoding on Ray: the same
@@ -131,6 +155,7 @@ def index_corpus(
             only), ``"auto"``: the workers for a database server, the driver for an embedded
             engine.
         address: the Ray to use (see :func:`ray_session`).
+        show_progress: Ray Data's progress bars.
         report: filled as the run goes (the counts survive an error or Ctrl-C).
     """
     pool = pool or ActorPool()
@@ -148,7 +173,7 @@ def index_corpus(
         check_chunking(chunking, collection.spec.max_colbert_rows + 1)
     info = _info(collection.spec)
     start = time.perf_counter()
-    with ray_session(address), InterruptGuard() as guard, _unwrapped():
+    with ray_session(address, show_progress=show_progress), InterruptGuard() as guard, _unwrapped():
         todo = pending_documents(
             collection,
             corpus.documents(),
@@ -197,6 +222,7 @@ def encode_corpus(
     colbert_type: Literal["float16", "float32"] = "float32",
     pool: ActorPool | None = None,
     address: str | None = None,
+    show_progress: bool = True,
     report: IndexReport | None = None,
 ) -> IndexReport:
     """Encodes ``corpus`` on Ray into an m3vdb embedding dataset at ``out`` (as
@@ -213,7 +239,7 @@ def encode_corpus(
     info = _info(spec)
     start = time.perf_counter()
     with (
-        ray_session(address),
+        ray_session(address, show_progress=show_progress),
         _unwrapped(),
         EmbeddingWriter(out, info) as writer,
     ):
