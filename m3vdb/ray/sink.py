@@ -56,7 +56,8 @@ class CollectionDatasink(Datasink):
         return asdict(report)
 
     def on_write_complete(self, write_result: Any) -> None:
-        for counts in write_result.write_returns:
+        # a WriteResult (Ray >= 2.4x), or the list of write() returns (older Ray Data)
+        for counts in getattr(write_result, "write_returns", write_result):
             for key, value in counts.items():
                 if key == "error":
                     self.error = self.error or value
