@@ -148,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MIB",
         help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
     )
+    index.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files and folders matching GLOB (.gitignore syntax, from the folder "
+        "given: '*.log', 'drafts/', '/README.md'); repeatable",
+    )
+    index.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="leave out a file that cannot be read (not UTF-8, damaged, a bad JSONL line), "
+        "one line each on stderr, instead of stopping; exit 0 only if something was indexed",
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
@@ -417,25 +431,42 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     chunking = _chunking(args)
     # every file read and checked, before the model is loaded and before anything is written
-    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
+    corpus = Corpus.from_paths(
+        args.paths,
+        max_file_bytes=args.max_file_size * 2**20,
+        exclude=args.exclude,
+        skip_errors=args.skip_errors,
+        on_skip=_print_skip,
+    )
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
     check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
-    if args.recreate:
-        database.drop(args.db, args.collection)
-    with database.opened(args.db, args.collection, spec, must_exist=False) as connector:
 
-        @functools.cache
-        def encoder() -> Any:
-            # loaded on first use: a re-run with nothing to encode never loads the model
-            loaded = _load_encoder(args)
-            _check_dims(loaded, spec, args)
-            return loaded
+    @functools.cache
+    def encoder() -> Any:
+        # loaded on first use: a re-run with nothing to encode never loads the model
+        loaded = _load_encoder(args)
+        _check_dims(loaded, spec, args)
+        return loaded
 
-        report = IndexReport()
-        try:
+    def prepare() -> Any:
+        encoder()  # a new collection is created only once the model has loaded
+        return spec
+
+    report = IndexReport()
+    try:
+        # a new collection is created only after the model loaded, and dropped again (with
+        # an embedded database's new file or folder) when the run fails before its first write
+        with database.opened_for_index(
+            args.db,
+            args.collection,
+            spec,
+            prepare=prepare,
+            written=lambda: report.indexed > 0,
+            recreate=args.recreate,
+        ) as connector:
             run(
                 connector,
                 corpus,
@@ -447,19 +478,29 @@ def cmd_index(args: argparse.Namespace) -> int:
                 show_progress=not args.quiet,
                 report=report,
             )
-        except KeyboardInterrupt:
-            print(
-                f"m3vdb: interrupted after {report.indexed:,} documents were written "
-                "completely (none half-written); run the same command again to resume",
-                file=sys.stderr,
-            )
-            return 130
-        except (M3VDBError, OSError) as exc:
-            if report.indexed:
-                raise _after(exc, report.indexed) from exc
-            raise
-        print(summary_text(report, collection=args.collection, db=args.db, total=connector.count()))
+            total = connector.count()
+    except KeyboardInterrupt:
+        print(
+            f"m3vdb: interrupted after {report.indexed:,} documents were written "
+            "completely (none half-written); run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except (M3VDBError, OSError) as exc:
+        if report.indexed:
+            raise _after(exc, report.indexed) from exc
+        raise
+    print(summary_text(report, collection=args.collection, db=args.db, total=total))
+    if corpus.hidden:
+        print(f"({corpus.hidden:,} hidden files and folders, names starting with '.', not read)")
+    if corpus.unread_files and report.indexed + report.resumed == 0:
+        return 2  # --skip-errors, and nothing of what was given is in the collection
     return 0
+
+
+def _print_skip(skipped: Any) -> None:
+    """--skip-errors: one line per file left out by an error, as it is found."""
+    print(f"m3vdb: skipped {_one_line(skipped.reason)}", file=sys.stderr)
 
 
 def _after(exc: Exception, written: int) -> M3VDBError:

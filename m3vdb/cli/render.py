@@ -299,6 +299,25 @@ def _names(ids: Sequence[str], most: int = 3) -> str:
     return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
 
 
+def skipped_files(skipped: Sequence[Any], most: int = 10) -> list[str]:
+    """The files a run left out, grouped by reason, each named (up to ``most`` per reason):
+    no file is skipped in silence."""
+    errors = [s.file for s in skipped if s.error]
+    out = []
+    if errors:
+        out.append(
+            f"{len(errors):,} {'file' if len(errors) == 1 else 'files'} skipped for errors "
+            f"(see above): {_names(errors, most)}"
+        )
+    reasons: dict[str, list[str]] = {}
+    for s in skipped:
+        if not s.error:
+            reasons.setdefault(s.reason, []).append(s.file)
+    for reason, files in reasons.items():
+        out.append(f"{len(files):,} not read ({reason}): {_names(files, most)}")
+    return out
+
+
 def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) -> str:
     """The closing lines of ``m3vdb index``."""
     parts = [f"indexed {summary.indexed:,} of {summary.seen:,} documents"]
@@ -322,6 +341,7 @@ def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) 
         )
     if summary.pruned:
         parts.append(f"{summary.pruned:,} pruned (their files are gone)")
+    parts += skipped_files(summary.skipped)
     where = visible(f"Collection {collection!r} at {db}")
     return f"{'; '.join(parts)}. {where} holds {total:,} entries."
 

@@ -56,6 +56,7 @@ class IndexReport:
     empty: list[str] = field(default_factory=list)  # ids skipped: blank text
     unindexable: list[str] = field(default_factory=list)  # ids with no sparse weight > 0
     pruned: int = 0  # documents deleted by --prune
+    skipped: list[Any] = field(default_factory=list)  # files not read (sources.Skipped)
     tokens: int = 0  # tokens encoded (special tokens included)
     seconds: float = 0.0
 
@@ -418,16 +419,21 @@ def _encode(
 
 
 def prune_folders(
-    connector: Connector, folders: Sequence[str], keep: set[str], guard: InterruptGuard
+    connector: Connector,
+    folders: Sequence[str],
+    keep: set[str],
+    guard: InterruptGuard,
+    keep_files: set[str] | frozenset[str] = frozenset(),
 ) -> int:
     """Deletes the documents stored from ``folders`` (by their ``source_folders``) whose id
-    is not in ``keep``; returns how many documents were deleted."""
+    is not in ``keep`` and whose ``source_file`` is not in ``keep_files`` (files that could
+    not be read this time are not gone); returns how many documents were deleted."""
     pruned: set[str] = set()
     for folder in folders:
         stale: dict[str, str] = {}  # entry id -> its document's id; ids only, not texts
         for doc in scan(connector, {"source_folders": folder}):
             parent = str(doc.metadata.get("parent_id", doc.id))
-            if parent not in keep:
+            if parent not in keep and doc.metadata.get("source_file") not in keep_files:
                 stale[doc.id] = parent
         if stale:
             with guard.critical():
