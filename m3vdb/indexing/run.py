@@ -23,7 +23,7 @@ from m3vdb.indexing.chunking import (
     token_counts,
     too_long_message,
 )
-from m3vdb.indexing.interrupts import InterruptGuard, children_ignore_ctrl_c
+from m3vdb.indexing.interrupts import InterruptGuard
 from m3vdb.indexing.pipeline import IndexReport, check_dimensions, index_documents, prune_folders
 from m3vdb.indexing.sources import DEFAULT_MAX_FILE_BYTES, Corpus, SourceLike
 from m3vdb.indexing.target import opened_for_index
