@@ -120,8 +120,21 @@ def _html(bs4: Any, path: Path) -> Iterator[Part]:
     body = soup.body or soup
     heading = title
     lines: list[str] = []
-    for element in body.find_all([*_HEADINGS, "p", "li", "pre", "td", "th", "blockquote",
-                                  "dd", "dt", "figcaption", "caption"]):
+    for element in body.find_all(
+        [
+            *_HEADINGS,
+            "p",
+            "li",
+            "pre",
+            "td",
+            "th",
+            "blockquote",
+            "dd",
+            "dt",
+            "figcaption",
+            "caption",
+        ]
+    ):
         if element.find_parent(["p", "li", "pre", "td", "th", "blockquote", "dd", "dt"]):
             continue  # its text is in the enclosing block already
         text = element.get_text("\n" if element.name == "pre" else " ", strip=True)

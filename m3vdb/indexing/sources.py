@@ -211,9 +211,7 @@ def _walk(root: Path, name: str, spec: Any, found: Discovery) -> list[tuple[Path
             if d.startswith("."):
                 found.hidden += 1
             elif (base / d).is_symlink():
-                found.skipped.append(
-                    Skipped(f"{name}/{rel}", "a link to a folder (not followed)")
-                )
+                found.skipped.append(Skipped(f"{name}/{rel}", "a link to a folder (not followed)"))
             elif spec is not None and spec.match_file(rel + "/"):
                 found.skipped.append(Skipped(f"{name}/{rel}/", "excluded"))
             else:

@@ -58,8 +58,9 @@ def opened_for_index(
     if not recreate:
         try:
             with children_ignore_ctrl_c():
-                existing = connect(target, collection=collection, spec=spec, options=options,
-                                   create=False)
+                existing = connect(
+                    target, collection=collection, spec=spec, options=options, create=False
+                )
         except CollectionNotFoundError:
             pass
         else:
@@ -84,9 +85,7 @@ def opened_for_index(
         created.close()
 
 
-def _undo(
-    created: Connector, target: Any, collection: str, options: Any, before: set[str]
-) -> None:
+def _undo(created: Connector, target: Any, collection: str, options: Any, before: set[str]) -> None:
     """Drops the collection made by this run, closes it, and removes the embedded files or
     folders that did not exist before it. Best effort: the run's own error is what the user
     must see, so a failure here is not raised over it."""
