@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode, UpsertItem
 from m3vdb.connectors.common import batched, embed_batch
 from m3vdb.connectors.engine import Engine
@@ -19,6 +21,7 @@ from m3vdb.connectors.plan import SearchPlan, build_plan
 from m3vdb.errors import InputError, SchemaMismatchError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.filters import parse_filter
+from m3vdb.schemas.muvera import fde_encoder
 from m3vdb.schemas.spec import IndexSpec
 from m3vdb.schemas.strings import check_id
 
@@ -128,7 +131,7 @@ class Collection:
         try:
             for batch in batched(items, batch_size):
                 pairs = embed_batch(batch, self.spec, self._encoder, offset=written)
-                self._engine.write(pairs)
+                self._engine.write(pairs, fde=document_fdes(pairs, self.spec))
                 written += len(pairs)
                 if bar is not None:
                     bar.update(len(pairs))
@@ -169,6 +172,22 @@ class Collection:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
         flt = parse_filter(filter)
         return self._engine.scan(flt, batch_size=batch_size)
+
+    def scan_embeddings(
+        self, filter: FilterLike = None, *, batch_size: int = 256
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``filter`` with its stored embedding, in batches of at
+        most ``batch_size`` (memory bounded by a batch); outputs the collection does not store
+        are None. What ``m3vdb export`` and ``m3vdb copy`` read.
+
+        Raises:
+            UnsupportedCapabilityError: the database cannot give stored vectors back
+                (Elasticsearch: m3vdb keeps vectors out of ``_source``).
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        flt = parse_filter(filter)
+        return self._engine.scan_embeddings(flt, batch_size=batch_size)
 
     def count(self) -> int:
         """Number of documents stored."""
@@ -285,6 +304,24 @@ def best_per_parent(hits: Sequence[Hit], k: int) -> list[Hit]:
             if len(out) == k:
                 break
     return out
+
+
+def document_fdes(
+    pairs: Sequence[tuple[Document, M3Embedding]], spec: IndexSpec
+) -> np.ndarray | None:
+    """The MUVERA encodings of a validated batch's ColBERT rows, ``(len(pairs), dim)``, for a
+    collection with ``IndexSpec.colbert_fde`` (None otherwise). Computed here, in the one write
+    path every surface takes, so no engine can store a document without its FDE."""
+    if spec.colbert_fde is None:
+        return None
+    encoder = fde_encoder(spec.colbert_fde, spec.colbert_dim)
+    missing = [doc.id for doc, emb in pairs if emb.colbert is None]
+    if missing:
+        raise InputError(
+            f"document {missing[0]!r} has no ColBERT rows, but the collection stores their "
+            "MUVERA encoding (IndexSpec.colbert_fde): encode it with colbert=True"
+        )
+    return encoder.documents([emb.colbert for _, emb in pairs])  # type: ignore[misc]
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:

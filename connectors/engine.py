@@ -23,6 +23,8 @@ Collection level (on the opened engine):
 - :meth:`Engine.write`: upsert one batch of validated ``(Document, M3Embedding)`` pairs.
 - :meth:`Engine.delete_ids` and :meth:`Engine.delete_where`: delete by ids, by filter.
 - :meth:`Engine.get` and :meth:`Engine.scan`: read documents by ids, by filter.
+- :meth:`Engine.scan_embeddings`: read stored entries WITH their stored embeddings, by
+  filter, in batches (export and copy between databases).
 - :meth:`Engine.count`: the number of stored documents.
 - :meth:`Engine.run`: one native query for a validated search plan (every mode).
 - :meth:`Engine.drop`: drop the opened collection.
@@ -45,8 +47,10 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, TypeVar
+
+import numpy as np
 
 from m3vdb.connectors.common import with_retries
 from m3vdb.connectors.plan import SearchPlan
@@ -91,9 +95,28 @@ def settle_spec(
     given: IndexSpec | None, recorded: IndexSpec | None, default: IndexSpec
 ) -> IndexSpec:
     """The spec to open a collection with: the caller's, else the one the collection recorded
-    (so a collection opens as it is, whatever model built it), else ``default``."""
+    (so a collection opens as it is, whatever model built it), else ``default``.
+
+    A collection built with a MUVERA first stage keeps it: a caller's spec without
+    ``colbert_fde`` takes the recorded one (every later write must store the FDE, or the
+    document would never be a candidate; a command line that builds the spec from the model
+    alone opens it as built).
+
+    Raises:
+        SchemaMismatchError: the caller's spec and the record name different MUVERA settings
+            (``colbert_fde``): queries would be encoded with other random matrices than the
+            stored documents, which no field type shows.
+    """
     if given is not None:
-        return given
+        if recorded is None or given.colbert_fde == recorded.colbert_fde:
+            return given
+        if given.colbert_fde is None and recorded.colbert_fde is not None:
+            return replace(given, colbert_fde=recorded.colbert_fde)
+        raise SchemaMismatchError(
+            f"the collection was built with colbert_fde={recorded.colbert_fde}, the IndexSpec "
+            f"given says {given.colbert_fde}; open it without a spec (it opens as recorded) "
+            "or with the recorded colbert_fde"
+        )
     if recorded is not None:
         return recorded
     return default
@@ -226,9 +249,15 @@ class Engine(ABC):
     # -- collection level ---------------------------------------------------------------
 
     @abstractmethod
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """Upserts one batch of validated pairs, idempotent by id; the database's own limits
-        are checked for every document before anything of the batch is written."""
+        are checked for every document before anything of the batch is written.
+
+        ``fde``: the documents' MUVERA encodings, ``(len(pairs), spec.colbert_fde.dim)``, row i
+        for pair i (``Collection`` computes them when ``spec.colbert_fde`` is set; None
+        otherwise), stored in the dense field ``spec.fields.colbert_fde`` with the document."""
 
     @abstractmethod
     def delete_ids(self, ids: Sequence[str]) -> None:
@@ -248,6 +277,15 @@ class Engine(ABC):
     def scan(self, flt: Filter | None, *, batch_size: int) -> Iterator[Document]:
         """Every stored document matching the parsed filter (all without one), read in pages of
         ``batch_size`` (checked positive); order unspecified."""
+
+    @abstractmethod
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``flt`` with the embedding stored for it (outputs the
+        collection does not store are None), in batches of at most ``batch_size`` (checked
+        positive); order unspecified. A database that cannot give its stored vectors back
+        raises UnsupportedCapabilityError naming what works instead."""
 
     @abstractmethod
     def count(self) -> int:

@@ -25,6 +25,7 @@ from m3vdb.errors import InputError
 from m3vdb.schemas.data import FLOAT32_MIN_NORMAL, M3Embedding
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.filters import Filter, parse_filter
+from m3vdb.schemas.muvera import fde_encoder
 from m3vdb.schemas.spec import IndexSpec
 
 SEARCH_MODES: tuple[SearchMode, ...] = ("dense", "sparse", "colbert", "hybrid")
@@ -47,6 +48,11 @@ class SearchPlan:
         candidates: candidates per signal before fusion (and reranked), >= k.
         rerank: hybrid reranks the fused candidates by ColBERT MaxSim.
         text: the query text when the query was given as text (Elasticsearch's BM25 uses it).
+        fde: the query's MUVERA encoding (``m3vdb.schemas.muvera``), float32
+            ``(spec.colbert_fde.dim,)``; set for ``colbert`` on a collection with
+            ``IndexSpec.colbert_fde``: the engine then takes ``candidates`` documents by it and
+            reranks them by MaxSim (``candidates``: ``HybridOptions.candidates`` when given,
+            else ``ColbertFde.candidates``, at least ``k``).
     """
 
     mode: SearchMode
@@ -61,6 +67,7 @@ class SearchPlan:
     candidates: int
     rerank: bool
     text: str | None = None
+    fde: np.ndarray | None = None
 
     @property
     def matches_nothing(self) -> bool:
@@ -126,19 +133,28 @@ def build_plan(
     need_dense, need_sparse, need_colbert = (outputs[n] for n in ("dense", "sparse", "colbert"))
     parsed = parse_filter(filter)
     emb = _encode(query, encoder, **outputs)
+    colbert = _colbert(emb, spec) if need_colbert else None
+    fde = None
+    if mode == "colbert" and spec.colbert_fde is not None and colbert is not None:
+        fde = fde_encoder(spec.colbert_fde, spec.colbert_dim).query(colbert)
+        if options.candidates is None:
+            candidates = max(k, spec.colbert_fde.candidates)
+            if max_k is not None:
+                candidates = min(candidates, max_k)
     return SearchPlan(
         mode=mode,  # type: ignore[arg-type]  # checked against SEARCH_MODES above
         k=k,
         filter=parsed,
         dense=_dense(emb, spec) if need_dense else None,
         sparse=_sparse(emb) if need_sparse else None,
-        colbert=_colbert(emb, spec) if need_colbert else None,
+        colbert=colbert,
         fusion=options.fusion,
         rrf_k=options.rrf_k,
         weights=options.weights,
         candidates=candidates,
         rerank=bool(rerank),
         text=query if isinstance(query, str) else None,
+        fde=fde,
     )
 
 

@@ -12,7 +12,12 @@ The kernels (:data:`KERNELS`), and why the choice is measured, never made by nam
 - ``onednn-u8``: oneDNN's ``qlinear_pointwise`` on UNSIGNED activations with a zero point of
   128 (each token still has its own scale). u8 x s8 is what AVX512-VNNI's ``vpdpbusd``
   multiplies natively: on an Intel Xeon with VNNI and no AMX one 512x768x768 Linear took
-  0.6 ms against 40 ms in float32 (``bench/README.md``).
+  0.6 ms against 40 ms in float32 (``bench/README.md``). Without VNNI (AVX2 only, as on an
+  AMD EPYC host here) oneDNN multiplies u8 x s8 pairs into int16 with saturation
+  (``vpmaddubsw``): 255 x 127 x 2 does not fit, and one extreme token came out 126x too
+  small. :func:`u8_activation_max` tests the CPU once with exactly that product and, where it
+  saturates, activations use 7 bits (zero point 64, at most 127 x 127 x 2: exact), as
+  PyTorch's own x86 quantisation does with ``reduce_range``.
 - ``onednn-s8``: the same kernel on SIGNED activations. Fast on AMX-INT8, but on VNNI CPUs
   without AMX (measured on that Xeon and on an AMD EPYC) oneDNN falls back to a reference
   path: 6-22 SECONDS for that Linear, ~350x slower than float32.
@@ -29,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import cast
 
 import torch
@@ -61,18 +66,57 @@ def _has_onednn() -> bool:
     )
 
 
+def _exact_on_this_cpu(activation: int, zero_point: int, dtype: torch.dtype) -> bool:
+    """Whether oneDNN's int8 Linear computes ``activation`` x 127 summed over 64 inputs exactly
+    here: CPUs without VNNI multiply u8 x s8 pairs into int16 with saturation (``vpmaddubsw``;
+    signed activations are shifted by 128 to u8 first), so a large product comes out wrong."""
+    k, n = 64, 8
+    packed = torch.ops.onednn.qlinear_prepack(torch.full((n, k), 127, dtype=torch.int8), None)
+    probe = torch.full((1, k), activation, dtype=dtype)
+    out = torch.ops.onednn.qlinear_pointwise(
+        probe, 1.0, zero_point, packed, torch.ones(n), torch.zeros(n, dtype=torch.int64),
+        None, 1.0, 0, torch.float32, "none", [], "",
+    )  # fmt: skip
+    return bool(torch.all(out == float((activation - zero_point) * 127 * k)))
+
+
+@cache
+def u8_activation_max() -> int:
+    """The largest |activation| level the ``onednn-u8`` kernel uses on this CPU: 127, or 63
+    where 8-bit products saturate (measured once per process; 7 bits are exact there)."""
+    if not _has_onednn() or _exact_on_this_cpu(255, _U8_ZERO_POINT, torch.uint8):
+        return int(_QMAX)
+    return 63
+
+
+@cache
+def _s8_exact() -> bool:
+    """Whether ``onednn-s8`` is exact on this CPU (measured once per process). Where it is not,
+    no activation range fixes it (the 128 shift alone fills int16), so the kernel is not
+    offered."""
+    return _has_onednn() and _exact_on_this_cpu(127, 0, torch.int8)
+
+
 def available_kernels() -> tuple[str, ...]:
-    """The int8 kernels this torch build has, in :data:`KERNELS` order."""
-    return tuple(k for k in KERNELS if k == "int_mm" or _has_onednn())
+    """The int8 kernels this torch build has and this CPU computes exactly, in :data:`KERNELS`
+    order."""
+    return tuple(
+        k for k in KERNELS if k == "int_mm" or (_has_onednn() and (k != "onednn-s8" or _s8_exact()))
+    )
 
 
 def _check_kernel(kernel: str) -> str:
     if kernel not in KERNELS:
         raise InputError(f"int8 kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     if kernel not in available_kernels():
+        reason = (
+            "saturates on this CPU (no VNNI: its u8 x s8 products overflow int16)"
+            if _has_onednn()
+            else "needs oneDNN's int8 ops, which this torch build lacks"
+        )
         raise InputError(
-            f"int8 kernel {kernel!r} needs oneDNN's int8 ops, which this torch build lacks; "
-            "use 'int_mm' or let the encoder measure (the default)"
+            f"int8 kernel {kernel!r} {reason}; use 'int_mm' or let the encoder measure "
+            "(the default)"
         )
     return kernel
 
@@ -100,6 +144,8 @@ class Int8Linear(torch.nn.Module):
         self.register_buffer("weight_scale", scale)
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self.register_buffer("bias", bias)
+        # activations' largest level: 7 bits where this CPU's u8 path saturates
+        self._act_max = float(u8_activation_max()) if kernel == "onednn-u8" else _QMAX
         if kernel.startswith("onednn"):
             self._packed = torch.ops.onednn.qlinear_prepack(quantised, None)
             self._zero_points = torch.zeros(self.out_features, dtype=torch.int64)
@@ -112,13 +158,14 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, self.in_features).float()
-        scale = rows.abs().amax(dim=1, keepdim=True) / _QMAX
+        scale = rows.abs().amax(dim=1, keepdim=True) / self._act_max
         scale.clamp_(min=torch.finfo(torch.float32).tiny)  # an all-zero row stays zero
         quantised = torch.div(rows, scale).round_()
         if self.kernel == "onednn-u8":
-            # round(x / s) + 128 in [1, 255]: the kernel subtracts the zero point back
-            quantised = quantised.add_(_U8_ZERO_POINT).to(torch.uint8)
-            zero_point = _U8_ZERO_POINT
+            # round(x / s) + zero point in [1, 255] (or [1, 127] on 7 bits): the kernel
+            # subtracts the zero point back
+            zero_point = int(self._act_max) + 1
+            quantised = quantised.add_(zero_point).to(torch.uint8)
         else:
             quantised = quantised.to(torch.int8)
             zero_point = 0

@@ -154,6 +154,11 @@ def export_onnx(
                 str(float_file),
                 str(target / MODEL_FILE),
                 per_channel=True,
+                # 7-bit weights: CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply u8 x s8
+                # pairs into int16 with saturation; 8-bit weights overflowed there (dense cosine
+                # 0.9969 on an AVX2-only EPYC) and the export must be right on any CPU that
+                # loads it (ONNX Runtime's own advice for such CPUs)
+                reduce_range=True,
                 weight_type=quantization.QuantType.QInt8,
                 op_types_to_quantize=["MatMul"],
                 nodes_to_exclude=heads,

@@ -51,9 +51,14 @@ _EXPORTS: dict[str, str] = {
         ["Filter", "and_", "eq", "in_", "matches", "or_", "parse_filter", "range_"],
         "m3vdb.schemas.filters",
     ),
-    **dict.fromkeys(["FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"),
+    **dict.fromkeys(
+        ["ColbertFde", "FieldNames", "IndexSpec", "MetadataField"], "m3vdb.schemas.spec"
+    ),
     **dict.fromkeys(["Chunking", "IndexReport", "index"], "m3vdb.indexing"),
     **dict.fromkeys(["M3Encoder"], "m3vdb.encoder"),
+    **dict.fromkeys(
+        ["TransferReport", "copy", "encode", "export", "load"], "m3vdb.formats.transfer"
+    ),
     **dict.fromkeys(["RemoteEncoder"], "m3vdb.remote"),
 }
 
@@ -79,6 +84,7 @@ if TYPE_CHECKING:
         SchemaMismatchError,
         UnsupportedCapabilityError,
     )
+    from m3vdb.formats.transfer import TransferReport, copy, encode, export, load
     from m3vdb.indexing import Chunking, IndexReport, index
     from m3vdb.remote import RemoteEncoder
     from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
@@ -93,7 +99,7 @@ if TYPE_CHECKING:
         parse_filter,
         range_,
     )
-    from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField
+    from m3vdb.schemas.spec import ColbertFde, FieldNames, IndexSpec, MetadataField
 
 
 def __getattr__(name: str) -> Any:
@@ -116,6 +122,7 @@ __all__ = [
     "Chunking",
     "Collection",
     "CollectionInfo",
+    "ColbertFde",
     "CollectionNotFoundError",
     "Connector",
     "Document",
@@ -137,17 +144,22 @@ __all__ = [
     "RemoteEncoder",
     "SchemaMismatchError",
     "SearchMode",
+    "TransferReport",
     "UnsupportedCapabilityError",
     "UpsertItem",
     "WindowEmbedding",
     "__version__",
     "and_",
     "connect",
+    "copy",
     "drop",
+    "encode",
     "eq",
+    "export",
     "in_",
     "index",
     "list_collections",
+    "load",
     "matches",
     "or_",
     "parse_filter",

@@ -8,9 +8,10 @@ client's types lazily, when a native object is built).
 
 from m3vdb.schemas.data import Document, Hit, M3Embedding, WindowEmbedding
 from m3vdb.schemas.encoding import Encoder
-from m3vdb.schemas.spec import FieldNames, IndexSpec, MetadataField, MetadataType
+from m3vdb.schemas.spec import ColbertFde, FieldNames, IndexSpec, MetadataField, MetadataType
 
 __all__ = [
+    "ColbertFde",
     "Document",
     "Encoder",
     "FieldNames",

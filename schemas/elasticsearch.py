@@ -280,12 +280,15 @@ def mapping(
         properties[names.colbert] = _typed_field(
             "RankVectors", "rank_vectors", dims=spec.colbert_dim, element_type="float"
         )
+    if spec.colbert_fde is not None:
+        properties[names.colbert_fde] = fde_field(spec)
     vectors = [
         n
         for n, on in (
             (names.dense, spec.dense),
             (names.sparse, spec.sparse),
             (names.colbert, spec.colbert),
+            (names.colbert_fde, spec.colbert_fde is not None),
         )
         if on
     ]
@@ -318,6 +321,39 @@ def mapping(
         "_meta": {"m3vdb": spec_meta(spec)},
         "properties": properties,
     }
+
+
+#: Elasticsearch's most dimensions of an indexed dense_vector.
+DENSE_VECTOR_MAX_DIMS = 4096
+
+
+def fde_field(spec: IndexSpec) -> dict[str, Any]:
+    """The ``dense_vector`` of the MUVERA first stage: ``max_inner_product`` (FDEs are not
+    unit-length, which ``dot_product`` requires), plain ``hnsw`` (set explicitly: 9.1+ would
+    pick 1-bit ``bbq_hnsw``).
+
+    Raises:
+        InputError: the FDE has more dimensions than a dense_vector takes.
+    """
+    assert spec.colbert_fde is not None
+    dims = spec.colbert_fde.dim
+    if dims > DENSE_VECTOR_MAX_DIMS:
+        raise InputError(
+            f"IndexSpec.colbert_fde gives {dims} dimensions; Elasticsearch's dense_vector takes "
+            f"at most {DENSE_VECTOR_MAX_DIMS}: lower repetitions, k_sim or d_proj, or set "
+            f"ColbertFde(final_dim={DENSE_VECTOR_MAX_DIMS})"
+        )
+    return _typed_field(
+        "DenseVector",
+        "dense_vector",
+        dims=dims,
+        similarity=FDE_SIMILARITY,
+        index=True,
+        index_options={"type": "hnsw"},
+    )
+
+
+FDE_SIMILARITY = "max_inner_product"
 
 
 def spec_meta(spec: IndexSpec) -> dict[str, Any]:
@@ -370,6 +406,16 @@ def validate_mapping(
         check(names.sparse, "sparse", {"type": "sparse_vector"})
     if spec.colbert:
         check(names.colbert, "ColBERT", {"type": "rank_vectors", "dims": spec.colbert_dim})
+    if spec.colbert_fde is not None:
+        check(
+            names.colbert_fde,
+            "ColBERT FDE",
+            {
+                "type": "dense_vector",
+                "dims": spec.colbert_fde.dim,
+                "similarity": FDE_SIMILARITY,
+            },
+        )
     declared = (found.get("_meta") or {}).get("m3vdb") or {}
     for key, want in spec_meta(spec).items():
         if spec.colbert and key in declared and declared[key] != want:
@@ -426,8 +472,11 @@ def sparse_source(weights: Mapping[int, float]) -> dict[str, float]:
     return {str(int(t)): float(w) for t, w in weights.items()}
 
 
-def document_source(doc: Document, emb: M3Embedding, spec: IndexSpec) -> dict[str, Any]:
-    """The ``_source`` written for a validated document and embedding."""
+def document_source(
+    doc: Document, emb: M3Embedding, spec: IndexSpec, fde: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The ``_source`` written for a validated document and embedding (with its MUVERA
+    encoding ``fde`` when the spec stores one)."""
     names = spec.fields
     source: dict[str, Any] = {
         names.id: doc.id,
@@ -440,6 +489,15 @@ def document_source(doc: Document, emb: M3Embedding, spec: IndexSpec) -> dict[st
         source[names.sparse] = sparse_source(emb.sparse)
     if spec.colbert and emb.colbert is not None:
         source[names.colbert] = np.asarray(emb.colbert, dtype=np.float32).tolist()
+    if spec.colbert_fde is not None:
+        if fde is None or np.shape(fde) != (spec.colbert_fde.dim,):
+            raise InputError(
+                f"document {doc.id!r} needs a MUVERA encoding of shape "
+                f"({spec.colbert_fde.dim},) (IndexSpec.colbert_fde), got "
+                f"{None if fde is None else np.shape(fde)}; write through Collection.upsert, "
+                "which computes it"
+            )
+        source[names.colbert_fde] = np.asarray(fde, dtype=np.float32).tolist()
     return source
 
 

@@ -226,6 +226,8 @@ def main_fields(spec: IndexSpec, layout: ColbertLayout) -> list[FieldDef]:
         fields.append(FieldDef(names.dense, "FLOAT_VECTOR", {"dim": spec.dense_dim}))
     if spec.sparse:
         fields.append(FieldDef(names.sparse, "SPARSE_FLOAT_VECTOR"))
+    if spec.colbert_fde is not None:
+        fields.append(FieldDef(names.colbert_fde, "FLOAT_VECTOR", {"dim": spec.colbert_fde.dim}))
     if layout == "struct":
         sub = FieldDef(COLBERT_SUBFIELD, "FLOAT_VECTOR", {"dim": spec.colbert_dim})
         fields.append(
@@ -252,6 +254,9 @@ def main_indexes(
         indexes.append(IndexDef(names.dense, caps.dense_index_type(), metric))
     if spec.sparse:
         indexes.append(IndexDef(names.sparse, "SPARSE_INVERTED_INDEX", "IP"))
+    if spec.colbert_fde is not None:
+        # IP: the FDE inner product approximates MaxSim (the vectors are not normalised)
+        indexes.append(IndexDef(names.colbert_fde, caps.dense_index_type(), "IP"))
     if layout == "struct":
         indexes.append(IndexDef(f"{names.colbert}[{COLBERT_SUBFIELD}]", "AUTOINDEX", "MAX_SIM_IP"))
     if caps.json_path_index:
@@ -514,8 +519,14 @@ def main_row(
     spec: IndexSpec,
     layout: ColbertLayout,
     version: str | None = None,
+    fde: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The main collection's entity for one document (``version`` for the companion layout)."""
+    """The main collection's entity for one document (``version`` for the companion layout,
+    ``fde`` its MUVERA encoding when ``spec.colbert_fde`` is set).
+
+    Raises:
+        InputError: the spec stores an FDE and ``fde`` is missing or of another size.
+    """
     names = spec.fields
     row: dict[str, Any] = {
         names.id: doc.id,
@@ -526,6 +537,15 @@ def main_row(
         row[names.dense] = np.asarray(emb.dense, dtype=np.float32)
     if spec.sparse and emb.sparse is not None:
         row[names.sparse] = sparse_to_milvus(emb.sparse)
+    if spec.colbert_fde is not None:
+        if fde is None or np.shape(fde) != (spec.colbert_fde.dim,):
+            raise InputError(
+                f"document {doc.id!r} needs a MUVERA encoding of shape "
+                f"({spec.colbert_fde.dim},) (IndexSpec.colbert_fde), got "
+                f"{None if fde is None else np.shape(fde)}; write through Collection.upsert, "
+                "which computes it"
+            )
+        row[names.colbert_fde] = np.asarray(fde, dtype=np.float32)
     if layout == "struct" and emb.colbert is not None:
         rows = np.asarray(emb.colbert, dtype=np.float32)
         row[names.colbert] = [{COLBERT_SUBFIELD: r} for r in rows]

@@ -12,6 +12,9 @@ The Qdrant layout of a collection:
 - ``spec.fields.colbert``: a named multivector, ``MultiVectorConfig(comparator=MAX_SIM)``,
   ``Distance.DOT``; ``hnsw_config.m=0`` (no graph: it only reranks or is scanned) unless
   ``spec.colbert_index``; ``Datatype.FLOAT16`` when ``spec.colbert_precision="float16"``.
+- ``spec.fields.colbert_fde`` (only with ``spec.colbert_fde``): a named dense vector,
+  ``Distance.DOT``, holding the document's MUVERA encoding (``m3vdb.schemas.muvera``): the
+  first stage of ``mode="colbert"``, with Qdrant's default HNSW graph.
 - Point id: ``uuid5(M3VDB_NAMESPACE, document id)`` (Qdrant ids must be unsigned ints or
   UUIDs); the payload keeps the original id under ``spec.fields.id``, the text under
   ``spec.fields.text`` and the metadata dict under ``spec.fields.metadata``, so a metadata
@@ -132,6 +135,11 @@ def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
             hnsw_config=None if spec.colbert_index else m.HnswConfigDiff(m=0),
             datatype=m.Datatype.FLOAT16 if spec.colbert_precision == "float16" else None,
         )
+    if spec.colbert_fde is not None:
+        # DOT: the FDE inner product approximates MaxSim; the vectors are not normalised.
+        out[spec.fields.colbert_fde] = m.VectorParams(
+            size=spec.colbert_fde.dim, distance=m.Distance.DOT
+        )
     return out
 
 
@@ -171,8 +179,11 @@ def sparse_vector(weights: Mapping[int, float]) -> models.SparseVector:
     return m.SparseVector(indices=[int(k) for k in keys], values=[float(weights[k]) for k in keys])
 
 
-def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointStruct:
-    """The Qdrant point of a validated document and embedding (only the outputs spec stores)."""
+def to_point(
+    doc: Document, emb: M3Embedding, spec: IndexSpec, fde: np.ndarray | None = None
+) -> models.PointStruct:
+    """The Qdrant point of a validated document and embedding (only the outputs spec stores),
+    with its MUVERA encoding ``fde`` when the spec stores one."""
     m = qdrant_models()
     vector: dict[str, Any] = {}
     if spec.dense and emb.dense is not None:
@@ -183,7 +194,26 @@ def to_point(doc: Document, emb: M3Embedding, spec: IndexSpec) -> models.PointSt
     if spec.colbert and emb.colbert is not None:
         check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
         vector[spec.fields.colbert] = emb.colbert.astype(np.float32).tolist()
+    vector.update(fde_vector(spec, doc.id, fde))
     return m.PointStruct(id=point_id(doc.id), vector=vector, payload=payload)
+
+
+def fde_vector(spec: IndexSpec, doc_id: str, fde: np.ndarray | None) -> dict[str, list[float]]:
+    """``{fields.colbert_fde: fde}`` for a spec with ``colbert_fde`` (empty otherwise).
+
+    Raises:
+        InputError: the spec stores an FDE and none (or one of another size) came with the
+            document.
+    """
+    if spec.colbert_fde is None:
+        return {}
+    if fde is None or np.shape(fde) != (spec.colbert_fde.dim,):
+        raise InputError(
+            f"document {doc_id!r} needs a MUVERA encoding of shape ({spec.colbert_fde.dim},) "
+            f"(IndexSpec.colbert_fde), got {None if fde is None else np.shape(fde)}; write "
+            "through Collection.upsert, which computes it"
+        )
+    return {spec.fields.colbert_fde: np.asarray(fde, dtype=np.float32).tolist()}
 
 
 def document_from_payload(payload: Mapping[str, Any] | None, spec: IndexSpec) -> Document:
@@ -276,6 +306,14 @@ def validate_collection(
                     f"ColBERT multivector '{spec.fields.colbert}': datatype "
                     f"{found.datatype or 'float32'}, expected {spec.colbert_precision}"
                 )
+    if spec.colbert_fde is not None:
+        check_dense_like(
+            spec.fields.colbert_fde,
+            "ColBERT FDE vector",
+            spec.colbert_fde.dim,
+            m.Distance.DOT,
+            multi=False,
+        )
     if spec.sparse:
         sparse = params.sparse_vectors or {}
         found_sparse = sparse.get(spec.fields.sparse)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from m3vdb.errors import InputError
+
 MetadataType = Literal["keyword", "int", "float", "bool"]
 
 
@@ -20,6 +22,7 @@ class FieldNames:
     sparse: str = "sparse"
     colbert: str = "colbert"
     metadata: str = "metadata"
+    colbert_fde: str = "colbert_fde"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,82 @@ class MetadataField:
 
     name: str
     type: MetadataType = "keyword"
+
+
+#: The most dimensions a ColBERT FDE may have: Qdrant's limit on a dense vector (Milvus allows
+#: 32,768, Elasticsearch's ``dense_vector`` 4,096: those engines refuse more when they open).
+FDE_MAX_DIM = 65_536
+
+
+@dataclass(frozen=True)
+class ColbertFde:
+    """A MUVERA first stage for ``mode="colbert"`` (fixed dimensional encodings, Dhulipala et
+    al., Google 2024; the math is :mod:`m3vdb.schemas.muvera`).
+
+    Each document's ColBERT rows are also stored as ONE dense vector of :attr:`dim`
+    dimensions; a ColBERT search takes the ``candidates`` best documents by the inner product
+    of that vector with the query's FDE, then reranks them by exact MaxSim.
+
+    The defaults were chosen on the fidelity bench (``bench/colbert_fidelity.py --sweep``,
+    figures in ``docs/colbert.md``): 4,096 dimensions (``k_sim=3, d_proj=8,
+    repetitions=64``; the most Elasticsearch's ``dense_vector`` indexes) scored best among
+    the 4,096-d configs tried (more repetitions of coarser partitions beat fewer of finer
+    ones), and over 10,000 documents of a trained model's embeddings 800 FDE candidates
+    reranked by MaxSim held 0.96 of the exact top 10 (200: 0.87); 1,000 is the default.
+
+    Attributes:
+        k_sim: SimHash bits per repetition: 2**k_sim buckets of token space.
+        d_proj: each token is projected to this many dimensions (a random +-1 matrix) before
+            it is summed into its bucket.
+        repetitions: independent partitions, concatenated.
+        final_dim: project the concatenation to this many dimensions (a count sketch); None
+            keeps ``repetitions * 2**k_sim * d_proj``.
+        candidates: documents the FDE stage hands to the MaxSim rerank (at least ``k`` are
+            taken).
+        seed: the seed of every random matrix; recorded with the collection, so documents and
+            queries are encoded with the same matrices forever.
+    """
+
+    k_sim: int = 3
+    d_proj: int = 8
+    repetitions: int = 64
+    final_dim: int | None = None
+    candidates: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("k_sim", "d_proj", "repetitions", "candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(f"ColbertFde.{name} must be a positive int, got {value!r}")
+        if self.k_sim > 10:
+            raise InputError(
+                f"ColbertFde.k_sim={self.k_sim} makes 2**{self.k_sim} buckets per repetition; "
+                "use at most 10 (the paper and the bench use 3-6)"
+            )
+        if self.final_dim is not None and (
+            isinstance(self.final_dim, bool)
+            or not isinstance(self.final_dim, int)
+            or self.final_dim <= 0
+        ):
+            raise InputError(
+                f"ColbertFde.final_dim must be a positive int or None, got {self.final_dim!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"ColbertFde.seed must be an int >= 0, got {self.seed!r}")
+        if self.dim > FDE_MAX_DIM:
+            raise InputError(
+                f"ColbertFde gives {self.dim} dimensions (repetitions * 2**k_sim * d_proj = "
+                f"{self.repetitions} * {2**self.k_sim} * {self.d_proj}); no database stores "
+                f"more than {FDE_MAX_DIM}: lower them or set final_dim"
+            )
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of the stored vector."""
+        if self.final_dim is not None:
+            return self.final_dim
+        return self.repetitions * 2**self.k_sim * self.d_proj
 
 
 @dataclass(frozen=True)
@@ -53,6 +132,10 @@ class IndexSpec:
         model: the model (checkpoint) whose embeddings the collection holds, as the encoder
             names it (``IndexSpec.for_encoder``); None when unknown. Recorded with the
             collection, never compared when validating one.
+        colbert_fde: a MUVERA first stage for ``mode="colbert"`` (:class:`ColbertFde`):
+            each document's fixed dimensional encoding is stored as a dense vector
+            (``fields.colbert_fde``); a ColBERT search takes candidates by it and reranks them
+            by exact MaxSim. None: ``mode="colbert"`` scans every document's rows.
     """
 
     dense_dim: int = 1024
@@ -67,8 +150,20 @@ class IndexSpec:
     metadata_fields: tuple[MetadataField, ...] = ()
     fields: FieldNames = field(default_factory=FieldNames)
     model: str | None = None
+    colbert_fde: ColbertFde | None = None
 
     def __post_init__(self) -> None:
+        if self.colbert_fde is not None:
+            if not isinstance(self.colbert_fde, ColbertFde):
+                raise InputError(
+                    "IndexSpec.colbert_fde takes a ColbertFde (ColbertFde() for the "
+                    f"defaults) or None, got {self.colbert_fde!r}"
+                )
+            if not self.colbert:
+                raise InputError(
+                    "IndexSpec.colbert_fde encodes the ColBERT rows, but colbert=False; store "
+                    "ColBERT (colbert=True) or leave colbert_fde out"
+                )
         if not (self.dense or self.sparse or self.colbert):
             raise ValueError(
                 "IndexSpec stores nothing: enable at least one of dense, sparse, colbert"
@@ -142,12 +237,14 @@ class IndexSpec:
         try:
             if "fields" in values:
                 values["fields"] = FieldNames(**values["fields"])
+            if isinstance(values.get("colbert_fde"), dict):
+                values["colbert_fde"] = ColbertFde(**values["colbert_fde"])
             if "metadata_fields" in values:
                 values["metadata_fields"] = tuple(
                     MetadataField(**f) for f in values["metadata_fields"]
                 )
             return cls(**values)
-        except TypeError as exc:
+        except (TypeError, InputError) as exc:
             raise ValueError(f"not an IndexSpec record: {record!r:.200} ({exc})") from None
 
 

@@ -11,7 +11,9 @@ What runs where (every mode is ONE request):
 - ``dense``: a ``knn`` query (top k, the filter applied inside the graph search).
 - ``sparse``: a ``sparse_vector`` query with the precomputed ``query_vector``, pruning off.
 - ``colbert``: ``script_score`` with ``maxSimDotProduct`` over the filtered documents (exact
-  scan: rank_vectors has no ANN index).
+  scan: rank_vectors has no ANN index); with ``IndexSpec.colbert_fde``, a ``knn`` query on
+  the MUVERA ``dense_vector`` for the candidates, rescored by the same MaxSim script (one
+  search).
 - ``hybrid``, Enterprise or trial licence (Elasticsearch >= 9.0): one ``search`` whose
   retriever is ``rrf`` (``rank_constant = rrf_k``) or ``linear`` (the weights,
   ``normalizer: none``) over a ``knn`` retriever and ``standard`` retrievers (the
@@ -51,6 +53,8 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+import numpy as np
 
 from m3vdb.connectors.base import FilterLike, HybridOptions, SearchMode
 from m3vdb.connectors.collection import Collection
@@ -418,18 +422,22 @@ class ElasticsearchEngine(Engine):
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """The batch's ``index`` actions in one ``streaming_bulk`` pass (every document checked
         first); raises BulkWriteError when documents were refused."""
         actions = []
-        for doc, emb in pairs:
+        for i, (doc, emb) in enumerate(pairs):
             es.check_document(doc, emb, self._spec)
             actions.append(
                 {
                     "_op_type": "index",
                     "_index": self._collection,
                     "_id": doc.id,
-                    "_source": es.document_source(doc, emb, self._spec),
+                    "_source": es.document_source(
+                        doc, emb, self._spec, None if fde is None else fde[i]
+                    ),
                 }
             )
         self._bulk(actions, "upsert")
@@ -532,6 +540,20 @@ class ElasticsearchEngine(Engine):
         except Exception as exc:
             raise self.translate_error(exc, "scan") from exc
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Refused: m3vdb maps the vectors out of ``_source`` (``_source.excludes``), and a
+        ``sparse_vector`` keeps only 9 significant bits of each weight, so an index cannot
+        give back the embeddings written to it."""
+        raise UnsupportedCapabilityError(
+            f"Elasticsearch index {self._collection!r} cannot give its stored embeddings back: "
+            "m3vdb keeps the vectors out of _source (and sparse_vector keeps only 9 significant "
+            "bits of each weight), so it cannot be exported or copied from. Loading INTO "
+            "Elasticsearch works: export or copy from the Milvus or Qdrant collection you "
+            "indexed, or write the file with `m3vdb encode` and `m3vdb load` it"
+        )
+
     # -- search ---------------------------------------------------------------------
 
     def run(self, plan: SearchPlan) -> list[Hit]:
@@ -543,6 +565,13 @@ class ElasticsearchEngine(Engine):
         elif plan.mode == "sparse":
             assert plan.sparse is not None
             body = esq.sparse_query(spec, plan.sparse, self._options, filters)
+        elif plan.mode == "colbert" and plan.fde is not None:
+            assert plan.colbert is not None
+            parts = esq.fde_search(
+                spec, plan.fde, plan.colbert, plan.candidates, self._options, filters
+            )
+            response = self._search("ColBERT FDE search", **parts, size=plan.k)
+            return [self._hit(h, "colbert", plan) for h in response["hits"]["hits"]]
         elif plan.mode == "colbert":
             assert plan.colbert is not None
             body = esq.colbert_query(spec, plan.colbert, filters)

@@ -27,11 +27,14 @@ def knn_query(
     k: int,
     options: ElasticsearchOptions,
     filters: list[dict[str, Any]],
+    *,
+    field: str | None = None,
 ) -> dict[str, Any]:
-    """The ``knn`` query (top ``k``, filtered during the graph search, not after it)."""
+    """The ``knn`` query (top ``k``, filtered during the graph search, not after it) on the
+    dense field, or on ``field``."""
     _, q, types = dsl()
     params: dict[str, Any] = {
-        "field": spec.fields.dense,
+        "field": field or spec.fields.dense,
         "query_vector": [float(x) for x in vector],
         "k": k,
         "num_candidates": options.num_candidates_for(k),
@@ -93,6 +96,22 @@ def colbert_query(
     inner = q.Bool(filter=filters) if filters else q.MatchAll()
     out: dict[str, Any] = q.ScriptScore(query=inner, script=colbert_script(spec, rows)).to_dict()
     return out
+
+
+def fde_search(
+    spec: IndexSpec,
+    fde: np.ndarray,
+    rows: np.ndarray,
+    candidates: int,
+    options: ElasticsearchOptions,
+    filters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The body of ``mode="colbert"`` with a MUVERA first stage, ONE search: a ``knn`` query
+    on the FDE field for ``candidates`` documents (filtered in the graph search), rescored by
+    exact MaxSim over ``rank_vectors`` (the score is MaxSim's alone)."""
+    knn = knn_query(spec, fde, candidates, options, filters, field=spec.fields.colbert_fde)
+    knn["knn"].pop("rescore_vector", None)  # the dense field's option, not the FDE's
+    return {"query": knn, "rescore": rescore(spec, rows, candidates)}
 
 
 def rescore(spec: IndexSpec, rows: np.ndarray, window: int) -> dict[str, Any]:

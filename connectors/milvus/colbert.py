@@ -138,8 +138,9 @@ class ColbertStrategy(ABC):
     # -- writes ---------------------------------------------------------------------
 
     @abstractmethod
-    def write(self, pairs: Pairs) -> None:
-        """Writes one validated batch: main entities and ColBERT rows, no document half-written."""
+    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
+        """Writes one validated batch: main entities (with their MUVERA encodings ``fde``, row
+        i for pair i, when the spec stores them) and ColBERT rows, no document half-written."""
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes the ColBERT rows of ``ids`` (after their main entities were deleted)."""
@@ -153,10 +154,16 @@ class ColbertStrategy(ABC):
 
     @abstractmethod
     def rerank(
-        self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str
+        self,
+        q_rows: np.ndarray,
+        fused: list[Mapping[str, Any]],
+        k: int,
+        expr: str,
+        first: str = "fusion",
     ) -> list[Hit]:
-        """The top ``k`` of the fused candidates (search results carrying
-        :meth:`read_fields`) by ColBERT MaxSim, each keeping its ``fusion`` score."""
+        """The top ``k`` of the candidates (search results carrying :meth:`read_fields`) by
+        ColBERT MaxSim, each keeping its first-stage score under ``first`` (``fusion`` for
+        hybrid, ``fde`` for the MUVERA stage of ``mode="colbert"``)."""
 
     @abstractmethod
     def search(self, q_rows: np.ndarray, k: int, expr: str, candidates: int) -> list[Hit]:
@@ -168,11 +175,21 @@ class NoColbert(ColbertStrategy):
 
     name = "none"
 
-    def write(self, pairs: Pairs) -> None:
-        self._upsert_main([ms.main_row(d, e, self._spec, self.name) for d, e in pairs])
+    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
+        self._upsert_main(
+            [
+                ms.main_row(d, e, self._spec, self.name, fde=_row(fde, i))
+                for i, (d, e) in enumerate(pairs)
+            ]
+        )
 
     def rerank(
-        self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str
+        self,
+        q_rows: np.ndarray,
+        fused: list[Mapping[str, Any]],
+        k: int,
+        expr: str,
+        first: str = "fusion",
     ) -> list[Hit]:
         raise self._no_colbert()
 
@@ -204,11 +221,21 @@ class StructColbert(ColbertStrategy):
             if row.get(names.colbert)
         }
 
-    def write(self, pairs: Pairs) -> None:
-        self._upsert_main([ms.main_row(d, e, self._spec, self.name) for d, e in pairs])
+    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
+        self._upsert_main(
+            [
+                ms.main_row(d, e, self._spec, self.name, fde=_row(fde, i))
+                for i, (d, e) in enumerate(pairs)
+            ]
+        )
 
     def rerank(
-        self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str
+        self,
+        q_rows: np.ndarray,
+        fused: list[Mapping[str, Any]],
+        k: int,
+        expr: str,
+        first: str = "fusion",
     ) -> list[Hit]:
         if not fused:
             return []
@@ -216,7 +243,7 @@ class StructColbert(ColbertStrategy):
         ids_expr = ms.ids_expression(self._spec.fields.id, list(fusion))
         hits = self.search(q_rows, k, ms.and_expressions(ids_expr, expr), k)
         return [
-            Hit(h.id, h.score, h.text, h.metadata, {"fusion": fusion[h.id], **h.signal_scores})
+            Hit(h.id, h.score, h.text, h.metadata, {first: fusion[h.id], **h.signal_scores})
             for h in hits
         ]
 
@@ -355,7 +382,7 @@ class CompanionColbert(ColbertStrategy):
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, pairs: Pairs) -> None:
+    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
         spec, version = self._spec, new_version()
         rows = {d.id: ms.colbert_rows(d, e, spec, version, i) for i, (d, e) in enumerate(pairs)}
         ids = list(rows)
@@ -366,7 +393,10 @@ class CompanionColbert(ColbertStrategy):
             # further call: the rows are invisible and the next write of these ids deletes them.)
             self._discard(version, ids, lambda _: True)
             raise
-        mains = [ms.main_row(d, e, spec, self.name, version) for d, e in pairs]
+        mains = [
+            ms.main_row(d, e, spec, self.name, version, _row(fde, i))
+            for i, (d, e) in enumerate(pairs)
+        ]
         try:
             self._upsert_main(mains)
         except Exception:
@@ -507,7 +537,12 @@ class CompanionColbert(ColbertStrategy):
     # -- search ---------------------------------------------------------------------
 
     def rerank(
-        self, q_rows: np.ndarray, fused: list[Mapping[str, Any]], k: int, expr: str
+        self,
+        q_rows: np.ndarray,
+        fused: list[Mapping[str, Any]],
+        k: int,
+        expr: str,
+        first: str = "fusion",
     ) -> list[Hit]:
         # The fused candidates come from the main collection under ``expr``: their metadata
         # and version are current.
@@ -520,7 +555,7 @@ class CompanionColbert(ColbertStrategy):
         for h in fused:
             doc_id = str(h["id"])
             score = maxsim(q_rows, self._rows_of(doc_id, arrays))
-            scored.append(self._store.hit(h, score, {"fusion": fusion[doc_id], "colbert": score}))
+            scored.append(self._store.hit(h, score, {first: fusion[doc_id], "colbert": score}))
         scored.sort(key=lambda hit: (-hit.score, hit.id))
         return scored[:k]
 
@@ -569,6 +604,10 @@ class CompanionColbert(ColbertStrategy):
                 hits.append(store.hit({"id": doc_id, "entity": row}, score, {"colbert": score}))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:k]
+
+
+def _row(fde: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if fde is None else fde[i]
 
 
 #: The strategy class of each layout.

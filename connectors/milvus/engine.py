@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
+
 from m3vdb.connectors.collection import check_ids
 from m3vdb.connectors.common import batched, closed_on_error
 from m3vdb.connectors.disk import MARGIN_BYTES, WRITE_AMPLIFICATION, batch_bytes, check_room
@@ -289,7 +291,9 @@ class MilvusEngine(Engine):
 
     # -- writes ---------------------------------------------------------------------
 
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """Checks Milvus's limits for every document, then lets the layout write the batch."""
         for doc, _ in pairs:
             ms.check_document_limits(doc, lite=self._caps.lite)
@@ -297,7 +301,7 @@ class MilvusEngine(Engine):
             # a Lite server whose disk fills hangs instead of answering: refuse first
             needed = WRITE_AMPLIFICATION * batch_bytes(pairs) + MARGIN_BYTES
             check_room(os.path.dirname(self.lite_file), needed, f"{len(pairs)} documents")
-        self._colbert.write(pairs)
+        self._colbert.write(pairs, fde)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         """Deletes these ids and their ColBERT rows; unknown ids are ignored."""
@@ -377,6 +381,61 @@ class MilvusEngine(Engine):
                 return
             last = str(page[-1][names.id])
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """Every stored entry matching ``flt`` with its stored embedding, in id order, one
+        batch per page of the main collection; the ColBERT rows come from the layout (the
+        Array of Structs field, or the companion rows of the version each entity names)."""
+        names = self._spec.fields
+        expr = ms.compile_filter(flt, names.metadata)
+        vectors = [
+            f
+            for f, on in ((names.dense, self._spec.dense), (names.sparse, self._spec.sparse))
+            if on
+        ]
+        fields = [names.id, *self._colbert.read_fields(), *vectors]
+        fields += [f for f in self._colbert.embedding_fields() if f not in fields]
+        c = self._client
+        last: str | None = None
+        while True:
+            cursor = "" if last is None else ms.after_id_expression(names.id, last)
+            page = self.call(
+                "query page",
+                partial(
+                    c.query,
+                    self._collection,
+                    filter=ms.and_expressions(cursor, expr),
+                    output_fields=fields,
+                    limit=batch_size,
+                    iterator="True",
+                    reduce_stop_for_best="True",
+                ),
+            )
+            if page:
+                yield self._pairs(page)
+            if len(page) < batch_size:
+                return
+            last = str(page[-1][names.id])
+
+    def _pairs(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Document, M3Embedding]]:
+        names = self._spec.fields
+        arrays = self._colbert.colbert_arrays(rows)
+        out = []
+        for row in rows:
+            doc_id = str(row[names.id])
+            emb = ms.embedding_from_rows(
+                {k: v for k, v in row.items() if k != names.colbert}, self._spec
+            )
+            colbert = arrays.get(doc_id) if self._spec.colbert else None
+            out.append(
+                (
+                    ms.document_from_row(row, self._spec),
+                    M3Embedding(dense=emb.dense, sparse=emb.sparse, colbert=colbert),
+                )
+            )
+        return out
+
     def get_embeddings(self, ids: Sequence[str]) -> dict[str, M3Embedding]:
         """The stored embeddings of these ids (for checks and migrations)."""
         ids = self._addressable(check_ids(ids))
@@ -421,6 +480,8 @@ class MilvusEngine(Engine):
             return self._single_search(plan.sparse, fields.sparse, "sparse", plan.k, expr)
         if plan.mode == "colbert":
             assert plan.colbert is not None  # the plan sets it for this mode
+            if plan.fde is not None:
+                return self._fde_search(plan, expr)
             return self._colbert.search(plan.colbert, plan.k, expr, plan.candidates)
         return self._hybrid_search(plan, expr)
 
@@ -447,6 +508,27 @@ class MilvusEngine(Engine):
             self._store.hit(h, float(h["distance"]), {signal: float(h["distance"])})
             for h in result[0]
         ]
+
+    def _fde_search(self, plan: SearchPlan, expr: str) -> list[Hit]:
+        """``mode="colbert"`` with a MUVERA first stage: ONE search of the FDE field of the
+        main collection (the filter applied there) for ``plan.candidates`` documents, then the
+        layout's rerank by exact MaxSim (in Milvus for the struct layout; over the candidates'
+        companion rows, read by id, for the companion layout, as hybrid's rerank does)."""
+        c, field = self._client, self._spec.fields.colbert_fde
+        result = self.call(
+            "ColBERT FDE search",
+            lambda: c.search(
+                self._collection,
+                data=[plan.fde],
+                anns_field=field,
+                filter=expr,
+                limit=plan.candidates,
+                output_fields=self._colbert.read_fields(),
+                search_params={"metric_type": "IP"},
+            ),
+        )
+        assert plan.colbert is not None  # the plan sets it for this mode
+        return self._colbert.rerank(plan.colbert, list(result[0]), plan.k, expr, first="fde")
 
     def _hybrid_search(self, plan: SearchPlan, expr: str) -> list[Hit]:
         pymilvus = import_pymilvus()

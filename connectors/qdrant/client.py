@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from m3vdb.connectors.common import closed_on_error
 from m3vdb.connectors.engine import (
     CollectionInfo,
@@ -423,8 +425,8 @@ class QdrantEngine(QdrantLayoutEngine):
     def _native_filter(self, flt: Filter | None) -> Any:
         return qschema.compile_filter(flt, self._spec)
 
-    def _point(self, doc: Document, emb: M3Embedding) -> Any:
-        return qschema.to_point(doc, emb, self._spec)
+    def _point(self, doc: Document, emb: M3Embedding, fde: np.ndarray | None = None) -> Any:
+        return qschema.to_point(doc, emb, self._spec, fde)
 
     def _upsert(self, points: list[Any]) -> None:
         self.call(
@@ -458,7 +460,9 @@ class QdrantEngine(QdrantLayoutEngine):
             )
         )
 
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
         records, next_offset = self.call(
             "scroll",
             partial(
@@ -468,7 +472,7 @@ class QdrantEngine(QdrantLayoutEngine):
                 limit=limit,
                 offset=offset,
                 with_payload=True,
-                with_vectors=False,
+                with_vectors=with_vectors,
             ),
         )
         return list(records), next_offset

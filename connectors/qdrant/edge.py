@@ -152,6 +152,11 @@ def edge_config(spec: IndexSpec, options: QdrantEdgeOptions) -> Any:
             if spec.colbert_precision == "float16"
             else None,
         )
+    if spec.colbert_fde is not None:
+        # the MUVERA first stage: DOT (FDE inner products approximate MaxSim), default HNSW
+        vectors[spec.fields.colbert_fde] = e.EdgeVectorParams(
+            size=spec.colbert_fde.dim, distance=e.Distance.Dot
+        )
     sparse = {spec.fields.sparse: e.EdgeSparseVectorParams()} if spec.sparse else None
     return e.EdgeConfig(
         vectors=vectors or None,
@@ -207,6 +212,8 @@ def validate_config(config: dict[str, Any], spec: IndexSpec) -> list[str]:
                     f"ColBERT multivector '{spec.fields.colbert}': datatype {datatype}, "
                     f"expected {spec.colbert_precision}"
                 )
+    if spec.colbert_fde is not None:
+        check(spec.fields.colbert_fde, "ColBERT FDE vector", spec.colbert_fde.dim, "Dot", False)
     if spec.sparse:
         sparse = config.get("sparse_vectors") or {}
         found_sparse = sparse.get(spec.fields.sparse)
@@ -587,12 +594,14 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
 
     # -- collection level ---------------------------------------------------------------
 
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """The batch, after checking the file system has room for it (``connectors.disk``):
         the shard memory-maps its files, and a full disk would kill the process."""
         if self._folder is not None:
             check_room_for_write(self._folder, pairs)
-        super().write(pairs)
+        super().write(pairs, fde=fde)
 
     def count(self) -> int:
         """Number of documents stored (exact count)."""
@@ -614,7 +623,7 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
     def _native_filter(self, flt: Filter | None) -> Any:
         return qschema.compile_filter(flt, self._spec, self._filter_models)
 
-    def _point(self, doc: Document, emb: M3Embedding) -> Any:
+    def _point(self, doc: Document, emb: M3Embedding, fde: np.ndarray | None = None) -> Any:
         spec, e = self._spec, self._e
         vector: dict[str, Any] = {}
         if spec.dense and emb.dense is not None:
@@ -624,6 +633,7 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
         if spec.colbert and emb.colbert is not None:
             qschema.check_multivector_cap(spec, doc.id, int(emb.colbert.shape[0]))
             vector[spec.fields.colbert] = emb.colbert.tolist()
+        vector.update(qschema.fde_vector(spec, doc.id, fde))
         return e.Point(qschema.point_id(doc.id), vector, qschema.point_payload(doc, spec))
 
     def _upsert(self, points: list[Any]) -> None:
@@ -643,13 +653,15 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
             )
         )
 
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
         request = self._e.ScrollRequest(
             offset=offset,
             limit=limit,
             filter=native_filter,
             with_payload=True,
-            with_vector=False,
+            with_vector=with_vectors,
         )
         records, next_offset = self.call("scroll", partial(self._shard().scroll, request))
         return list(records), next_offset

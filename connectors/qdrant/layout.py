@@ -15,6 +15,10 @@ in :mod:`.edge`). Every search is ONE native query::
         filter=filter, limit=k,
     )
 
+``mode="colbert"`` on a collection with ``IndexSpec.colbert_fde`` is ``query(prefetch=
+[Prefetch(fde_query, using="colbert_fde", filter, limit=C)], query=colbert_rows,
+using="colbert", filter, limit=k)``: MUVERA candidates reranked by exact MaxSim.
+
 Scores: dense = dot (or cosine); sparse = sum of q_w * p_w over shared token ids; colbert =
 MaxSim SUM over query rows (FlagEmbedding's colbert score is this divided by the number of
 query rows); hybrid = RRF ``Rrf(k=rrf_k + 1)`` (Qdrant ranks from 0, so k + 1 gives
@@ -29,6 +33,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from m3vdb.connectors.engine import Engine
 from m3vdb.connectors.plan import SearchPlan
@@ -51,8 +57,9 @@ class QdrantLayoutEngine(Engine):
         """The engine's filter object for a parsed filter (None for none)."""
 
     @abstractmethod
-    def _point(self, doc: Document, emb: M3Embedding) -> Any:
-        """The engine's point of a validated pair (checks Qdrant's limits first)."""
+    def _point(self, doc: Document, emb: M3Embedding, fde: np.ndarray | None = None) -> Any:
+        """The engine's point of a validated pair, with its MUVERA encoding when the spec
+        stores one (checks Qdrant's limits first)."""
 
     @abstractmethod
     def _upsert(self, points: list[Any]) -> None:
@@ -71,8 +78,11 @@ class QdrantLayoutEngine(Engine):
         """The records (with payload) of these point ids."""
 
     @abstractmethod
-    def _scroll(self, native_filter: Any, limit: int, offset: Any) -> tuple[list[Any], Any]:
-        """One page of records (with payload) and the next offset (None at the end)."""
+    def _scroll(
+        self, native_filter: Any, limit: int, offset: Any, *, with_vectors: bool = False
+    ) -> tuple[list[Any], Any]:
+        """One page of records (with payload, and their vectors when asked) and the next
+        offset (None at the end)."""
 
     @abstractmethod
     def _vector_query(self, vector: Any, using: str) -> Any:
@@ -99,9 +109,16 @@ class QdrantLayoutEngine(Engine):
 
     # -- Engine primitives, written once ----------------------------------------------
 
-    def write(self, pairs: Sequence[tuple[Document, M3Embedding]]) -> None:
+    def write(
+        self, pairs: Sequence[tuple[Document, M3Embedding]], *, fde: np.ndarray | None = None
+    ) -> None:
         """One upsert of the batch's points (built, and so checked, first)."""
-        self._upsert([self._point(doc, emb) for doc, emb in pairs])
+        self._upsert(
+            [
+                self._point(doc, emb, None if fde is None else fde[i])
+                for i, (doc, emb) in enumerate(pairs)
+            ]
+        )
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         self._delete_points([qschema.point_id(i) for i in ids])
@@ -127,14 +144,42 @@ class QdrantLayoutEngine(Engine):
             if offset is None:
                 return
 
+    def scan_embeddings(
+        self, flt: Filter | None, *, batch_size: int
+    ) -> Iterator[list[tuple[Document, M3Embedding]]]:
+        """One batch per scroll page, each record read with its named vectors."""
+        native_filter = self._native_filter(flt)
+        offset: Any = None
+        while True:
+            records, offset = self._scroll(native_filter, batch_size, offset, with_vectors=True)
+            if records:
+                yield [
+                    (
+                        qschema.document_from_payload(r.payload, self._spec),
+                        qschema.embedding_from_vectors(_vectors(r), self._spec),
+                    )
+                    for r in records
+                ]
+            if offset is None:
+                return
+
     def run(self, plan: SearchPlan) -> list[Hit]:
         """ONE native query (see the module docstring); the filter applies to every stage."""
         spec = self._spec
         native_filter = self._native_filter(plan.filter)
         queries = self._queries(plan)
-        if plan.mode != "hybrid":
+        if plan.mode == "colbert" and "fde" in queries:
+            # MUVERA: candidates by the FDE vector, reranked by exact MaxSim, one request
+            first = self._prefetch(
+                queries["fde"], limit=plan.candidates, native_filter=native_filter
+            )
+            points = self._query(
+                queries["colbert"], limit=plan.k, native_filter=native_filter, stages=[first]
+            )
+            signal: str = "colbert"
+        elif plan.mode != "hybrid":
             points = self._query(queries[plan.mode], limit=plan.k, native_filter=native_filter)
-            signal: str = plan.mode
+            signal = plan.mode
         else:
             stages, weights = [], []
             for name, weight in (("dense", plan.weights[0]), ("sparse", plan.weights[1])):
@@ -177,4 +222,13 @@ class QdrantLayoutEngine(Engine):
             out["sparse"] = self._vector_query(self._sparse_vector(plan.sparse), fields.sparse)
         if plan.colbert is not None:
             out["colbert"] = self._vector_query(plan.colbert.tolist(), fields.colbert)
+        if plan.fde is not None:
+            out["fde"] = self._vector_query(plan.fde.tolist(), fields.colbert_fde)
         return out
+
+
+def _vectors(record: Any) -> Any:
+    """A record's named vectors (qdrant-client: ``vector``; Qdrant edge: ``vector`` too, or
+    ``vectors`` on some versions)."""
+    vectors = getattr(record, "vector", None)
+    return vectors if vectors is not None else getattr(record, "vectors", None)

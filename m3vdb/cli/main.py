@@ -101,29 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metadata parent_id). Documents stored unchanged are skipped and changed ones "
         "replaced, so re-running after an edit or an interruption does only what is left.",
     )
-    index.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
-    index.add_argument("--batch-size", type=_positive, default=32, help="documents per batch")
-    index.add_argument(
-        "--chunk-tokens",
-        type=_positive,
-        default=None,
-        metavar="N",
-        help="split every document longer than N tokens into windows of N tokens (default: "
-        f"only documents longer than one entry holds, into {DEFAULT_WINDOW}-token windows)",
-    )
-    index.add_argument(
-        "--chunk-overlap",
-        type=_non_negative,
-        default=None,
-        metavar="N",
-        help=f"tokens shared by consecutive windows (default {DEFAULT_OVERLAP}); needs "
-        "--chunk-tokens",
-    )
-    index.add_argument(
-        "--no-chunk",
-        action="store_true",
-        help="never split: refuse a document longer than one entry holds",
-    )
+    _add_source_options(index)
     index.add_argument(
         "--no-resume",
         dest="resume",
@@ -142,11 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the collection first and index into a new one (after a model change)",
     )
     index.add_argument(
-        "--max-file-size",
-        type=_positive,
-        default=10,
-        metavar="MIB",
-        help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
+        "--colbert-fde",
+        action="store_true",
+        help="also store each entry's MUVERA encoding (a fixed-size vector of its ColBERT "
+        "rows): --mode colbert then takes candidates by it and reranks them by exact MaxSim "
+        "instead of scanning every entry (a new collection keeps it: later runs need not "
+        "repeat it)",
     )
     index.add_argument(
         "--exclude",
@@ -217,9 +196,123 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete a collection and everything stored in it (no model loaded)",
     )
     drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_transfer_parsers(commands, where)
     _add_serve_parser(commands)
     onnx_export.add_parser(commands)
     return parser
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """The source and window options ``index`` and ``encode`` share."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    parser.add_argument("--batch-size", type=_positive, default=32, help="documents per batch")
+    parser.add_argument(
+        "--chunk-tokens",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="split every document longer than N tokens into windows of N tokens (default: "
+        f"only documents longer than one entry holds, into {DEFAULT_WINDOW}-token windows)",
+    )
+    parser.add_argument(
+        "--chunk-overlap",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help=f"tokens shared by consecutive windows (default {DEFAULT_OVERLAP}); needs "
+        "--chunk-tokens",
+    )
+    parser.add_argument(
+        "--no-chunk",
+        action="store_true",
+        help="never split: refuse a document longer than one entry holds",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=_positive,
+        default=10,
+        metavar="MIB",
+        help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
+    )
+
+
+def _add_transfer_parsers(commands: Any, where: argparse.ArgumentParser) -> None:
+    """``encode``, ``load``, ``export`` and ``copy``: the m3vdb embedding format (Parquet)."""
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument(
+        "--model",
+        default=os.environ.get("M3VDB_MODEL", DEFAULT_MODEL),
+        help="hub id or local checkpoint directory (default: $M3VDB_MODEL or BAAI/bge-m3)",
+    )
+    model.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: the best present)")
+    model.add_argument(
+        "--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16", "int8")
+    )
+    model.add_argument(
+        "--encoder-url",
+        default=os.environ.get("M3VDB_ENCODER_URL"),
+        metavar="URL",
+        help="use the encoder of an 'm3vdb serve' server instead of loading the model",
+    )
+    model.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
+    encode = commands.add_parser(
+        "encode",
+        parents=[model],
+        help="encode files into an m3vdb embedding file (Parquet), no database",
+        description="Encode files as 'index' does (same sources, ids and windows) into the "
+        "m3vdb embedding format: OUT ending in .parquet is one file, any other OUT a folder "
+        "of part files. Load it into any database later with 'm3vdb load', no model needed.",
+    )
+    _add_source_options(encode)
+    encode.add_argument("--out", required=True, help="the .parquet file or folder to write")
+    encode.add_argument(
+        "--colbert-type",
+        default="float32",
+        choices=("float32", "float16"),
+        help="element type of the ColBERT rows in the file (default: float32)",
+    )
+    encode.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="TARGET",
+        help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
+    )
+    db.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection name (default: {DEFAULT_COLLECTION})",
+    )
+    db.add_argument("--batch-size", type=_positive, default=256, help="entries per batch")
+    db.add_argument("--quiet", action="store_true", help="no progress bar")
+    db.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
+    load = commands.add_parser(
+        "load",
+        parents=[db],
+        help="write an m3vdb embedding file into a collection (no model loaded)",
+        description="Write an m3vdb embedding file (or folder of part files) into a "
+        "collection: a missing one is built from the file's metadata, an existing one is "
+        "checked against it first (nothing is written on a mismatch).",
+    )
+    load.add_argument("path", metavar="FILE", help="the .parquet file or folder to read")
+    export = commands.add_parser(
+        "export",
+        parents=[db],
+        help="write everything a collection stores to an m3vdb embedding file",
+    )
+    export.add_argument("--out", required=True, help="the .parquet file or folder to write")
+    copy = commands.add_parser(
+        "copy",
+        parents=[db],
+        help="copy a collection into another database, no re-encoding (resumable)",
+        description="Copy every entry and its stored embeddings from --db/--collection to "
+        "--to/--to-collection; a re-run after an interruption skips what is already there "
+        "unchanged.",
+    )
+    copy.add_argument("--to", required=True, metavar="TARGET", help="the destination database")
+    copy.add_argument("--to-collection", help="the destination collection (default: --collection)")
 
 
 def _add_serve_parser(commands: Any) -> None:
@@ -440,6 +533,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
+    if args.colbert_fde:
+        from dataclasses import replace
+
+        from m3vdb.schemas.spec import ColbertFde
+
+        spec = replace(spec, colbert_fde=ColbertFde())
     check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
@@ -671,6 +770,105 @@ def _remote(url: str) -> Any:
     return RemoteEncoder(url)
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    """``m3vdb encode PATH... --out OUT``: the entries ``index`` would store, to a file."""
+    from m3vdb.cli.model import check_device
+    from m3vdb.formats.transfer import encode
+    from m3vdb.indexing import Corpus
+
+    chunking = _chunking(args)
+    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
+    if not args.encoder_url:
+        check_device(args.device)
+    report = encode(
+        corpus,
+        args.out,
+        encoder=lambda: _load_encoder(args),
+        chunking=chunking,
+        colbert_type=args.colbert_type,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+    )
+    skipped = len(report.empty) + len(report.unindexable)
+    print(
+        f"encoded {report.indexed:,} documents ({report.entries:,} entries, {report.split:,} "
+        f"split into windows, {skipped:,} skipped) into {args.out} in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """``m3vdb load FILE``: no model loaded."""
+    from m3vdb.formats.transfer import load
+
+    report = load(
+        args.path,
+        args.db,
+        args.collection,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+    )
+    print(
+        f"loaded {report.written:,} entries from {args.path} into collection "
+        f"{args.collection!r} at {args.db} in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``m3vdb export --out OUT``: no model loaded."""
+    from m3vdb.cli.database import opened
+    from m3vdb.formats.transfer import export
+
+    with opened(args.db, args.collection, None, must_exist=True):
+        pass  # the command line's words for a missing or empty collection
+    report = export(
+        args.db,
+        args.collection,
+        args.out,
+        batch_size=args.batch_size,
+        show_progress=not args.quiet,
+    )
+    print(
+        f"exported {report.written:,} entries of collection {args.collection!r} at {args.db} "
+        f"to {args.out} in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """``m3vdb copy --to TARGET``: no model loaded; resumable."""
+    from m3vdb.cli.database import opened
+    from m3vdb.formats.transfer import TransferReport, copy
+
+    to_collection = args.to_collection or args.collection
+    with opened(args.db, args.collection, None, must_exist=True):
+        pass
+    report = TransferReport()
+    try:
+        copy(
+            args.db,
+            args.collection,
+            args.to,
+            to_collection,
+            batch_size=args.batch_size,
+            show_progress=not args.quiet,
+            report=report,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"m3vdb: interrupted after {report.written:,} entries were copied (none "
+            "half-written); run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"copied {report.written:,} entries ({report.skipped:,} already there unchanged) from "
+        f"{args.db} {args.collection!r} to {args.to} {to_collection!r} in {report.seconds:.1f} s"
+    )
+    return 0
+
+
 # The subcommands: one entry each (a new command adds its parser above and a line here).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index,
@@ -678,6 +876,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": cmd_info,
     "list": cmd_list,
     "drop": cmd_drop,
+    "encode": cmd_encode,
+    "load": cmd_load,
+    "export": cmd_export,
+    "copy": cmd_copy,
     "serve": cmd_serve,
     "export-onnx": onnx_export.run,
 }

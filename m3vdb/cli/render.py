@@ -269,6 +269,14 @@ def _stores(spec: IndexSpec) -> dict[str, str]:
             f"{spec.colbert_dim}-d {spec.colbert_precision} rows, MaxSim, up to "
             f"{spec.max_colbert_rows} rows per entry, {index}"
         )
+    fde = getattr(spec, "colbert_fde", None)
+    if fde is not None:
+        out["colbert_fde"] = (
+            f"MUVERA first stage for --mode colbert: {fde.dim}-d vector (k_sim={fde.k_sim}, "
+            f"d_proj={fde.d_proj}, repetitions={fde.repetitions}"
+            + (f", final_dim={fde.final_dim}" if fde.final_dim is not None else "")
+            + f", seed={fde.seed}), {fde.candidates} candidates reranked by MaxSim"
+        )
     return out
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -59,6 +59,10 @@ class FormatInfo:
         colbert_type: element type of the ``colbert`` rows.
         m3vdb_version: the m3vdb that wrote the dataset.
         format_version: always :data:`FORMAT_VERSION` for what this module writes.
+        spec: the IndexSpec record (``IndexSpec.to_record``) of the collection the entries
+            came from (export, copy) or would go to (encode), so ``load`` rebuilds the same
+            collection; None when unknown (``load`` then stores the outputs with a dimension,
+            and sparse). Optional: readers of format 1 may ignore it.
     """
 
     model: str | None
@@ -67,6 +71,7 @@ class FormatInfo:
     colbert_type: ColbertType = "float32"
     m3vdb_version: str = ""
     format_version: int = FORMAT_VERSION
+    spec: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.colbert_type not in ("float16", "float32"):
@@ -132,24 +137,60 @@ def to_record_batch(
 ) -> pa.RecordBatch:
     """Stored entries (a document and its embedding) as one record batch of the format.
 
+    Vector columns are built from numpy buffers (no Python float lists: a 1024-d ColBERT
+    entry has ~10^5 floats).
+
     Raises:
         InputError: an output whose dimension differs from ``info`` (the file would lie).
     """
     pa = pyarrow()
     schema = arrow_schema(info)
     colbert_dtype = np.float16 if info.colbert_type == "float16" else np.float32
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    for doc, emb in entries:
-        columns["id"].append(doc.id)
-        columns["text"].append(doc.text)
-        columns["metadata"].append(json.dumps(dict(doc.metadata), ensure_ascii=False))
-        columns["dense"].append(_dense(emb.dense, info, doc.id))
-        indices, values = _sparse(emb.sparse)
-        columns["sparse_indices"].append(indices)
-        columns["sparse_values"].append(values)
-        columns["colbert"].append(_colbert(emb.colbert, info, doc.id, colbert_dtype))
-    arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    dense = [_dense(emb.dense, info, doc.id) for doc, emb in entries]
+    sparse = [_sparse(emb.sparse) for _, emb in entries]
+    colbert = [_colbert(emb.colbert, info, doc.id, colbert_dtype) for doc, emb in entries]
+    arrays = [
+        pa.array([doc.id for doc, _ in entries], type=pa.string()),
+        pa.array([doc.text for doc, _ in entries], type=pa.string()),
+        pa.array(
+            [json.dumps(dict(doc.metadata), ensure_ascii=False) for doc, _ in entries],
+            type=pa.string(),
+        ),
+        _list_array(pa, dense, np.float32),
+        _list_array(pa, [k for k, _ in sparse], np.int32),
+        _list_array(pa, [v for _, v in sparse], np.float32),
+        _nested_list_array(pa, colbert, colbert_dtype),
+    ]
+    arrays = [a.cast(f.type) if a.type != f.type else a for a, f in zip(arrays, schema)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
+
+
+def _list_array(pa: Any, items: list[np.ndarray | None], dtype: Any) -> Any:
+    """list<dtype> from 1-d arrays (None: a null list)."""
+    lengths = [0 if x is None else len(x) for x in items]
+    present = [x for x in items if x is not None]
+    values = np.concatenate(present).astype(dtype) if present else np.zeros(0, dtype)
+    mask = pa.array([x is None for x in items], type=pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(_offsets(lengths)), pa.array(values), mask=mask)
+
+
+def _nested_list_array(pa: Any, items: list[np.ndarray | None], dtype: Any) -> Any:
+    """list<list<dtype>> from 2-d arrays (None: a null list)."""
+    present = [x for x in items if x is not None]
+    row_lengths = [int(x.shape[1]) for x in present for _ in range(x.shape[0])]
+    values = (
+        np.concatenate([x.reshape(-1) for x in present]).astype(dtype)
+        if present
+        else np.zeros(0, dtype)
+    )
+    rows = pa.ListArray.from_arrays(pa.array(_offsets(row_lengths)), pa.array(values))
+    lengths = [0 if x is None else int(x.shape[0]) for x in items]
+    mask = pa.array([x is None for x in items], type=pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(_offsets(lengths)), rows, mask=mask)
 
 
 def from_record_batch(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Document, M3Embedding]]:
@@ -164,35 +205,65 @@ def from_record_batch(batch: pa.RecordBatch | pa.Table) -> Iterator[tuple[Docume
     ids = batch.column("id").to_pylist()
     texts = batch.column("text").to_pylist()
     metas = batch.column("metadata").to_pylist()
-    dense = batch.column("dense").to_pylist()
-    sp_idx = batch.column("sparse_indices").to_pylist()
-    sp_val = batch.column("sparse_values").to_pylist()
-    colbert = batch.column("colbert").to_pylist()
+    dense = _lists(_column(batch, "dense"))
+    sp_idx = _lists(_column(batch, "sparse_indices"))
+    sp_val = _lists(_column(batch, "sparse_values"))
+    colbert = _nested_lists(_column(batch, "colbert"))
     for i, doc_id in enumerate(ids):
         metadata = json.loads(metas[i]) if metas[i] else {}
         if not isinstance(metadata, dict):
             raise InputError(f"entry {doc_id!r}: metadata is not a JSON object: {metas[i]!r}")
         sparse = None
-        if sp_idx[i] is not None:
-            values = sp_val[i]
-            if values is None or len(values) != len(sp_idx[i]):
+        keys, values, vector = sp_idx[i], sp_val[i], dense[i]
+        if keys is not None:
+            if values is None or len(values) != len(keys):
                 raise InputError(
                     f"entry {doc_id!r}: sparse_indices and sparse_values differ in length"
                 )
-            sparse = {int(k): float(v) for k, v in zip(sp_idx[i], values, strict=True)}
+            sparse = {int(k): float(v) for k, v in zip(keys.tolist(), values.tolist())}
         yield (
             Document(id=doc_id, text=texts[i], metadata=metadata),
             M3Embedding(
-                dense=None if dense[i] is None else np.asarray(dense[i], dtype=np.float32),
+                dense=None if vector is None else vector.astype(np.float32),
                 sparse=sparse,
-                colbert=None
-                if colbert[i] is None
-                else np.asarray(colbert[i], dtype=np.float32).reshape(len(colbert[i]), -1),
+                colbert=colbert[i],
             ),
         )
 
 
-def _dense(vector: Any, info: FormatInfo, doc_id: str) -> list[float] | None:
+def _column(batch: Any, name: str) -> Any:
+    column = batch.column(name)
+    return column.combine_chunks() if hasattr(column, "combine_chunks") else column
+
+
+def _lists(column: Any) -> list[np.ndarray | None]:
+    """Each list of a list column as a numpy array (a view where Arrow allows), None for
+    null."""
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    return [None if nulls[i] else values[offsets[i] : offsets[i + 1]] for i in range(len(column))]
+
+
+def _nested_lists(column: Any) -> list[np.ndarray | None]:
+    """Each list of rows of a list<list> column as a float32 ``(rows, dim)`` array."""
+    offsets = column.offsets.to_numpy()
+    rows = column.values
+    row_offsets = rows.offsets.to_numpy()
+    values = rows.values.to_numpy(zero_copy_only=False)
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    out: list[np.ndarray | None] = []
+    for i in range(len(column)):
+        if nulls[i]:
+            out.append(None)
+            continue
+        first, last = int(offsets[i]), int(offsets[i + 1])
+        flat = values[row_offsets[first] : row_offsets[last]].astype(np.float32)
+        out.append(flat.reshape(last - first, -1) if last > first else flat.reshape(0, 0))
+    return out
+
+
+def _dense(vector: Any, info: FormatInfo, doc_id: str) -> np.ndarray | None:
     if vector is None:
         return None
     arr = np.asarray(vector, dtype=np.float32)
@@ -201,17 +272,20 @@ def _dense(vector: Any, info: FormatInfo, doc_id: str) -> list[float] | None:
             f"entry {doc_id!r}: dense vector of shape {arr.shape}, the file declares "
             f"dense_dim={info.dense_dim}"
         )
-    return arr.tolist()
+    return arr
 
 
-def _sparse(weights: dict[int, float] | None) -> tuple[list[int] | None, list[float] | None]:
+def _sparse(weights: dict[int, float] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     if weights is None:
         return None, None
     keys = sorted(weights)
-    return keys, [float(weights[k]) for k in keys]
+    return (
+        np.asarray(keys, dtype=np.int32),
+        np.asarray([float(weights[k]) for k in keys], dtype=np.float32),
+    )
 
 
-def _colbert(rows: Any, info: FormatInfo, doc_id: str, dtype: Any) -> list[Any] | None:
+def _colbert(rows: Any, info: FormatInfo, doc_id: str, dtype: Any) -> np.ndarray | None:
     if rows is None:
         return None
     arr = np.asarray(rows, dtype=np.float32)
@@ -220,4 +294,4 @@ def _colbert(rows: Any, info: FormatInfo, doc_id: str, dtype: Any) -> list[Any] 
             f"entry {doc_id!r}: ColBERT rows of shape {arr.shape}, the file declares "
             f"colbert_dim={info.colbert_dim}"
         )
-    return arr.astype(dtype).tolist()
+    return arr.astype(dtype)

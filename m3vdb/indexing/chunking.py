@@ -13,6 +13,7 @@ from typing import Any
 from m3vdb.connectors.base import Connector
 from m3vdb.errors import InputError
 from m3vdb.schemas.data import Document
+from m3vdb.schemas.spec import IndexSpec
 
 DEFAULT_WINDOW = 512
 DEFAULT_OVERLAP = 64
@@ -77,10 +78,11 @@ def content_hash(doc: Document, chunking: Chunking | None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def entry_capacity(connector: Connector, encoder: Any) -> int:
-    """The most tokens (special tokens included) one entry holds: n tokens give n - 1 ColBERT
-    rows, and the encoder reads at most its ``max_length``."""
-    spec = connector.spec
+def entry_capacity(connector: Connector | IndexSpec, encoder: Any) -> int:
+    """The most tokens (special tokens included) one entry of a collection (or of a spec)
+    holds: n tokens give n - 1 ColBERT rows, and the encoder reads at most its
+    ``max_length``."""
+    spec = connector if isinstance(connector, IndexSpec) else connector.spec
     # an encoder that does not say its length (another model's embeddings) truncates itself
     capacity = int(getattr(encoder, "max_length", 2**31 - 1))
     if spec.colbert:

@@ -171,7 +171,7 @@ def _index_batch(
     report: IndexReport,
     strict: bool,
 ) -> None:
-    _refuse_bookkeeping_keys(batch)
+    refuse_bookkeeping_keys(batch)
     report.seen += len(batch)
     hashes = {d.id: content_hash(d, chunking) for d in batch}
     stored = _stored_state(connector, [d.id for d in batch])
@@ -196,7 +196,7 @@ def _index_batch(
     split = tokens = 0
     if todo:
         encoder = model.get()
-        pairs, written, split, tokens = _encode(
+        pairs, written, split, tokens = encode_entries(
             encoder, todo, hashes, chunking, model.capacity, connector.spec
         )
     unindexable = [d.id for d in todo if d.id not in written]
@@ -225,7 +225,7 @@ def _index_batch(
         report.tokens += tokens
 
 
-def _refuse_bookkeeping_keys(batch: Sequence[Document]) -> None:
+def refuse_bookkeeping_keys(batch: Sequence[Document]) -> None:
     """InputError for a document whose metadata has a key the indexer writes itself (other
     malformed documents are refused by the collection's own validation)."""
     for doc in batch:
@@ -331,7 +331,7 @@ def scan(connector: Connector, flt: dict[str, Any]) -> Iterator[Document]:
     return connector.scan(flt)
 
 
-def _encode(
+def encode_entries(
     encoder: Encoder,
     docs: Sequence[Document],
     hashes: dict[str, str],
@@ -339,7 +339,9 @@ def _encode(
     capacity: int,
     spec: IndexSpec,
 ) -> tuple[list[tuple[Document, M3Embedding]], set[str], int, int]:
-    """(entries, ids of the documents written, how many were split, tokens encoded).
+    """(entries, ids of the documents written, how many were split, tokens encoded): the
+    entries ``m3vdb index`` stores for these (non-blank) documents, shared with
+    ``m3vdb encode``. ``hashes``: each document's :func:`content_hash`.
 
     Only the outputs the collection stores are computed. An encoder that cannot tokenize (a
     dense embedding model behind a framework's interface) stores every document whole."""

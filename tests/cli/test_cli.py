@@ -24,7 +24,7 @@ from m3vdb.cli.render import cell_width, cut, hits_table, rows
 from m3vdb.connectors import connect
 from m3vdb.encoder import M3Encoder
 from m3vdb.schemas.data import Document, Hit
-from m3vdb.schemas.spec import IndexSpec
+from m3vdb.schemas.spec import ColbertFde, IndexSpec
 
 pytest.importorskip("milvus_lite", reason="milvus-lite (the default embedded engine) is missing")
 
@@ -347,6 +347,32 @@ def test_search_table_info_and_filters(
     assert info["stores"]["dense"].startswith("32-d")
     status, out, _ = run(capsys, "info")
     assert "entries     8" in out and "MilvusEngine" in out
+
+
+def test_index_colbert_fde_is_recorded_shown_and_searched(
+    workdir: Path, capsys: pytest.CaptureFixture[str], tiny_encoder: M3Encoder
+) -> None:
+    """--colbert-fde stores the MUVERA vector: info shows it, --mode colbert reranks its
+    candidates by MaxSim (the scores equal an exact MaxSim over the stored rows), and a later
+    run without the flag keeps the collection as built."""
+    assert run(capsys, "index", str(EXAMPLE), "--colbert-fde", "--quiet")[0] == 0
+    status, out, _ = run(capsys, "info", "--json")
+    fde = json.loads(out)["stores"]["colbert_fde"]
+    assert status == 0 and "4096-d" in fde and "1000 candidates" in fde
+    status, out, _ = run(
+        capsys, "search", "AI transforms global society", "--mode", "colbert", "--json", "-k", "3"
+    )
+    hits = json.loads(out)
+    assert status == 0 and len(hits) == 3 and {h["score_label"] for h in hits} == {"colbert"}
+    spec = IndexSpec(dense_dim=32, colbert_dim=32, colbert_fde=ColbertFde())
+    with connect("m3vdb.db", collection="m3vdb", spec=spec, create=False) as store:
+        stored = store.get_embeddings([h["id"] for h in hits])
+    query = tiny_encoder.encode(["AI transforms global society"])[0]
+    for h in hits:
+        exact = float((query.colbert @ stored[h["id"]].colbert.T).max(axis=1).sum())
+        assert h["score"] == pytest.approx(exact, abs=1e-4)
+    # a later run without the flag keeps the collection's FDE (nothing to rewrite here)
+    assert run(capsys, "index", str(EXAMPLE), "--quiet")[0] == 0
 
 
 @pytest.mark.parametrize("db", ["m3vdb.db", "qdrant"])

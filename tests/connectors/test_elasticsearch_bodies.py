@@ -41,7 +41,8 @@ from m3vdb.schemas import elasticsearch as es  # noqa: E402
 from m3vdb.schemas import scoring  # noqa: E402
 from m3vdb.schemas.data import Document, M3Embedding  # noqa: E402
 from m3vdb.schemas.filters import and_, eq, in_, or_, parse_filter, range_  # noqa: E402
-from m3vdb.schemas.spec import IndexSpec, MetadataField  # noqa: E402
+from m3vdb.schemas.muvera import fde_encoder  # noqa: E402
+from m3vdb.schemas.spec import ColbertFde, IndexSpec, MetadataField  # noqa: E402
 
 TRIAL = es.ElasticsearchCapabilities("9.4.3", "trial")
 
@@ -787,3 +788,59 @@ def test_subnormal_sparse_weights_never_reach_elasticsearch() -> None:
     # The smallest normal float32 itself is a valid weight.
     ok = M3Embedding(dense=Q.dense, sparse={3: tiny}, colbert=Q.colbert)
     assert es.document_source(Document("d", "text"), ok, SPEC)["sparse"] == {"3": tiny}
+
+
+# ----------------------------------------------------------------------------- MUVERA (FDE)
+
+FDE_SPEC = IndexSpec(
+    dense_dim=2, colbert_dim=2, colbert_fde=ColbertFde(k_sim=1, d_proj=2, repetitions=2)
+)
+
+
+def test_fde_mapping_validation_and_source() -> None:
+    """The FDE is a max_inner_product hnsw dense_vector, excluded from _source, validated on
+    reopening, written with the document; more dimensions than ES indexes is an InputError."""
+    mapping = es.mapping(FDE_SPEC, es.ElasticsearchOptions(), TRIAL)
+    assert mapping["properties"]["colbert_fde"] == {
+        "type": "dense_vector",
+        "dims": 8,
+        "similarity": "max_inner_product",
+        "index": True,
+        "index_options": {"type": "hnsw"},
+    }
+    assert "colbert_fde" in mapping["_source"]["excludes"]
+    options = es.ElasticsearchOptions()
+    assert es.validate_mapping(mapping, FDE_SPEC, options) == []
+    assert es.validate_mapping(es.mapping(SPEC, options, TRIAL), FDE_SPEC, options) == [
+        "ColBERT FDE field 'colbert_fde': missing (fields found: "
+        "['colbert', 'dense', 'id', 'metadata', 'sparse', 'text'])"
+    ]
+    fde = np.arange(8, dtype=np.float32)
+    source = es.document_source(Document("a", "t"), Q, FDE_SPEC, fde)
+    assert source["colbert_fde"] == fde.tolist()
+    with pytest.raises(InputError, match="MUVERA encoding"):
+        es.document_source(Document("a", "t"), Q, FDE_SPEC, None)
+    too_big = IndexSpec(colbert_fde=ColbertFde(k_sim=5, d_proj=16, repetitions=16))
+    with pytest.raises(InputError, match="at most 4096"):
+        es.mapping(too_big, options, TRIAL)
+
+
+def test_fde_colbert_search_is_one_knn_with_a_maxsim_rescore() -> None:
+    """mode='colbert' on an FDE index: ONE search, a knn query on the FDE field for the
+    candidates (the filter inside it), rescored by the MaxSim script over that window."""
+    store, client = _connector(TRIAL, FDE_SPEC, search=_hits(("a", math.exp(1.5 / 2))))
+    hits = store.search(Q, 3, mode="colbert", filter={"lang": "en"})
+    name, request = client.calls[-1]
+    flt = [{"term": {"metadata.lang": "en"}}]
+    fde = fde_encoder(FDE_SPEC.colbert_fde, 2).query(np.asarray(Q.colbert))  # type: ignore[arg-type]
+    assert name == "search" and request["size"] == 3
+    knn = request["query"]["knn"]
+    assert knn["field"] == "colbert_fde" and knn["k"] == 1000 and knn["filter"] == flt
+    assert knn["query_vector"] == pytest.approx(fde.tolist())
+    assert request["rescore"] == esq.rescore(FDE_SPEC, np.asarray(Q.colbert), 1000)
+    assert hits[0].score == pytest.approx(1.5) and hits[0].signal_scores == {
+        "colbert": pytest.approx(1.5)
+    }
+    store.search(Q, 3, mode="colbert", hybrid=HybridOptions(candidates=20))
+    assert client.calls[-1][1]["query"]["knn"]["k"] == 20
+    assert client.calls[-1][1]["rescore"]["window_size"] == 20

@@ -20,6 +20,7 @@ PRIMITIVES = {
     "delete_where",
     "get",
     "scan",
+    "scan_embeddings",
     "count",
     "run",
     "drop",
@@ -61,7 +62,7 @@ def test_a_backend_missing_a_primitive_cannot_be_instantiated() -> None:
         def list_collections(cls, target, *, options=None):  # type: ignore[no-untyped-def]
             return []
 
-        def write(self, pairs):  # type: ignore[no-untyped-def]
+        def write(self, pairs, *, fde=None):  # type: ignore[no-untyped-def]
             pass
 
         def delete_ids(self, ids):  # type: ignore[no-untyped-def]

@@ -160,3 +160,23 @@ def test_hybrid_options_accept_the_common_range() -> None:
     options = HybridOptions(fusion="weighted", rrf_k=1, weights=(1, 0), candidates=1)
     assert options.weights == (1.0, 0.0)
     assert HybridOptions().candidate_count(30) == 120
+
+
+def test_colbert_plan_on_an_fde_collection_carries_the_query_fde() -> None:
+    """mode='colbert' with IndexSpec.colbert_fde: the plan holds the query's FDE (the same
+    encoder the documents were written with) and ColbertFde.candidates, unless HybridOptions
+    names candidates; at least k, at most the database's max_k. Other modes carry none."""
+    from m3vdb.schemas.muvera import fde_encoder
+    from m3vdb.schemas.spec import ColbertFde
+
+    config = ColbertFde(k_sim=2, d_proj=2, repetitions=3, candidates=40)
+    spec = IndexSpec(dense_dim=DIM, colbert_dim=DIM, colbert_fde=config)
+    plan = _plan(mode="colbert", spec=spec)
+    assert plan.candidates == 40 and plan.fde is not None and plan.fde.shape == (24,)
+    assert np.array_equal(plan.fde, fde_encoder(config, DIM).query(_query().colbert))
+    assert _plan(mode="colbert", spec=spec, k=60).candidates == 60
+    assert _plan(mode="colbert", spec=spec, hybrid=HybridOptions(candidates=7)).candidates == 7
+    many = IndexSpec(dense_dim=DIM, colbert_dim=DIM, colbert_fde=ColbertFde(candidates=1000))
+    assert _plan(mode="colbert", spec=many, max_k=60).candidates == 60
+    assert _plan(mode="hybrid", spec=spec).fde is None
+    assert _plan(mode="colbert").fde is None

@@ -222,26 +222,29 @@ def test_no_kernel_faster_than_float32_leaves_the_model_float():
 def test_the_fastest_kernel_wins_and_a_hopeless_one_never_runs_at_full_size():
     """A kernel 1000x slower than float32 on the probe slice (oneDNN's signed-int8 reference
     path on VNNI CPUs without AMX: seconds per Linear) is dropped before the full-size
-    timing, so loading never hangs on it."""
-    if "onednn-s8" not in available_kernels():
+    timing, so loading never hangs on it. (Where the signed kernel is not offered, because it
+    saturates on this CPU, ``int_mm`` plays the hopeless one.)"""
+    if "onednn-u8" not in available_kernels():
         pytest.skip("this torch build has no oneDNN int8 ops")
+    hopeless = "onednn-s8" if "onednn-s8" in available_kernels() else "int_mm"
+    other = "int_mm" if hopeless == "onednn-s8" else None
     timer = fake_timer(
         {
             "probe:float32": 1e-5,
-            "probe:onednn-s8": 1e-2,
+            f"probe:{hopeless}": 1e-2,
             "float32": 1.0,
             "onednn-u8": 0.3,
-            "int_mm": 0.5,
+            **({other: 0.5} if other else {}),
         }
     )
     model = small_model()
     choice = quantize_fastest(model, rows=8, timer=timer)
-    assert choice.kernel == "onednn-u8" and choice.dropped == ("onednn-s8",)
-    assert "onednn-s8" not in timer.names  # type: ignore[attr-defined]
+    assert choice.kernel == "onednn-u8" and choice.dropped == (hopeless,)
+    assert hopeless not in timer.names  # type: ignore[attr-defined]
     assert {m.kernel for m in model} == {"onednn-u8"}
     assert choice.describe().startswith("onednn-u8 (3.3x float32")
     # two Linear shapes, each timed once per candidate at full size
-    assert timer.names.count("int_mm") == 2  # type: ignore[attr-defined]
+    assert timer.names.count("onednn-u8") == 2  # type: ignore[attr-defined]
 
 
 def test_encoder_falls_back_to_float32_with_one_warning(
@@ -283,7 +286,7 @@ def test_int8_linear_scales_each_token_on_its_own(kernel):
     scale per call would round it to zero), on every kernel (the unsigned one with its zero
     point), any leading shape."""
     if kernel not in available_kernels():
-        pytest.skip("this torch build has no oneDNN int8 ops")
+        pytest.skip(f"{kernel} is not offered here (no oneDNN int8 ops, or it saturates)")
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48).eval()
     x = torch.randn(2, 3, 64)
@@ -329,3 +332,26 @@ def test_token_budget_follows_the_device_memory():
     )
     # never below one full-length text
     assert default_token_budget(CUDA, hidden_size=1024, dtype_bytes=4, free_bytes=gib) == 8192
+
+
+def test_u8_kernel_is_exact_on_extreme_products_on_this_cpu():
+    """Without VNNI, oneDNN multiplies u8 x s8 pairs into int16 with saturation: 255 x 127 x 2
+    overflowed on an AVX2-only EPYC (a token 126x too small). The u8 kernel measures that at
+    first use and drops to 7-bit activations there, so its largest products stay exact."""
+    if "onednn-u8" not in available_kernels():
+        pytest.skip("this torch build has no oneDNN int8 ops")
+    linear = torch.nn.Linear(64, 8, bias=False).eval()
+    with torch.no_grad():
+        linear.weight.fill_(1.0)  # every weight quantises to 127
+    x = torch.ones(1, 64)  # every activation quantises to the top level
+    with torch.inference_mode():
+        got = Int8Linear(linear, kernel="onednn-u8")(x)
+    torch.testing.assert_close(got, linear(x))
+    assert int8_module.u8_activation_max() in (63, 127)
+
+
+def test_a_kernel_that_saturates_here_is_refused_by_name():
+    if not int8_module._has_onednn() or "onednn-s8" in available_kernels():
+        pytest.skip("onednn-s8 is exact on this CPU (or no oneDNN): nothing to refuse")
+    with pytest.raises(InputError, match="saturates on this CPU"):
+        Int8Linear(torch.nn.Linear(8, 8), kernel="onednn-s8")
