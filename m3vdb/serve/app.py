@@ -558,6 +558,7 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
                 return_offsets_mapping=True,
                 return_special_tokens_mask=True,
                 return_attention_mask=False,
+                verbose=False,  # a text longer than the model is the caller's to split
             )
             out = []
             for text, ids, offsets, special in zip(
