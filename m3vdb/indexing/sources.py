@@ -3,13 +3,15 @@
 ``m3vdb[documents]``, PDF, HTML and DOCX files (one document per PDF page or per section,
 see :mod:`m3vdb.indexing.documents`).
 
-Ids. A file's id is its path from the path given, starting with that path's own name, from
-whatever directory the command runs: ``m3vdb index ~/notes`` stores ``notes/sub/a.md``, and
-so does ``cd ~/notes && m3vdb index .``; a file given by itself is its name (``m3vdb index
-~/notes/sub/a.md`` stores ``a.md``). A PDF page is ``FILE#page=N``, a section of an HTML
-or DOCX file ``FILE#section=N`` (from 1). A JSONL line keeps its own id. Two roots with the
-same name that hold the same relative path give the same id: the run then fails before
-anything is written, naming both files.
+Ids. A file under a folder given is ``NAME/PATH``: the folder's own name, then the file's
+path below it, from whatever directory the command runs: ``m3vdb index ~/notes`` stores
+``notes/sub/a.md``, and so does ``cd ~/notes && m3vdb index .``. A file given by itself keeps
+the path as given when it is relative and inside the working directory (``m3vdb index
+docs/a.md`` stores ``docs/a.md``, as ``m3vdb index docs`` does), else its name (``m3vdb
+index /tmp/a.md`` stores ``a.md``): see :func:`given_file_id`. A PDF page is
+``FILE#page=N``, a section of an HTML or DOCX file ``FILE#section=N`` (from 1). A JSONL line
+keeps its own id. Two paths that give the same id fail the run before anything is written,
+naming both files.
 
 Every document gets ``source_file`` (the file's id) and ``source_folders`` (the folders
 above it, ``"."`` first) in its metadata: ``index --prune DIR`` finds the documents that
@@ -96,6 +98,18 @@ def root_name(path: Path) -> str:
     return Path(os.path.abspath(path)).name
 
 
+def given_file_id(path: Path) -> str:
+    """The id of a file given by itself: the path as given, normalised (``./a.md`` ->
+    ``a.md``), when it is relative and stays below the working directory, which is the id
+    ``m3vdb index`` has always given it and the id its folder's run gives when the folder is
+    given by its own name (``m3vdb index docs`` and ``m3vdb index docs/a.md`` both store
+    ``docs/a.md``); else (an absolute path, ``..``) the file's name."""
+    normal = os.path.normpath(path.as_posix())
+    if path.is_absolute() or normal == ".." or normal.startswith("../"):
+        return path.name
+    return Path(normal).as_posix()
+
+
 def folders_of(file_id: str) -> list[str]:
     """The folders above a file id, outermost first: ``notes/sub/a.md`` -> ``[".", "notes",
     "notes/sub"]``."""
@@ -162,16 +176,17 @@ def discover(
             found.folders.append(name)
             candidates += _walk(path, name, spec, found)
         elif path.is_file():
+            file_id = given_file_id(path)
             problem = _unreadable_kind(path)
             if problem is not None:
                 if not skip_errors:
                     raise problem
-                found.skipped.append(Skipped(path.name, str(problem)))
+                found.skipped.append(Skipped(file_id, str(problem)))
                 continue
             if spec is not None and spec.match_file(path.name):
-                found.skipped.append(Skipped(path.name, "excluded"))
+                found.skipped.append(Skipped(file_id, "excluded"))
                 continue
-            candidates.append((path, path.name, path.is_symlink()))
+            candidates.append((path, file_id, path.is_symlink()))
         elif path.is_symlink():
             raise InputError(f"{path}: a symbolic link to nothing (its target is gone)")
         else:
@@ -305,7 +320,8 @@ def scan(
     Raises:
         InputError: (without ``skip_errors``) a file is not UTF-8 text or cannot be
             converted, a JSONL line is malformed or breaks the metadata rule, or an id
-            appears twice (the message names the file and line of both).
+            appears twice (the message names the file and line of both); every such file
+            is named in one error, not only the first.
     """
     where: dict[str, str] = {}
     window_like: dict[str, tuple[str, str]] = {}
@@ -329,13 +345,20 @@ def scan(
                     blank.append(place)
             _refuse_window_like_ids(mine, where, window_like)
         except InputError as exc:
-            if not skip_errors:
-                raise
             skipped.append(Skipped(source.file_id, str(exc), error=True))
             continue
         where.update(mine)
         empty += blank
         kept.append(source)
+    if skipped and not skip_errors:
+        # every bad file at once: not one per run
+        if len(skipped) == 1:
+            raise InputError(skipped[0].reason)
+        raise InputError(
+            f"{len(skipped):,} files cannot be indexed (nothing was written): "
+            + "; ".join(s.reason for s in skipped)
+            + ". Fix or --exclude them, or give --skip-errors to index the rest"
+        )
     return Inventory(where, empty, list(folders), skipped, kept)
 
 
