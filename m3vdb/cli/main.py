@@ -93,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         parents=[common],
-        help="index .txt, .md and .jsonl files",
-        description="Index files: .txt/.md (one document each; id = the path relative to the "
-        "working directory, absolute outside it) and .jsonl (one {id, text, metadata} object "
-        "per line). Every file is read and checked before anything is written. A document "
+        help="index .txt, .md, .jsonl (and PDF, HTML, DOCX) files",
+        description="Index files: .txt/.md (one document each; id = the folder's name and "
+        "the path below it, or a file's relative path as given), .jsonl (one {id, text, "
+        "metadata} object per line) and, with m3vdb[documents], .pdf (a document per page), "
+        ".html and .docx (a document per section). Every file is read and checked before "
+        "anything is written (docs/cli.md). A document "
         "longer than one entry holds is stored as overlapping token windows (DOC#0, DOC#1...; "
         "metadata parent_id). Documents stored unchanged are skipped and changed ones "
         "replaced, so re-running after an edit or an interruption does only what is left.",
