@@ -250,11 +250,23 @@ def describe(connector: Connector, db: str) -> dict[str, Any]:
         "database": db,
         "backend": type(getattr(connector, "engine", connector)).__name__,
         "model": getattr(spec, "model", None),
-        "entries": connector.count(),
+        "documents": documents(connector, entries := connector.count()),
+        "entries": entries,
         "stores": _stores(spec),
         "fields": vars(spec.fields).copy(),
         "metadata_indexes": {f.name: f.type for f in spec.metadata_fields},
     }
+
+
+def documents(connector: Connector, entries: int) -> int | None:
+    """How many documents the entries hold: a long document is stored as windows ``DOC#0,
+    DOC#1, ...``, so the entries minus the windows after the first (``chunk >= 1``; few
+    entries to list in most collections). None when the database cannot list by filter."""
+    scan = getattr(connector, "scan", None)
+    if scan is None:
+        return None
+    later = sum(1 for _ in scan({"chunk": {"gte": 1}}))
+    return entries - later
 
 
 def _stores(spec: IndexSpec) -> dict[str, str]:
@@ -286,7 +298,11 @@ def info_text(info: dict[str, Any]) -> str:
         ("collection", info["collection"]),
         ("database", f"{info['database']} ({info['backend']})"),
         ("model", info["model"] or "not recorded (built before m3vdb recorded models)"),
-        ("entries", f"{info['entries']:,}"),
+        (
+            "documents",
+            "?" if info["documents"] is None else f"{info['documents']:,}",
+        ),
+        ("entries", f"{info['entries']:,} (a long document is several windows)"),
     ]
     lines += [(name, what) for name, what in info["stores"].items()]
     lines.append(("fields", ", ".join(f"{k}={v}" for k, v in info["fields"].items())))

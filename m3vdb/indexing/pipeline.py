@@ -394,12 +394,12 @@ def encode_entries(
     if chunking is None and long:
         doc, n = long[0]
         raise InputError(too_long_message(doc.id, n, capacity))
-    if long and not hasattr(encoder, "encode_windows"):  # a RemoteEncoder
+    if long and not hasattr(encoder, "encode_windows"):  # a framework's embedding model
         doc, n = long[0]
         raise InputError(
             f"document {doc.id!r} has {n:,} tokens, more than one entry holds ({capacity:,}); "
-            "splitting it into windows needs the model's tokenizer here, and --encoder-url "
-            "loads none: index long documents without --encoder-url"
+            f"{type(encoder).__name__} cannot split it into windows (no encode_windows): use "
+            "m3vdb.M3Encoder or a RemoteEncoder"
         )
     entries: dict[str, list[tuple[Document, M3Embedding]]] = {}
     tokens = 0
@@ -415,7 +415,7 @@ def encode_entries(
     split = 0
     if long:
         assert chunking is not None
-        windows = cast(Any, encoder).encode_windows(  # a RemoteEncoder was refused above
+        windows = cast(Any, encoder).encode_windows(  # M3Encoder or RemoteEncoder
             [d.text for d, _ in long],
             window_tokens=chunking.window,
             overlap_tokens=chunking.overlap,

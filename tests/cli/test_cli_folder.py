@@ -10,6 +10,7 @@ needed offline. The DOCX is written with python-docx (the ``documents`` extra).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -139,7 +140,7 @@ def test_bad_metadata_on_line_7_is_refused_before_anything_is_written(
 
 
 def test_a_mixed_folder_with_skip_errors_and_exclude(corpus: Path, tiny_model_dir: Path) -> None:
-    """Items 4, 7 and 9 (BOM): --skip-errors names each unreadable file once on stderr and in
+    """Items 2, 4, 7 and 9 (BOM, info's documents): --skip-errors names each unreadable file once on stderr and in
     the summary; --exclude leaves drafts/ out; links are read once; PDF pages and HTML / DOCX
     sections are documents with page / section metadata; ids start at the folder given, so
     the same folder indexed from inside it resumes everything.
@@ -178,6 +179,12 @@ def test_a_mixed_folder_with_skip_errors_and_exclude(corpus: Path, tiny_model_di
     assert "var x" not in str(stored["notes/page.html#section=1"]["text"])
     assert stored["notes/memo.docx#section=2"]["section"] == "Seas"
     assert "brackish" in str(stored["notes/memo.docx#section=2"]["text"])
+
+    # item 2 and 9: info loads no model (this one does not exist) and counts documents
+    info = m3vdb(cwd, "info", "--db", DB, "--json", model="/nonexistent/model")
+    assert info.returncode == 0, info.stderr
+    counts = json.loads(info.stdout)
+    assert (counts["documents"], counts["entries"]) == (8, len(stored))
 
     # the same folder from inside it: the same ids, nothing encoded again
     again = m3vdb(
