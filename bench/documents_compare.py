@@ -35,7 +35,8 @@ def pdf(pages: int, lines: int) -> bytes:
             f"/Resources << /Font << /F1 {font} 0 R >> >> >>"
         )
         text = " T* ".join(
-            f"(Page {p + 1} line {n + 1}: {SENTENCES[n % len(SENTENCES)]}.) Tj" for n in range(lines)
+            f"(Page {p + 1} line {n + 1}: {SENTENCES[n % len(SENTENCES)]}.) Tj"
+            for n in range(lines)
         )
         stream = f"BT /F1 11 Tf 14 TL 72 740 Td {text} ET"
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
@@ -48,7 +49,9 @@ def pdf(pages: int, lines: int) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
     out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode("ascii")
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return out
 
 
@@ -59,7 +62,8 @@ def make(folder: Path) -> None:
     (folder / "report.pdf").write_bytes(pdf(50, 40))
     sections = "".join(
         f"<h2>Section {i}</h2><p>{' '.join(SENTENCES)}.</p><ul><li>item a</li><li>item b</li></ul>"
-        f"<table><tr><th>gauge</th><th>level</th></tr><tr><td>Basel</td><td>{i}.2 m</td></tr></table>"
+        "<table><tr><th>gauge</th><th>level</th></tr>"
+        f"<tr><td>Basel</td><td>{i}.2 m</td></tr></table>"
         for i in range(200)
     )
     (folder / "page.html").write_text(

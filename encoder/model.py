@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -18,8 +18,8 @@ from m3vdb.encoder.int8 import Int8Choice, quantize_fastest
 from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
-from m3vdb.encoder.windows import WindowPlan, plan_windows
 from m3vdb.encoder.precision import DType, HardwareProbe, Precision, select_precision
+from m3vdb.encoder.windows import WindowPlan, plan_windows
 from m3vdb.errors import InputError
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 
@@ -379,9 +379,7 @@ class M3Encoder:
         if not items:
             return []
         plan = self.plan_windows(items, window_tokens, overlap_tokens)
-        embeddings = self._encode_ids(
-            plan.ids, dense, sparse, colbert, show_progress, progress
-        )
+        embeddings = self._encode_ids(plan.ids, dense, sparse, colbert, show_progress, progress)
         return plan.embeddings(items, embeddings)
 
     def plan_windows(

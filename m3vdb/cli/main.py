@@ -129,20 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of scanning every entry (a new collection keeps it: later runs need not "
         "repeat it)",
     )
-    index.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="leave out files and folders matching GLOB (.gitignore syntax, from the folder "
-        "given: '*.log', 'drafts/', '/README.md'); repeatable",
-    )
-    index.add_argument(
-        "--skip-errors",
-        action="store_true",
-        help="leave out a file that cannot be read (not UTF-8, damaged, a bad JSONL line), "
-        "one line each on stderr, instead of stopping; exit 0 only if something was indexed",
-    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
@@ -230,11 +216,26 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         help="never split: refuse a document longer than one entry holds",
     )
     parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files and folders matching GLOB (.gitignore syntax, from the folder "
+        "given: '*.log', 'drafts/', '/README.md'); repeatable",
+    )
+    parser.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="leave out a file that cannot be read (not UTF-8, damaged, a bad JSONL line), "
+        "one line each on stderr, instead of stopping; exit 0 only if something was indexed",
+    )
+    parser.add_argument(
         "--max-file-size",
         type=_positive,
         default=10,
         metavar="MIB",
-        help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
+        help="refuse a .txt/.md file, a JSONL line, or a PDF page / HTML or DOCX section "
+        "larger than this (default 10 MiB)",
     )
 
 
@@ -779,7 +780,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from m3vdb.indexing import Corpus
 
     chunking = _chunking(args)
-    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
+    corpus = Corpus.from_paths(
+        args.paths,
+        max_file_bytes=args.max_file_size * 2**20,
+        exclude=args.exclude,
+        skip_errors=args.skip_errors,
+        on_skip=_print_skip,
+    )
     if not args.encoder_url:
         check_device(args.device)
     report = encode(
@@ -796,6 +803,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
         f"encoded {report.indexed:,} documents ({report.entries:,} entries, {report.split:,} "
         f"split into windows, {skipped:,} skipped) into {args.out} in {report.seconds:.1f} s"
     )
+    from m3vdb.cli.render import skipped_files
+
+    for line in skipped_files(corpus.skipped):
+        print(line)
+    if corpus.unread_files and not report.indexed:
+        return 2  # --skip-errors, and nothing of what was given was encoded
     return 0
 
 

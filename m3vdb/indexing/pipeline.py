@@ -158,7 +158,6 @@ class _Model:
         self.capacity = 0
         self.reports_progress = False  # its encode methods take progress=
 
-
     def get(self) -> Encoder:
         if self._encoder is None:
             self._encoder = self._source()  # type: ignore[operator]
@@ -166,9 +165,7 @@ class _Model:
             check_dimensions(self._encoder, self._connector.spec)
             self.capacity = entry_capacity(self._connector, self._encoder)
             check_chunking(self._chunking, self.capacity)
-            self.reports_progress = "progress" in inspect.signature(
-                self._encoder.encode
-            ).parameters
+            self.reports_progress = "progress" in inspect.signature(self._encoder.encode).parameters
         return self._encoder
 
 
@@ -404,7 +401,7 @@ def encode_entries(
     entries: dict[str, list[tuple[Document, M3Embedding]]] = {}
     tokens = 0
     if whole:
-        extra = {"progress": progress} if progress is not None else {}
+        extra: dict[str, Any] = {"progress": progress} if progress is not None else {}
         embs = encoder.encode([d.text for d, _ in whole], **spec_outputs, **extra)
         for (doc, n), emb in zip(whole, embs):
             tokens += n

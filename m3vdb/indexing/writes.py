@@ -64,7 +64,9 @@ class SliceSizer:
         start = 0
         while start < len(pairs):
             end, size = start, 0
-            while end < len(pairs) and (end == start or size + entry_bytes(pairs[end]) <= self.budget):
+            while end < len(pairs) and (
+                end == start or size + entry_bytes(pairs[end]) <= self.budget
+            ):
                 size += entry_bytes(pairs[end])
                 end += 1
             yield list(pairs[start:end])

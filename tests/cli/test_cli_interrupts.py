@@ -17,13 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from checkpoint_factory import build_checkpoint
-
-from m3vdb.connectors import connect
 
 REPO = Path(__file__).resolve().parents[2]
 WORDS = (REPO / "tests" / "data" / "multilingual.txt").read_text(encoding="utf-8").split()
@@ -32,7 +29,9 @@ ENGINES = {
     "qdrant-edge": "qdrant+edge:./store",
     "qdrant-local": "qdrant+local:./store",
 }
-#: Ctrl-C must act within this many seconds (issue 22).
+#: Ctrl-C must act within this many seconds (issue 22's bound, kept as it is). The code aims
+#: far below it: write slices of ~0.15 s (writes.py) and a check after every forward pass, so
+#: a loaded 2-core machine (the engines' own close included) still has more than 1 s margin.
 LIMIT_S = 2.0
 
 
@@ -126,11 +125,14 @@ def _check_whole(cwd: Path, target: str) -> int:
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-@pytest.mark.parametrize("stage", ["encoding", "writing"])
 def test_ctrl_c_acts_within_2_s_and_the_rerun_completes(
-    engine: str, stage: str, wide_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: str, wide_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Troubleshooting: "the stage never came" means the run went faster than the progress
+    """Ctrl-C during the encoding of a long document, then (the same command again) during
+    its write, then the same command completes: three runs per engine, so the long document
+    is encoded to the end once.
+
+    Troubleshooting: "the stage never came" means the run went faster than the progress
     line's first draw (1 s): raise the document's length. A slow exit: see
     m3vdb/indexing/writes.py (write slices) and the engine's close."""
     monkeypatch.chdir(tmp_path)
@@ -139,14 +141,17 @@ def test_ctrl_c_acts_within_2_s_and_the_rerun_completes(
     (corpus / "a-short.md").write_text(_text(40, 1), "utf-8")
     (corpus / "b-long.md").write_text(_text(40_000, 2), "utf-8")
     argv = ["corpus", "--db", ENGINES[engine], "--model", str(wide_model)]
-    run = _Run(tmp_path, *argv)
-    run.wait_for(lambda: stage in run.stderr.rsplit("\r", 1)[-1])
-    elapsed = run.interrupt()
-    assert run.proc.returncode == 130, run.stderr
-    assert elapsed < LIMIT_S, f"Ctrl-C took {elapsed:.2f} s during {stage} on {engine}"
-    assert "m3vdb: interrupted after" in run.stderr
-    if (tmp_path / "m3vdb.db").exists() or (tmp_path / "store").exists():
-        assert _check_whole(tmp_path, ENGINES[engine]) <= 2
+    for stage in ("encoding", "writing"):
+        run = _Run(tmp_path, *argv)
+        run.wait_for(lambda run=run, stage=stage: stage in run.stderr.rsplit("\r", 1)[-1])
+        elapsed = run.interrupt()
+        assert run.proc.returncode == 130, run.stderr
+        assert elapsed < LIMIT_S, f"Ctrl-C took {elapsed:.2f} s during {stage} on {engine}"
+        assert "m3vdb: interrupted after" in run.stderr
+        if (tmp_path / "m3vdb.db").exists() or (tmp_path / "store").exists():
+            assert _check_whole(tmp_path, ENGINES[engine]) <= 2
+        else:  # cut before the first write: the new collection was dropped again
+            assert stage == "encoding"
     rerun = subprocess.run(
         [_script(), "index", *argv, "--quiet"], cwd=tmp_path, capture_output=True, text=True
     )
