@@ -145,6 +145,7 @@ def test_ctrl_c_acts_within_2_s_and_the_rerun_completes(
         run = _Run(tmp_path, *argv)
         run.wait_for(lambda run=run, stage=stage: stage in run.stderr.rsplit("\r", 1)[-1])
         elapsed = run.interrupt()
+        print(f"Ctrl-C during {stage} on {engine}: exited after {elapsed:.2f} s")  # pytest -rP
         assert run.proc.returncode == 130, run.stderr
         assert elapsed < LIMIT_S, f"Ctrl-C took {elapsed:.2f} s during {stage} on {engine}"
         assert "m3vdb: interrupted after" in run.stderr
@@ -178,6 +179,7 @@ def test_ctrl_c_while_reading_writes_nothing(tmp_path: Path, tiny_model_dir: Pat
     run.wait_for(reading)
     assert not (tmp_path / "m3vdb.db").exists()  # still reading: nothing opened yet
     elapsed = run.interrupt()
+    print(f"Ctrl-C while reading: exited after {elapsed:.2f} s")
     assert run.proc.returncode == 130, run.stderr
     assert elapsed < LIMIT_S, f"Ctrl-C took {elapsed:.2f} s while reading"
     assert not (tmp_path / "m3vdb.db").exists()
