@@ -253,3 +253,27 @@ def test_ids_start_at_the_path_given(corpus: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(corpus / "sub")
     assert sorted(ids("..")) == folder == sorted(ids(corpus))
     assert ids("../bom.txt") == ["bom.txt"]
+
+
+def test_encode_shares_exclude_and_skip_errors(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``m3vdb encode`` reads its sources as ``index`` does (in-process: the same main())."""
+    from m3vdb.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("M3VDB_MODEL", str(tiny_model_dir))
+    (tmp_path / "notes" / "drafts").mkdir(parents=True)
+    (tmp_path / "notes" / "a.md").write_text("rivers and floods", "utf-8")
+    (tmp_path / "notes" / "bad.txt").write_bytes(b"\xff\xfe\x00binary")
+    (tmp_path / "notes" / "drafts" / "b.md").write_text("not ready", "utf-8")
+    argv = ["encode", "notes", "--out", "out.parquet", "--quiet", "--exclude", "drafts/"]
+    assert main(argv) == 2
+    assert "bad.txt: not UTF-8" in capsys.readouterr().err
+    assert main([*argv, "--skip-errors"]) == 0
+    out, err = capsys.readouterr()
+    assert "encoded 1 documents" in out and "notes/bad.txt" in out and "notes/drafts/" in out
+    assert err.count("m3vdb: skipped") == 1
