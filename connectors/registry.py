@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,24 @@ def lite_path(target: object) -> str | None:
     if target.endswith(".db") and ":" not in target.split("/")[0]:
         return target
     return None
+
+
+def local_paths(target: object) -> list[str]:
+    """The files and folders an embedded target creates on first use (a Milvus Lite file and
+    its lock file; a Qdrant local or edge folder); [] for a server or a client object. What
+    ``m3vdb.index`` removes again when a run that created them fails before its first write.
+    """
+    lite = lite_path(target)
+    if lite is not None:
+        folder, name = os.path.split(lite)
+        return [lite, os.path.join(folder, f".{name}.lock")]
+    if not isinstance(target, str):
+        return []
+    scheme, _, rest = target.partition(":")
+    rest = rest[2:] if rest.startswith("//") else rest
+    if scheme.lower() in ("qdrant+local", "qdrant+edge") and rest:
+        return [rest]
+    return []
 
 
 def database_for(target: Any) -> Database:

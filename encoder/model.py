@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
 from m3vdb.encoder.packed import PackedEncoder, Packing
 from m3vdb.encoder.postprocess import colbert_rows, sparse_weights
 from m3vdb.encoder.precision import DType, HardwareProbe, Precision, select_precision
+from m3vdb.encoder.windows import WindowPlan, plan_windows
 from m3vdb.errors import InputError
 from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 
@@ -259,6 +259,7 @@ class M3Encoder:
         colbert: bool = True,
         max_length: int | None = None,
         show_progress: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> list[M3Embedding]:
         """Encodes ``texts``, each truncated to ``max_length`` tokens (special tokens included),
         as FlagEmbedding does.
@@ -268,6 +269,8 @@ class M3Encoder:
             dense / sparse / colbert: which outputs to compute (the others are None).
             max_length: truncation length; default and maximum: the model's (8192 for BGE-M3).
             show_progress: a tqdm bar counting tokens.
+            progress: called after each forward pass with the tokens it encoded (a caller's
+                own progress display: an indexing run shows tokens, not only documents).
 
         Returns:
             One ``M3Embedding`` per text, in input order.
@@ -282,7 +285,7 @@ class M3Encoder:
         if not items:
             return []
         ids = self.tokenize(items, max_length=limit)
-        return self._encode_ids(ids, dense, sparse, colbert, show_progress)
+        return self._encode_ids(ids, dense, sparse, colbert, show_progress, progress)
 
     def tokenize(
         self, texts: Sequence[str], *, max_length: int | None = None, truncate: bool = True
@@ -304,14 +307,17 @@ class M3Encoder:
         limit = self._check_max_length(max_length)
         if not items:
             return []
-        with _quiet_length_warning(not truncate):
-            ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
-                items,
-                truncation=truncate,
-                max_length=limit if truncate else None,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
+        # verbose=False: counting the tokens of a long text (to split it into windows) is a
+        # length we handle; transformers' "sequence length is longer than the specified
+        # maximum" warning is not the user's business
+        ids: list[list[int]] = self.tokenizer(  # type: ignore[operator]
+            items,
+            truncation=truncate,
+            max_length=limit if truncate else None,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["input_ids"]
         return ids
 
     def encode_token_ids(
@@ -351,6 +357,7 @@ class M3Encoder:
         sparse: bool = True,
         colbert: bool = True,
         show_progress: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> list[WindowEmbedding]:
         """Splits each text into overlapping token windows and encodes each window on its own,
         instead of truncating: the way to index documents longer than a database can hold
@@ -360,12 +367,52 @@ class M3Encoder:
         consecutive windows share ``overlap_tokens`` tokens. A text that fits gives one
         window equal to ``encode([text])``; an empty text gives one window with no tokens.
 
+        ``progress`` is called after each forward pass with the tokens it encoded.
+
         Returns:
             The windows of every text, grouped by text in input order, each linked to its
             source (``text_index``) and its token and character span.
         """
         items = _check_texts(texts)
         self._check_outputs(dense, sparse, colbert)
+        self._check_windows(window_tokens, overlap_tokens)
+        if not items:
+            return []
+        plan = self.plan_windows(items, window_tokens, overlap_tokens)
+        embeddings = self._encode_ids(plan.ids, dense, sparse, colbert, show_progress, progress)
+        return plan.embeddings(items, embeddings)
+
+    def plan_windows(
+        self, texts: Sequence[str], window_tokens: int, overlap_tokens: int
+    ) -> WindowPlan:
+        """The token windows :meth:`encode_windows` encodes (ids with CLS and EOS, and each
+        window's token and character span), for a caller that encodes them itself (the
+        server's dynamic batcher).
+
+        Raises:
+            InputError: ``window_tokens`` or ``overlap_tokens`` out of range.
+        """
+        self._check_windows(window_tokens, overlap_tokens)
+        # verbose=False: a text longer than the model is what windows are for; transformers'
+        # "sequence length is longer than the specified maximum" is not the user's business
+        encoded = self.tokenizer(  # type: ignore[operator]
+            list(texts),
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        return plan_windows(
+            encoded["input_ids"],
+            encoded["offset_mapping"],
+            window_tokens=window_tokens,
+            overlap_tokens=overlap_tokens,
+            cls_id=self._cls_id,
+            eos_id=self._eos_id,
+        )
+
+    def _check_windows(self, window_tokens: int, overlap_tokens: int) -> None:
         content = window_tokens - 2
         if not 3 <= window_tokens <= self.max_length:
             raise InputError(
@@ -376,35 +423,6 @@ class M3Encoder:
             raise InputError(
                 f"overlap_tokens={overlap_tokens} must be >= 0 and < window_tokens - 2 = {content}"
             )
-        if not items:
-            return []
-        encoded = self.tokenizer(  # type: ignore[operator]
-            items,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        spans: list[tuple[int, int, int, int, int]] = []  # text, token start/end, char start/end
-        window_ids: list[list[int]] = []
-        stride = content - overlap_tokens
-        for index, (ids, offsets) in enumerate(
-            zip(encoded["input_ids"], encoded["offset_mapping"])
-        ):
-            start = 0
-            while True:
-                end = min(start + content, len(ids))
-                chars = (offsets[start][0], offsets[end - 1][1]) if end > start else (0, 0)
-                spans.append((index, start, end, chars[0], chars[1]))
-                window_ids.append([self._cls_id, *ids[start:end], self._eos_id])
-                if end >= len(ids):
-                    break
-                start += stride
-        embeddings = self._encode_ids(window_ids, dense, sparse, colbert, show_progress)
-        return [
-            WindowEmbedding(i, a, b, c0, c1, items[i][c0:c1], emb)
-            for (i, a, b, c0, c1), emb in zip(spans, embeddings)
-        ]
 
     def _check_outputs(self, dense: bool, sparse: bool, colbert: bool) -> None:
         if not (dense or sparse or colbert):
@@ -422,7 +440,13 @@ class M3Encoder:
 
     @torch.inference_mode()
     def _encode_ids(
-        self, ids: list[list[int]], dense: bool, sparse: bool, colbert: bool, show_progress: bool
+        self,
+        ids: list[list[int]],
+        dense: bool,
+        sparse: bool,
+        colbert: bool,
+        show_progress: bool,
+        progress: Callable[[int], None] | None = None,
     ) -> list[M3Embedding]:
         lengths = [len(x) for x in ids]
         results: list[M3Embedding | None] = [None] * len(ids)
@@ -435,7 +459,10 @@ class M3Encoder:
                     batch, self._forward([ids[i] for i in batch], dense, sparse, colbert)
                 ):
                     results[index] = emb
-                bar.update(sum(lengths[i] for i in batch))
+                done = sum(lengths[i] for i in batch)
+                bar.update(done)
+                if progress is not None:
+                    progress(done)
         return results  # type: ignore[return-value]
 
     def _forward(
@@ -467,22 +494,3 @@ class M3Encoder:
         if colbert:
             colbert_out = list(colbert_rows(hidden, packing, self._colbert_linear))
         return [M3Embedding(d, s, c) for d, s, c in zip(dense_out, sparse_out, colbert_out)]
-
-
-@contextlib.contextmanager
-def _quiet_length_warning(quiet: bool) -> Iterator[None]:
-    """Counting the tokens of a long text (to split it into windows) makes transformers warn
-    "Token indices sequence length is longer than the specified maximum": a length we handle,
-    so the warning is not the user's business."""
-    if not quiet:
-        yield
-        return
-    from transformers.utils import logging as hf_logging
-
-    logger = hf_logging.get_logger("transformers.tokenization_utils_base")
-    level = logger.level
-    logger.setLevel(hf_logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from m3vdb.errors import BackendError, InputError, MissingDependencyError
 from m3vdb.schemas.codec import WireError, decode_colbert, decode_float32
-from m3vdb.schemas.data import M3Embedding
+from m3vdb.schemas.data import M3Embedding, WindowEmbedding
 
 _RETRY_STATUSES = (429, 502, 503, 504)
 
@@ -150,6 +150,95 @@ class RemoteEncoder:
                     "points at 'm3vdb serve' and that both run the same m3vdb version"
                 ) from exc
         return out
+
+    def encode_windows(
+        self,
+        texts: Sequence[str],
+        *,
+        window_tokens: int = 512,
+        overlap_tokens: int = 64,
+        dense: bool = True,
+        sparse: bool = True,
+        colbert: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[WindowEmbedding]:
+        """``M3Encoder.encode_windows`` on the server: each text split into overlapping token
+        windows by the server's tokenizer and encoded window by window (``/encode`` with
+        ``window_tokens``), so ``m3vdb index --encoder-url`` stores long documents as the
+        same windows a local model gives. One request per text; ``progress`` is called after
+        each with the tokens it encoded.
+
+        Raises:
+            InputError: window sizes out of the server's range, or no output requested.
+            BackendError: the server failed or sent an answer that does not match.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not a single string")
+        if not (dense or sparse or colbert):
+            raise InputError("nothing to compute: set at least one of dense, sparse, colbert")
+        out: list[WindowEmbedding] = []
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] is a {type(text).__name__}, not a str")
+            body = {
+                "inputs": [text],
+                "dense": dense,
+                "sparse": sparse,
+                "colbert": colbert,
+                "encoding_format": "base64",
+                "colbert_dtype": "float32",
+                "window_tokens": window_tokens,
+                "overlap_tokens": overlap_tokens,
+            }
+            answer = self._request("POST", "/encode", json=body)
+            try:
+                windows = self._windows(answer, text, index, dense, sparse, colbert)
+            except (_Bad, WireError) as exc:
+                raise BackendError(
+                    f"{self.url}/encode sent windows that do not match the request: {exc}; "
+                    "check that both run the same m3vdb version"
+                ) from exc
+            out += windows
+            if progress is not None:
+                progress(sum(w.token_end - w.token_start + 2 for w in windows))
+        return out
+
+    def _windows(
+        self, answer: Any, text: str, text_index: int, dense: bool, sparse: bool, colbert: bool
+    ) -> list[WindowEmbedding]:
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise _Bad(f"the body has no 'data' list: {_short(answer)}")
+        data = answer["data"]
+        if not data:
+            raise _Bad("no window for the text")
+        embeddings = self._embeddings(answer, len(data), dense, sparse, colbert)
+        spans: list[dict[str, int] | None] = [None] * len(data)
+        for item in data:
+            span = item.get("window")
+            keys = ("text_index", "token_start", "token_end", "char_start", "char_end")
+            if not isinstance(span, dict) or not all(
+                isinstance(span.get(k), int) and not isinstance(span.get(k), bool) for k in keys
+            ):
+                raise _Bad(f"data[{item['index']}] has no window span: {_short(span)}")
+            if span["text_index"] != 0 or not (
+                0 <= span["char_start"] <= span["char_end"] <= len(text)
+                and 0 <= span["token_start"] <= span["token_end"]
+            ):
+                raise _Bad(f"data[{item['index']}] has a window outside the text: {span}")
+            spans[item["index"]] = span
+        return [
+            WindowEmbedding(
+                text_index,
+                span["token_start"],
+                span["token_end"],
+                span["char_start"],
+                span["char_end"],
+                text[span["char_start"] : span["char_end"]],
+                emb,
+            )
+            for span, emb in zip(spans, embeddings)
+            if span is not None
+        ]
 
     def _embeddings(
         self, answer: Any, count: int, dense: bool, sparse: bool, colbert: bool

@@ -10,7 +10,7 @@ its ``config.json``), and the commands hand the connector precomputed embeddings
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +96,37 @@ def opened(
     connector = _open(db, collection, spec, must_exist=must_exist)
     with _non_empty(connector, db, collection, must_exist=must_exist):
         yield connector
+
+
+@contextmanager
+def opened_for_index(
+    db: str,
+    collection: str,
+    spec: IndexSpec,
+    *,
+    prepare: Callable[[], IndexSpec],
+    written: Callable[[], bool],
+    recreate: bool,
+) -> Iterator[Connector]:
+    """The collection ``m3vdb index`` writes to (``m3vdb.indexing.target.opened_for_index``:
+    created only after ``prepare`` loaded the model, dropped again with what it created when
+    the run fails before its first write), with errors in the command line's words.
+
+    Raises:
+        InputError: the collection does not match the model (naming the fix).
+        BackendError: the database failed or cannot be reached.
+    """
+    from m3vdb.indexing.target import opened_for_index as open_for_index
+
+    try:
+        with open_for_index(
+            db, collection, spec=spec, prepare=prepare, written=written, recreate=recreate
+        ) as connector:
+            yield connector
+    except SchemaMismatchError as exc:
+        raise mismatch(exc, db, collection) from exc
+    except BackendError as exc:
+        raise _in_cli_words(exc, db) from exc
 
 
 @contextmanager

@@ -93,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         parents=[common],
-        help="index .txt, .md and .jsonl files",
-        description="Index files: .txt/.md (one document each; id = the path relative to the "
-        "working directory, absolute outside it) and .jsonl (one {id, text, metadata} object "
-        "per line). Every file is read and checked before anything is written. A document "
+        help="index .txt, .md, .jsonl (and PDF, HTML, DOCX) files",
+        description="Index files: .txt/.md (one document each; id = the folder's name and "
+        "the path below it, or a file's relative path as given), .jsonl (one {id, text, "
+        "metadata} object per line) and, with m3vdb[documents], .pdf (a document per page), "
+        ".html and .docx (a document per section). Every file is read and checked before "
+        "anything is written (docs/cli.md). A document "
         "longer than one entry holds is stored as overlapping token windows (DOC#0, DOC#1...; "
         "metadata parent_id). Documents stored unchanged are skipped and changed ones "
         "replaced, so re-running after an edit or an interruption does only what is left.",
@@ -214,11 +216,26 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         help="never split: refuse a document longer than one entry holds",
     )
     parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files and folders matching GLOB (.gitignore syntax, from the folder "
+        "given: '*.log', 'drafts/', '/README.md'); repeatable",
+    )
+    parser.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="leave out a file that cannot be read (not UTF-8, damaged, a bad JSONL line), "
+        "one line each on stderr, instead of stopping; exit 0 only if something was indexed",
+    )
+    parser.add_argument(
         "--max-file-size",
         type=_positive,
         default=10,
         metavar="MIB",
-        help="refuse a .txt/.md file or a JSONL line larger than this (default 10 MiB)",
+        help="refuse a .txt/.md file, a JSONL line, or a PDF page / HTML or DOCX section "
+        "larger than this (default 10 MiB)",
     )
     _add_ray_options(parser)
 
@@ -586,7 +603,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     chunking = _chunking(args)
     pool = _ray_pool(args) if args.ray is not None else None
     # every file read and checked, before the model is loaded and before anything is written
-    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
+    corpus = Corpus.from_paths(
+        args.paths,
+        max_file_bytes=args.max_file_size * 2**20,
+        exclude=args.exclude,
+        skip_errors=args.skip_errors,
+        on_skip=_print_skip,
+    )
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
     if args.colbert_fde:
@@ -599,19 +622,31 @@ def cmd_index(args: argparse.Namespace) -> int:
         check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:
         check_chunking(chunking, spec.max_colbert_rows + 1)
-    if args.recreate:
-        database.drop(args.db, args.collection)
-    with database.opened(args.db, args.collection, spec, must_exist=False) as connector:
 
-        @functools.cache
-        def encoder() -> Any:
-            # loaded on first use: a re-run with nothing to encode never loads the model
-            loaded = _load_encoder(args)
-            _check_dims(loaded, spec, args)
-            return loaded
+    @functools.cache
+    def encoder() -> Any:
+        # loaded on first use: a re-run with nothing to encode never loads the model
+        loaded = _load_encoder(args)
+        _check_dims(loaded, spec, args)
+        return loaded
 
-        report = IndexReport()
-        try:
+    def prepare() -> Any:
+        if pool is None:  # (Ray: the actors load the model)
+            encoder()  # a new collection is created only once the model has loaded
+        return spec
+
+    report = IndexReport()
+    try:
+        # a new collection is created only after the model loaded, and dropped again (with
+        # an embedded database's new file or folder) when the run fails before its first write
+        with database.opened_for_index(
+            args.db,
+            args.collection,
+            spec,
+            prepare=prepare,
+            written=lambda: report.indexed > 0,
+            recreate=args.recreate,
+        ) as connector:
             if pool is not None:
                 from m3vdb.ray import index_corpus
 
@@ -640,19 +675,29 @@ def cmd_index(args: argparse.Namespace) -> int:
                     show_progress=not args.quiet,
                     report=report,
                 )
-        except KeyboardInterrupt:
-            print(
-                f"m3vdb: interrupted after {report.indexed:,} documents were written "
-                "completely (none half-written); run the same command again to resume",
-                file=sys.stderr,
-            )
-            return 130
-        except (M3VDBError, OSError) as exc:
-            if report.indexed:
-                raise _after(exc, report.indexed) from exc
-            raise
-        print(summary_text(report, collection=args.collection, db=args.db, total=connector.count()))
+            total = connector.count()
+    except KeyboardInterrupt:
+        print(
+            f"m3vdb: interrupted after {report.indexed:,} documents were written "
+            "completely (none half-written); run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except (M3VDBError, OSError) as exc:
+        if report.indexed:
+            raise _after(exc, report.indexed) from exc
+        raise
+    print(summary_text(report, collection=args.collection, db=args.db, total=total))
+    if corpus.hidden:
+        print(f"({corpus.hidden:,} hidden files and folders, names starting with '.', not read)")
+    if corpus.unread_files and report.indexed + report.resumed == 0:
+        return 2  # --skip-errors, and nothing of what was given is in the collection
     return 0
+
+
+def _print_skip(skipped: Any) -> None:
+    """--skip-errors: one line per file left out by an error, as it is found."""
+    print(f"m3vdb: skipped {_one_line(skipped.reason)}", file=sys.stderr)
 
 
 def _after(exc: Exception, written: int) -> M3VDBError:
@@ -831,7 +876,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     chunking = _chunking(args)
     pool = _ray_pool(args) if args.ray is not None else None
-    corpus = Corpus.from_paths(args.paths, max_file_bytes=args.max_file_size * 2**20)
+    corpus = Corpus.from_paths(
+        args.paths,
+        max_file_bytes=args.max_file_size * 2**20,
+        exclude=args.exclude,
+        skip_errors=args.skip_errors,
+        on_skip=_print_skip,
+    )
     if not args.encoder_url and pool is None:
         check_device(args.device)
     if pool is not None:
@@ -863,6 +914,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
         f"encoded {report.indexed:,} documents ({report.entries:,} entries, {report.split:,} "
         f"split into windows, {skipped:,} skipped) into {args.out} in {report.seconds:.1f} s"
     )
+    from m3vdb.cli.render import skipped_files
+
+    for line in skipped_files(corpus.skipped):
+        print(line)
+    if corpus.unread_files and not report.indexed:
+        return 2  # --skip-errors, and nothing of what was given was encoded
     return 0
 
 

@@ -250,11 +250,23 @@ def describe(connector: Connector, db: str) -> dict[str, Any]:
         "database": db,
         "backend": type(getattr(connector, "engine", connector)).__name__,
         "model": getattr(spec, "model", None),
-        "entries": connector.count(),
+        "documents": documents(connector, entries := connector.count()),
+        "entries": entries,
         "stores": _stores(spec),
         "fields": vars(spec.fields).copy(),
         "metadata_indexes": {f.name: f.type for f in spec.metadata_fields},
     }
+
+
+def documents(connector: Connector, entries: int) -> int | None:
+    """How many documents the entries hold: a long document is stored as windows ``DOC#0,
+    DOC#1, ...``, so the entries minus the windows after the first (``chunk >= 1``; few
+    entries to list in most collections). None when the database cannot list by filter."""
+    scan = getattr(connector, "scan", None)
+    if scan is None:
+        return None
+    later = sum(1 for _ in scan({"chunk": {"gte": 1}}))
+    return entries - later
 
 
 def _stores(spec: IndexSpec) -> dict[str, str]:
@@ -286,7 +298,11 @@ def info_text(info: dict[str, Any]) -> str:
         ("collection", info["collection"]),
         ("database", f"{info['database']} ({info['backend']})"),
         ("model", info["model"] or "not recorded (built before m3vdb recorded models)"),
-        ("entries", f"{info['entries']:,}"),
+        (
+            "documents",
+            "?" if info["documents"] is None else f"{info['documents']:,}",
+        ),
+        ("entries", f"{info['entries']:,} (a long document is several windows)"),
     ]
     lines += [(name, what) for name, what in info["stores"].items()]
     lines.append(("fields", ", ".join(f"{k}={v}" for k, v in info["fields"].items())))
@@ -305,6 +321,25 @@ def info_text(info: dict[str, Any]) -> str:
 def _names(ids: Sequence[str], most: int = 3) -> str:
     shown = ", ".join(visible(i) for i in ids[:most])
     return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
+
+
+def skipped_files(skipped: Sequence[Any], most: int = 10) -> list[str]:
+    """The files a run left out, grouped by reason, each named (up to ``most`` per reason):
+    no file is skipped in silence."""
+    errors = [s.file for s in skipped if s.error]
+    out = []
+    if errors:
+        out.append(
+            f"{len(errors):,} {'file' if len(errors) == 1 else 'files'} skipped for errors "
+            f"(see above): {_names(errors, most)}"
+        )
+    reasons: dict[str, list[str]] = {}
+    for s in skipped:
+        if not s.error:
+            reasons.setdefault(s.reason, []).append(s.file)
+    for reason, files in reasons.items():
+        out.append(f"{len(files):,} not read ({reason}): {_names(files, most)}")
+    return out
 
 
 def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) -> str:
@@ -330,6 +365,7 @@ def summary_text(summary: IndexReport, *, collection: str, db: str, total: int) 
         )
     if summary.pruned:
         parts.append(f"{summary.pruned:,} pruned (their files are gone)")
+    parts += skipped_files(summary.skipped)
     where = visible(f"Collection {collection!r} at {db}")
     return f"{'; '.join(parts)}. {where} holds {total:,} entries."
 

@@ -11,12 +11,16 @@ portable filter ``{"parent_id": ID}``.
 Resume. A document is skipped when its first entry (``DOC`` or ``DOC#0``) and its last entry
 are stored with the same ``content_hash``; any other stored state (changed text, changed
 windows, a run cut short) is replaced as a whole: every entry of the document is deleted,
-then the new entries are written, in one step that Ctrl-C does not cut (see
-:class:`InterruptGuard`).
+then the new entries are written. Ctrl-C acts between two write slices of a fraction of a
+second (``writes.py``): a document interrupted halfway has its new entries deleted again, so
+the collection holds every document whole or not at all, and the same run resumes.
+
+Progress (``progress.py``) moves after every forward pass and every write slice.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -38,6 +42,8 @@ from m3vdb.indexing.chunking import (
     too_long_message,
 )
 from m3vdb.indexing.interrupts import InterruptGuard
+from m3vdb.indexing.progress import Progress
+from m3vdb.indexing.writes import SliceSizer, write_whole
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.spec import IndexSpec
@@ -57,6 +63,7 @@ class IndexReport:
     empty: list[str] = field(default_factory=list)  # ids skipped: blank text
     unindexable: list[str] = field(default_factory=list)  # ids with no sparse weight > 0
     pruned: int = 0  # documents deleted by --prune
+    skipped: list[Any] = field(default_factory=list)  # files not read (sources.Skipped)
     tokens: int = 0  # tokens encoded (special tokens included)
     seconds: float = 0.0
 
@@ -91,8 +98,8 @@ def index_documents(
             entry.
         resume: skip documents stored with the same content hash (False rewrites them).
         total: the number of documents, for the progress bar.
-        show_progress: a progress bar on stderr (documents, tokens/s).
-        guard: holds Ctrl-C back while a batch is written.
+        show_progress: a progress bar on stderr (documents, the stage, tokens encoded).
+        guard: holds Ctrl-C back while a write slice runs.
         report: the report to fill (so a caller still has the counts after an error).
         strict: a blank document, or one with no indexable token, is an InputError before its
             batch is written (what a store's caller expects), instead of being skipped and
@@ -102,20 +109,20 @@ def index_documents(
     Raises:
         InputError: a document is too long and ``chunking`` is None.
     """
-    from tqdm.auto import tqdm
-
     guard = guard or InterruptGuard()
     report = report if report is not None else IndexReport()
     model = _Model(encoder, connector, chunking)
     start = time.perf_counter()
-    # delay: a run that ends (or fails) within a second draws no bar
-    bar_options = dict(total=total, unit="doc", desc="index", delay=1.0)
-    with tqdm(**bar_options, disable=not show_progress) as bar:
+    sizer = SliceSizer()
+    with Progress(total, enabled=show_progress) as progress:
         for batch in batched(documents, batch_size):
-            _index_batch(connector, model, batch, chunking, resume, guard, report, strict)
+            done = report.indexed
+            _index_batch(
+                connector, model, batch, chunking, resume, guard, report, strict, progress, sizer
+            )
             report.seconds = time.perf_counter() - start
-            bar.update(len(batch))
-            bar.set_postfix_str(f"{report.tokens_per_second:,.0f} tok/s", refresh=False)
+            # written documents moved the bar as they went; the skipped ones move it now
+            progress.documents(len(batch) - (report.indexed - done))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -150,6 +157,7 @@ class _Model:
         self._connector = connector
         self._chunking = chunking
         self.capacity = 0
+        self.reports_progress = False  # its encode methods take progress=
 
     def get(self) -> Encoder:
         if self._encoder is None:
@@ -158,6 +166,7 @@ class _Model:
             check_dimensions(self._encoder, self._connector.spec)
             self.capacity = entry_capacity(self._connector, self._encoder)
             check_chunking(self._chunking, self.capacity)
+            self.reports_progress = "progress" in inspect.signature(self._encoder.encode).parameters
         return self._encoder
 
 
@@ -170,6 +179,8 @@ def _index_batch(
     guard: InterruptGuard,
     report: IndexReport,
     strict: bool,
+    progress: Progress,
+    sizer: SliceSizer,
 ) -> None:
     refuse_bookkeeping_keys(batch)
     report.seen += len(batch)
@@ -193,12 +204,22 @@ def _index_batch(
             todo.append(doc)
     pairs: list[tuple[Document, M3Embedding]] = []
     written: set[str] = set()
-    split = tokens = 0
+    tokens = 0
     if todo:
         encoder = model.get()
-        pairs, written, split, tokens = encode_entries(
-            encoder, todo, hashes, chunking, model.capacity, connector.spec
+        progress.stage("encoding")
+        pairs, written, _split, tokens = encode_entries(
+            encoder,
+            todo,
+            hashes,
+            chunking,
+            model.capacity,
+            connector.spec,
+            progress.encoded if model.reports_progress else None,
         )
+        if not model.reports_progress:
+            progress.encoded(tokens)
+        report.tokens += tokens
     unindexable = [d.id for d in todo if d.id not in written]
     if strict and unindexable:
         raise InputError(
@@ -210,19 +231,29 @@ def _index_batch(
     # a stored document not skipped is rewritten, or now empty: all its entries go
     stale_parents = [d.id for d in batch if d.id in stored and d.id not in skipped]
     _refuse_collisions(connector, pairs)
+    progress.stage("writing")
     with guard.critical():
         stale = _stale_ids(connector, stored, stale_parents)
         if stale:
             connector.delete(stale)
-        if pairs:
-            connector.upsert(pairs, batch_size=len(pairs))
-        # counted inside the block: a Ctrl-C held back during the write is raised at its
-        # end, and the interruption message must count this batch as written
-        report.indexed += len(written)
-        report.replaced += sum(1 for d in written if d in stored)
-        report.split += split
-        report.entries += len(pairs)
-        report.tokens += tokens
+    # each document whole or not at all; Ctrl-C acts between write slices (writes.py)
+    per_doc: dict[str, list[tuple[Document, M3Embedding]]] = {}
+    for pair in pairs:
+        per_doc.setdefault(str(pair[0].metadata["parent_id"]), []).append(pair)
+    for doc_id, entries in per_doc.items():
+
+        def complete(doc_id: str = doc_id, entries: list[Any] = entries) -> None:
+            # inside the last slice's protected block: a Ctrl-C held back during it is
+            # raised after it, and the interruption message must count this document
+            report.indexed += 1
+            report.replaced += int(doc_id in stored)
+            report.split += int(entries[0][0].id != doc_id)  # stored as windows DOC#N
+            report.entries += len(entries)
+            progress.documents(1)
+
+        write_whole(
+            connector, entries, guard, sizer, on_complete=complete, on_slice=progress.written
+        )
 
 
 def refuse_bookkeeping_keys(batch: Sequence[Document]) -> None:
@@ -427,6 +458,7 @@ def encode_entries(
     chunking: Chunking | None,
     capacity: int,
     spec: IndexSpec,
+    progress: Callable[[int], None] | None = None,
     *,
     doc_tokens: dict[str, int] | None = None,
 ) -> tuple[list[tuple[Document, M3Embedding]], set[str], int, int]:
@@ -452,17 +484,18 @@ def encode_entries(
     if chunking is None and long:
         doc, n = long[0]
         raise InputError(too_long_message(doc.id, n, capacity))
-    if long and not hasattr(encoder, "encode_windows"):  # a RemoteEncoder
+    if long and not hasattr(encoder, "encode_windows"):  # a framework's embedding model
         doc, n = long[0]
         raise InputError(
             f"document {doc.id!r} has {n:,} tokens, more than one entry holds ({capacity:,}); "
-            "splitting it into windows needs the model's tokenizer here, and --encoder-url "
-            "loads none: index long documents without --encoder-url"
+            f"{type(encoder).__name__} cannot split it into windows (no encode_windows): use "
+            "m3vdb.M3Encoder or a RemoteEncoder"
         )
     entries: dict[str, list[tuple[Document, M3Embedding]]] = {}
     tokens = 0
     if whole:
-        embs = encoder.encode([d.text for d, _ in whole], **spec_outputs)
+        extra: dict[str, Any] = {"progress": progress} if progress is not None else {}
+        embs = encoder.encode([d.text for d, _ in whole], **spec_outputs, **extra)
         for (doc, n), emb in zip(whole, embs):
             tokens += n
             if doc_tokens is not None:
@@ -474,11 +507,12 @@ def encode_entries(
     split = 0
     if long:
         assert chunking is not None
-        windows = cast(Any, encoder).encode_windows(  # a RemoteEncoder was refused above
+        windows = cast(Any, encoder).encode_windows(  # M3Encoder or RemoteEncoder
             [d.text for d, _ in long],
             window_tokens=chunking.window,
             overlap_tokens=chunking.overlap,
             **spec_outputs,
+            **({"progress": progress} if progress is not None else {}),
         )
         per_doc: list[list[Any]] = [[] for _ in long]
         for w in windows:
@@ -518,16 +552,21 @@ def encode_entries(
 
 
 def prune_folders(
-    connector: Connector, folders: Sequence[str], keep: set[str], guard: InterruptGuard
+    connector: Connector,
+    folders: Sequence[str],
+    keep: set[str],
+    guard: InterruptGuard,
+    keep_files: set[str] | frozenset[str] = frozenset(),
 ) -> int:
     """Deletes the documents stored from ``folders`` (by their ``source_folders``) whose id
-    is not in ``keep``; returns how many documents were deleted."""
+    is not in ``keep`` and whose ``source_file`` is not in ``keep_files`` (files that could
+    not be read this time are not gone); returns how many documents were deleted."""
     pruned: set[str] = set()
     for folder in folders:
         stale: dict[str, str] = {}  # entry id -> its document's id; ids only, not texts
         for doc in scan(connector, {"source_folders": folder}):
             parent = str(doc.metadata.get("parent_id", doc.id))
-            if parent not in keep:
+            if parent not in keep and doc.metadata.get("source_file") not in keep_files:
                 stale[doc.id] = parent
         if stale:
             with guard.critical():

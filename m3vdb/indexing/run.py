@@ -8,13 +8,13 @@ calls :func:`run` directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from m3vdb.connectors.base import Connector
 from m3vdb.connectors.common import batched
-from m3vdb.errors import CollectionNotFoundError, InputError
+from m3vdb.errors import InputError
 from m3vdb.indexing.chunking import (
     DEFAULT_CHUNKING,
     Chunking,
@@ -23,9 +23,10 @@ from m3vdb.indexing.chunking import (
     token_counts,
     too_long_message,
 )
-from m3vdb.indexing.interrupts import InterruptGuard, children_ignore_ctrl_c
+from m3vdb.indexing.interrupts import InterruptGuard
 from m3vdb.indexing.pipeline import IndexReport, check_dimensions, index_documents, prune_folders
 from m3vdb.indexing.sources import DEFAULT_MAX_FILE_BYTES, Corpus, SourceLike
+from m3vdb.indexing.target import opened_for_index
 from m3vdb.schemas.encoding import Encoder
 from m3vdb.schemas.spec import IndexSpec
 
@@ -49,6 +50,8 @@ def index(
     show_progress: bool = False,
     report: IndexReport | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    exclude: Sequence[str] = (),
+    skip_errors: bool = False,
 ) -> IndexReport:
     """Indexes files, folders or documents into a collection, as ``m3vdb index`` does.
 
@@ -66,7 +69,8 @@ def index(
         print(report.indexed, report.entries)
 
     Args:
-        sources: a file or folder path (``.txt``, ``.md``, ``.jsonl``), a ``Document``, or an
+        sources: a file or folder path (``.txt``, ``.md``, ``.jsonl``; ``.pdf``, ``.html``,
+            ``.docx`` with ``m3vdb[documents]``), a ``Document``, or an
             iterable of either kind. Paths are read and checked before anything is written;
             documents are streamed.
         target: a database URL or native client (see ``m3vdb.connect``), or a collection
@@ -90,6 +94,10 @@ def index(
             error or Ctrl-C); a new one by default.
         max_file_bytes: the most bytes a .txt / .md file, or a JSONL line, may have (10 MiB):
             a larger one is refused, naming it, before anything is written.
+        exclude: ``.gitignore``-style patterns of files and folders to leave out of the
+            folders given (``*.log``, ``drafts/``).
+        skip_errors: leave out a file that cannot be read (not UTF-8, damaged, a bad JSONL
+            line) instead of failing; ``report.skipped`` names each one and why.
 
     Returns:
         What was read, written, skipped and pruned.
@@ -105,12 +113,15 @@ def index(
     corpus = (
         sources
         if isinstance(sources, Corpus)
-        else Corpus.of(sources, max_file_bytes=max_file_bytes)
+        else Corpus.of(
+            sources, max_file_bytes=max_file_bytes, exclude=exclude, skip_errors=skip_errors
+        )
     )
     check_plan(corpus, chunking=chunking, prune=prune)
     if encoder is not None and not isinstance(encoder, Encoder):
         encoder = _loader(encoder)  # loaded once, whoever asks first
-    with _opened(target, collection, encoder, spec, options, recreate) as opened:
+    report = report if report is not None else IndexReport()
+    with _opened(target, collection, encoder, spec, options, recreate, report) as opened:
         return run(
             opened,
             corpus,
@@ -153,6 +164,7 @@ def run(
     """
     check_plan(corpus, chunking=chunking, prune=prune)
     report = report if report is not None else IndexReport()
+    report.skipped = list(corpus.skipped)
     if chunking is not None:
         check_chunking(chunking, collection.spec.max_colbert_rows + 1)
     loader = _loader(encoder)
@@ -173,7 +185,9 @@ def run(
             strict=strict,
         )
         if prune:
-            report.pruned = prune_folders(collection, corpus.folders, set(corpus.ids or ()), guard)
+            report.pruned = prune_folders(
+                collection, corpus.folders, set(corpus.ids or ()), guard, corpus.unread_files
+            )
     return report
 
 
@@ -212,9 +226,12 @@ def _opened(
     spec: IndexSpec | None,
     options: Any,
     recreate: bool,
+    report: IndexReport,
 ) -> Iterator[Connector]:
     """The collection to write to: ``target`` itself when it is an open collection (left
-    open), else the target's collection, created when missing and closed at the end."""
+    open), else the target's collection (:func:`m3vdb.indexing.target.opened_for_index`: a
+    new one is created only once the model has loaded, and dropped again when the run fails
+    before its first document is written)."""
     if hasattr(target, "upsert") and hasattr(target, "spec"):
         if recreate:
             raise InputError(
@@ -223,29 +240,26 @@ def _opened(
             )
         yield target
         return
-    from m3vdb.connectors import connect, drop
-
     if not isinstance(collection, str) or not collection:
         raise InputError(
             f"collection must be a non-empty string when the target is a database, got "
             f"{collection!r}"
         )
-    with children_ignore_ctrl_c():
-        if recreate:
-            drop(target, collection=collection, options=options)
-        if spec is None and encoder is not None and not isinstance(encoder, Encoder):
-            # an existing collection opens as it was built, without loading the model; a new
-            # one needs the model's dimensions, so the model is loaded to create it
-            try:
-                opened = connect(target, collection=collection, options=options, create=False)
-            except CollectionNotFoundError:
-                spec = IndexSpec.for_encoder(encoder())
-                opened = connect(target, collection=collection, spec=spec, options=options)
-        else:
-            if spec is None and encoder is not None:
-                spec = IndexSpec.for_encoder(encoder)
-            opened = connect(target, collection=collection, spec=spec, options=options)
-    try:
+
+    def prepare() -> IndexSpec:
+        if spec is not None:
+            return spec
+        if encoder is None:
+            return IndexSpec()
+        return IndexSpec.for_encoder(encoder if isinstance(encoder, Encoder) else encoder())
+
+    with opened_for_index(
+        target,
+        collection,
+        spec=spec,
+        prepare=prepare,
+        written=lambda: report.indexed > 0,
+        options=options,
+        recreate=recreate,
+    ) as opened:
         yield opened
-    finally:
-        opened.close()

@@ -124,6 +124,18 @@ class _Service:
                         "/embed_sparse, /embed_all and /encode) to cut it at the limit",
                         "validation",
                     )
+        return await self.encode_ids(request, ids, outputs, count=len(texts), route=route)
+
+    async def encode_ids(
+        self,
+        request: Request,
+        ids: list[list[int]],
+        outputs: Outputs,
+        *,
+        count: int,
+        route: str,
+    ) -> tuple[list[M3Embedding], int]:
+        """The embeddings of token id rows (``count`` client texts) through the batcher."""
         batcher = self.batcher
         if batcher is None:
             raise wire.ApiError(503, "the server is starting: retry shortly", "unavailable")
@@ -138,7 +150,7 @@ class _Service:
             raise wire.ApiError(503, str(exc), "unavailable") from exc
         embs = await _result_or_disconnect(request, job.future)
         tokens = sum(len(x) for x in ids)
-        self.metrics.inputs.labels(route).inc(len(texts))
+        self.metrics.inputs.labels(route).inc(count)
         self.metrics.input_tokens.inc(tokens)
         return embs, tokens
 
@@ -558,6 +570,7 @@ def _add_tei_routes(app: Any, service: _Service) -> None:
                 return_offsets_mapping=True,
                 return_special_tokens_mask=True,
                 return_attention_mask=False,
+                verbose=False,  # a text longer than the model is the caller's to split
             )
             out = []
             for text, ids, offsets, special in zip(
@@ -629,14 +642,27 @@ def _add_native_routes(app: Any, service: _Service) -> None:
             raise wire.ApiError(
                 422, "nothing to compute: set at least one of dense, sparse, colbert", "validation"
             )
-        embs, tokens = await service.encode(
-            request, texts, outputs, truncate=body.truncate, field="inputs", route="encode"
-        )
+        spans: list[Any] | None = None
+        if body.window_tokens is not None:
+            embs, tokens, spans = await _encode_windows(service, request, texts, outputs, body)
+        else:
+            embs, tokens = await service.encode(
+                request, texts, outputs, truncate=body.truncate, field="inputs", route="encode"
+            )
 
         def build() -> dict[str, Any]:
             data = []
             for i, e in enumerate(embs):
                 item: dict[str, Any] = {"index": i}
+                if spans is not None:  # which text, which tokens and characters
+                    span = spans[i]
+                    item["window"] = {
+                        "text_index": span.text_index,
+                        "token_start": span.token_start,
+                        "token_end": span.token_end,
+                        "char_start": span.char_start,
+                        "char_end": span.char_end,
+                    }
                 if e.dense is not None:
                     item["dense"] = wire.dense_value(e.dense, body.encoding_format)
                 if e.sparse is not None:
@@ -648,6 +674,48 @@ def _add_native_routes(app: Any, service: _Service) -> None:
             return {"model": config.model_name, "data": data, "usage": usage}
 
         return await _respond(build, tokens)
+
+
+async def _encode_windows(
+    service: _Service,
+    request: Request,
+    texts: list[str],
+    outputs: Outputs,
+    body: wire.EncodeRequest,
+) -> tuple[list[M3Embedding], int, list[Any]]:
+    """``/encode`` with ``window_tokens``: every text split into token windows by the
+    encoder's own tokenizer and window plan (``encoder/windows.py``, what
+    ``M3Encoder.encode_windows`` does), each window one batcher input; a client without the
+    tokenizer (``RemoteEncoder``, ``m3vdb index --encoder-url``) gets the same windows as a
+    local model."""
+    service.check_count(texts, "inputs")
+    window, overlap = body.window_tokens, body.overlap_tokens
+    assert window is not None
+    limit = service.max_input_tokens
+    if not 3 <= window <= limit or not 0 <= overlap < window - 2:
+        raise wire.ApiError(
+            422,
+            f"window_tokens={window}, overlap_tokens={overlap}: window_tokens must be in [3, "
+            f"{limit}] (--max-input-tokens) and overlap_tokens in [0, window_tokens - 2)",
+            "validation",
+        )
+    plan_windows = getattr(service.encoder, "plan_windows", None)
+    if plan_windows is None:
+        raise wire.ApiError(
+            422, "this server's encoder cannot split texts into windows", "validation"
+        )
+
+    def plan() -> Any:
+        return plan_windows(texts, window, overlap)
+
+    if sum(map(len, texts)) <= _TOKENIZE_INLINE_CHARS:
+        windows = plan()
+    else:
+        windows = await anyio.to_thread.run_sync(plan)
+    embs, tokens = await service.encode_ids(
+        request, windows.ids, outputs, count=len(texts), route="encode"
+    )
+    return embs, tokens, windows.spans
 
 
 def _version() -> str:

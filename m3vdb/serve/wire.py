@@ -70,6 +70,10 @@ class EncodeRequest(_Body):
     encoding_format: Literal["float", "base64"] = "float"
     colbert_dtype: Literal["float32", "float16"] = "float32"
     truncate: StrictBool = False
+    # windows: each text split into overlapping token windows of this many tokens (special
+    # tokens included), each encoded on its own, as M3Encoder.encode_windows does
+    window_tokens: StrictInt | None = None
+    overlap_tokens: StrictInt = 64
 
 
 # --------------------------------------------------------------------------- errors

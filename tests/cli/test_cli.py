@@ -313,7 +313,9 @@ def test_no_chunk_refuses_a_long_document_with_its_true_length(
     status, _, err = run(capsys, "index", "small.txt", "big.txt", "--quiet", "--no-chunk")
     assert status == 2 and err.count("\n") == 1
     assert f"'big.txt' has {n:,} tokens" in err and "leave --no-chunk out" in err
-    assert _count(workdir / "m3vdb.db") == 0  # measured before anything was written
+    # measured before anything was written; the collection made for the run is gone again,
+    # and so is the Lite file it created
+    assert not (workdir / "m3vdb.db").exists() and not (workdir / ".m3vdb.db.lock").exists()
 
 
 def test_search_table_info_and_filters(
