@@ -96,12 +96,13 @@ def build_folder(path: Path, model: Path, *, docs: int, long: int) -> dict[str, 
         for i, text in enumerate(longer):
             (path / f"long-{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
         marker.write_text("")
-    lengths = [count(p.read_text(encoding="utf-8")) for p in sorted(path.glob("*.*"))]
+    files = sorted(p for p in path.glob("*.*") if not p.name.startswith("."))
+    lengths = [count(p.read_text(encoding="utf-8")) for p in files]
     return {
         "files": len(lengths),
         "tokens": sum(lengths),
         "over_1024_tokens": sum(n > 1024 for n in lengths),
-        "bytes": sum(p.stat().st_size for p in path.glob("*.*")),
+        "bytes": sum(p.stat().st_size for p in files),
     }
 
 
@@ -135,7 +136,9 @@ def _m3vdb(root: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def one_run(root: Path, engine: str, env: dict[str, str]) -> dict[str, float]:
+def one_run(
+    root: Path, engine: str, env: dict[str, str], modes: tuple[str, ...] = MODES
+) -> dict[str, float]:
     """The first hour once on ``engine``, from an empty database."""
     target = ENGINES[engine]
     for path in _paths_of(root, target):
@@ -144,7 +147,7 @@ def one_run(root: Path, engine: str, env: dict[str, str]) -> dict[str, float]:
     out: dict[str, float] = {}
     out["index"], summary = _m3vdb(root, env, "index", "notes", *db, "--quiet")
     out["disk_bytes"] = _size(_paths_of(root, target))
-    for mode in MODES:
+    for mode in modes:
         out[f"search {mode}"], hits = _m3vdb(root, env, "search", QUERY, *db, "--mode", mode)
         if not hits.strip():
             raise SystemExit(f"search --mode {mode} on {engine} printed nothing")
@@ -182,9 +185,11 @@ def table(runs: dict[str, list[dict[str, float]]], base: list[float]) -> str:
         "|---|" + "---|" * len(engines),
     ]
     for step in STEPS:
-        cells = [_cell([r[step] for r in runs[e]]) for e in engines]
+        cells = [
+            _cell([r[step] for r in runs[e]]) if step in runs[e][0] else "not run" for e in engines
+        ]
         lines.append(f"| `{step}` | " + " | ".join(cells) + " |")
-    totals = [_cell([sum(r[s] for s in STEPS) for r in runs[e]]) for e in engines]
+    totals = [_cell([sum(r.get(s, 0.0) for s in STEPS) for r in runs[e]]) for e in engines]
     lines.append("| **whole first hour** | " + " | ".join(f"**{t}**" for t in totals) + " |")
     sizes = [
         f"{statistics.median(r['disk_bytes'] for r in runs[e]) / 2**20:,.0f} MiB" for e in engines
@@ -205,6 +210,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=8, help="files of 3,000-9,000 tokens")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--json", default=str(HERE / "results" / "first_hour.json"))
     args = parser.parse_args()
 
@@ -223,7 +229,7 @@ def main() -> None:
         base.append(baseline(root, env, model))
         for engine in order:
             load = os.getloadavg()[0]
-            run = one_run(root, engine, env)
+            run = one_run(root, engine, env, tuple(args.modes))
             run["load_before"] = load
             runs[engine].append(run)
             print(f"rep {rep} {engine}: {json.dumps(run)}", file=sys.stderr)
