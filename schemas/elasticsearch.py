@@ -373,9 +373,7 @@ def colbert_query_params(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
         )
     elif element == "bit":
         root = math.sqrt(spec.colbert_dim)
-        params.update(
-            query_vector=rows.tolist(), scale=2.0 / root, shift=-float(rows.sum()) / root
-        )
+        params.update(query_vector=rows.tolist(), scale=2.0 / root, shift=-float(rows.sum()) / root)
     else:
         params["query_vector"] = rows.tolist()
     return params

@@ -169,9 +169,7 @@ def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
                 scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
             )
         elif storage["quantization"] == "binary":
-            quantization = m.BinaryQuantization(
-                binary=m.BinaryQuantizationConfig(always_ram=True)
-            )
+            quantization = m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
         out[spec.fields.colbert] = m.VectorParams(
             size=spec.colbert_dim,
             # DOT on normalised rows is the cosine; MaxSim sums the best dot per query row.

@@ -184,8 +184,7 @@ class IndexSpec:
         factor = self.colbert_pool_factor
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
             raise InputError(
-                f"IndexSpec.colbert_pool_factor must be an int >= 1 (1: no pooling), got "
-                f"{factor!r}"
+                f"IndexSpec.colbert_pool_factor must be an int >= 1 (1: no pooling), got {factor!r}"
             )
         if self.colbert_fde is not None:
             if not isinstance(self.colbert_fde, ColbertFde):

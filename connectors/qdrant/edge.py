@@ -154,9 +154,7 @@ def edge_config(spec: IndexSpec, options: QdrantEdgeOptions) -> Any:
             multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim),
             # m=0: no graph over token rows, as in the qdrant-client connector.
             hnsw_config=None if spec.colbert_index else _hnsw(e, 0, None),
-            datatype=e.VectorStorageDatatype.Float16
-            if storage["datatype"] == "float16"
-            else None,
+            datatype=e.VectorStorageDatatype.Float16 if storage["datatype"] == "float16" else None,
             quantization_config=quantization,
             on_disk=storage["on_disk"],
         )

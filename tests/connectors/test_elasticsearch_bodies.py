@@ -852,8 +852,16 @@ def test_quantised_colbert_mapping_rows_and_script() -> None:
     rows = np.array([[0.5, -0.5, 0.5, -0.5, 0.5, 0.5, -0.5, -0.5]], dtype=np.float32)
     int8 = IndexSpec(dense_dim=8, colbert_dim=8, colbert_precision="int8")
     binary = IndexSpec(dense_dim=8, colbert_dim=8, colbert_precision="binary")
-    assert es.mapping(int8, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"]["element_type"] == "byte"
-    assert es.mapping(binary, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"]["element_type"] == "bit"
+    assert (
+        es.mapping(int8, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"]["element_type"]
+        == "byte"
+    )
+    assert (
+        es.mapping(binary, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"][
+            "element_type"
+        ]
+        == "bit"
+    )
     assert es.colbert_source(int8, rows) == [[64, -64, 64, -64, 64, 64, -64, -64]]
     assert es.colbert_source(binary, rows) == ["ac"]  # bits 10101100
     script = esq.colbert_script(int8, rows)
