@@ -22,6 +22,7 @@ from m3vdb.errors import InputError, SchemaMismatchError
 from m3vdb.schemas.data import Document, Hit, M3Embedding
 from m3vdb.schemas.filters import parse_filter
 from m3vdb.schemas.muvera import fde_encoder
+from m3vdb.schemas.pooling import pool_rows
 from m3vdb.schemas.spec import IndexSpec
 from m3vdb.schemas.strings import check_id
 
@@ -131,6 +132,7 @@ class Collection:
         try:
             for batch in batched(items, batch_size):
                 pairs = embed_batch(batch, self.spec, self._encoder, offset=written)
+                pairs = pooled_pairs(pairs, self.spec)
                 self._engine.write(pairs, fde=document_fdes(pairs, self.spec))
                 written += len(pairs)
                 if bar is not None:
@@ -304,6 +306,21 @@ def best_per_parent(hits: Sequence[Hit], k: int) -> list[Hit]:
             if len(out) == k:
                 break
     return out
+
+
+def pooled_pairs(
+    pairs: Sequence[tuple[Document, M3Embedding]], spec: IndexSpec
+) -> list[tuple[Document, M3Embedding]]:
+    """The batch with each document's ColBERT rows pooled by ``IndexSpec.colbert_pool_factor``
+    (:func:`m3vdb.schemas.pooling.pool_rows`; unchanged at 1). Here, in the one write path,
+    so every surface stores pooled rows and the MUVERA encoding is of the rows stored."""
+    factor = spec.colbert_pool_factor
+    if factor <= 1 or not spec.colbert:
+        return list(pairs)
+    return [
+        (doc, emb if emb.colbert is None else replace(emb, colbert=pool_rows(emb.colbert, factor)))
+        for doc, emb in pairs
+    ]
 
 
 def document_fdes(

@@ -97,6 +97,11 @@ def settle_spec(
     """The spec to open a collection with: the caller's, else the one the collection recorded
     (so a collection opens as it is, whatever model built it), else ``default``.
 
+    A collection keeps its ColBERT storage: a caller's spec naming the default precision
+    (float32) or pool factor (1) takes the recorded ones; another pool factor than the
+    recorded one is a SchemaMismatchError (another precision is one too, from the engine's
+    check of the native field).
+
     A collection built with a MUVERA first stage keeps it: a caller's spec without
     ``colbert_fde`` takes the recorded one (every later write must store the FDE, or the
     document would never be a candidate; a command line that builds the spec from the model
@@ -108,7 +113,10 @@ def settle_spec(
             stored documents, which no field type shows.
     """
     if given is not None:
-        if recorded is None or given.colbert_fde == recorded.colbert_fde:
+        if recorded is None:
+            return given
+        given = _adopt_storage(given, recorded)
+        if given.colbert_fde == recorded.colbert_fde:
             return given
         if given.colbert_fde is None and recorded.colbert_fde is not None:
             return replace(given, colbert_fde=recorded.colbert_fde)
@@ -120,6 +128,27 @@ def settle_spec(
     if recorded is not None:
         return recorded
     return default
+
+
+def _adopt_storage(given: IndexSpec, recorded: IndexSpec) -> IndexSpec:
+    """``given`` with the recorded ColBERT storage settings where it names the defaults
+    (``colbert_precision="float32"``, ``colbert_pool_factor=1``), as ``colbert_fde=None``
+    adopts the recorded FDE: a spec built from the model alone (the CLI's) opens a
+    collection as it was built. A precision other than the default that differs is left for
+    the engine's validation of the native schema (a SchemaMismatchError naming the field);
+    a different pool factor, which no field type shows, is refused here."""
+    if given.colbert_precision == "float32" and recorded.colbert_precision != "float32":
+        given = replace(given, colbert_precision=recorded.colbert_precision)
+    if given.colbert_pool_factor != recorded.colbert_pool_factor:
+        if given.colbert_pool_factor != 1:
+            raise SchemaMismatchError(
+                f"the collection was built with colbert_pool_factor="
+                f"{recorded.colbert_pool_factor}, the IndexSpec given says "
+                f"{given.colbert_pool_factor}; open it without a spec (it opens as recorded) "
+                "or with the recorded pool factor"
+            )
+        given = replace(given, colbert_pool_factor=recorded.colbert_pool_factor)
+    return given
 
 
 def record_json(spec: IndexSpec) -> dict[str, Any]:

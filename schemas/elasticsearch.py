@@ -25,6 +25,14 @@ document is atomic: its text, metadata and three representations are one Lucene 
   painless ``maxSimDotProduct`` (the SUM over query rows of the best dot). Elasticsearch refuses
   negative scores, so the script returns ``exp(maxsim / n_query_rows)`` (always > 0, monotonic)
   and :func:`colbert_from_es` inverts it exactly up to float32 rounding.
+  ``spec.colbert_precision`` picks the ``element_type`` (:data:`RANK_VECTORS_ELEMENT`):
+  ``float`` for float32 and float16 (rank_vectors has no float16; newer clusters have
+  bfloat16, not used), ``byte`` for int8 (each value ``round(127 x)``; Elasticsearch's byte
+  MaxSim takes byte query rows only, so the query is quantised the same way and the script
+  divides by 127**2) and ``bit`` for binary (one sign bit a dimension, stored as hex; the query
+  stays float: Elasticsearch's float-by-bit product sums the query values where a bit is set,
+  so ``(2 s - sum(q)) / sqrt(dim)`` is the dot with the +-1/sqrt(dim) row; no float originals
+  are kept, nothing rescores). :func:`colbert_source` and :func:`colbert_query_params`.
 - Vectors are excluded from ``_source``: searches and rescoring read the indexed values and doc
   values, and a ColBERT matrix in JSON would multiply the stored size.
 """
@@ -278,7 +286,10 @@ def mapping(
     if spec.colbert:
         # No float16 element type for rank_vectors: float32 rows are stored (more precise).
         properties[names.colbert] = _typed_field(
-            "RankVectors", "rank_vectors", dims=spec.colbert_dim, element_type="float"
+            "RankVectors",
+            "rank_vectors",
+            dims=spec.colbert_dim,
+            element_type=RANK_VECTORS_ELEMENT[spec.colbert_precision],
         )
     if spec.colbert_fde is not None:
         properties[names.colbert_fde] = fde_field(spec)
@@ -321,6 +332,51 @@ def mapping(
         "_meta": {"m3vdb": spec_meta(spec)},
         "properties": properties,
     }
+
+
+#: ``rank_vectors`` element_type per ``IndexSpec.colbert_precision``.
+RANK_VECTORS_ELEMENT = {"float32": "float", "float16": "float", "int8": "byte", "binary": "bit"}
+#: int8 rows are stored as ``round(BYTE_SCALE * x)`` (BGE-M3's rows are unit-length: |x| <= 1).
+BYTE_SCALE = 127.0
+
+
+def colbert_source(spec: IndexSpec, rows: np.ndarray) -> list[Any]:
+    """ColBERT rows as a ``rank_vectors`` field of the spec's element_type takes them: floats,
+    signed bytes ``round(127 x)``, or one hex string of sign bits per row (bit i set when
+    ``x_i > 0``, most significant bit first)."""
+    element = RANK_VECTORS_ELEMENT[spec.colbert_precision]
+    rows = np.asarray(rows, dtype=np.float32)
+    if element == "byte":
+        out: list[Any] = quantize_bytes(rows).tolist()
+        return out
+    if element == "bit":
+        return [bytes(row).hex() for row in np.packbits(rows > 0, axis=1)]
+    out = rows.tolist()
+    return out
+
+
+def quantize_bytes(rows: np.ndarray) -> np.ndarray:
+    """``round(127 x)`` as int8 (what an int8 ``rank_vectors`` stores, and its query)."""
+    return np.clip(np.rint(np.asarray(rows) * BYTE_SCALE), -127, 127).astype(np.int8)
+
+
+def colbert_query_params(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
+    """The MaxSim script's params for query ``rows``: ``query_vector`` in the form the field's
+    element_type takes, and ``scale`` / ``shift`` such that ``maxSimDotProduct * scale +
+    shift`` approximates the float MaxSim (1 and 0 for float rows)."""
+    element = RANK_VECTORS_ELEMENT[spec.colbert_precision]
+    rows = np.asarray(rows, dtype=np.float32)
+    params: dict[str, Any] = {"n": len(rows)}
+    if element == "byte":
+        params.update(
+            query_vector=quantize_bytes(rows).tolist(), scale=1.0 / BYTE_SCALE**2, shift=0.0
+        )
+    elif element == "bit":
+        root = math.sqrt(spec.colbert_dim)
+        params.update(query_vector=rows.tolist(), scale=2.0 / root, shift=-float(rows.sum()) / root)
+    else:
+        params["query_vector"] = rows.tolist()
+    return params
 
 
 #: Elasticsearch's most dimensions of an indexed dense_vector.
@@ -405,7 +461,12 @@ def validate_mapping(
     if spec.sparse:
         check(names.sparse, "sparse", {"type": "sparse_vector"})
     if spec.colbert:
-        check(names.colbert, "ColBERT", {"type": "rank_vectors", "dims": spec.colbert_dim})
+        colbert_expected: dict[str, Any] = {"type": "rank_vectors", "dims": spec.colbert_dim}
+        if spec.colbert_precision in ("int8", "binary") or (
+            (props.get(names.colbert) or {}).get("element_type") not in (None, "float")
+        ):
+            colbert_expected["element_type"] = RANK_VECTORS_ELEMENT[spec.colbert_precision]
+        check(names.colbert, "ColBERT", colbert_expected)
     if spec.colbert_fde is not None:
         check(
             names.colbert_fde,
@@ -488,7 +549,7 @@ def document_source(
     if spec.sparse and emb.sparse is not None:
         source[names.sparse] = sparse_source(emb.sparse)
     if spec.colbert and emb.colbert is not None:
-        source[names.colbert] = np.asarray(emb.colbert, dtype=np.float32).tolist()
+        source[names.colbert] = colbert_source(spec, emb.colbert)
     if spec.colbert_fde is not None:
         if fde is None or np.shape(fde) != (spec.colbert_fde.dim,):
             raise InputError(

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from m3vdb.errors import InputError
+from m3vdb.errors import InputError, UnsupportedCapabilityError
 from m3vdb.schemas.data import Document, M3Embedding
 from m3vdb.schemas.filters import And, Eq, Filter, In, Or, Range
 from m3vdb.schemas.spec import IndexSpec
@@ -275,6 +275,25 @@ def main_indexes(
                 )
             )
     return indexes
+
+
+def check_colbert_precision(spec: IndexSpec, caps: MilvusCapabilities) -> None:
+    """UnsupportedCapabilityError for a ColBERT precision m3vdb cannot store in Milvus:
+    float32 and float16 (``FLOAT16_VECTOR`` rows of the companion collection) are stored;
+    int8 needs ``INT8_VECTOR`` (Milvus 2.6+; Milvus Lite 2.5 refuses the type: "unsupported
+    scalar type") and binary a ``BINARY_VECTOR`` companion with an asymmetric rerank that
+    m3vdb's Milvus layouts do not have yet (Lite 2.5 itself stores and searches BIN_FLAT /
+    HAMMING)."""
+    if not spec.colbert or spec.colbert_precision in ("float32", "float16"):
+        return
+    where = "Milvus Lite" if caps.lite else f"Milvus {caps.server_version or ''}".strip()
+    raise UnsupportedCapabilityError(
+        f"colbert_precision={spec.colbert_precision!r} cannot be stored by m3vdb in {where} "
+        "(it stores float32 and float16 ColBERT rows). Qdrant (server, local and edge: "
+        f"{spec.colbert_precision} quantisation with rescoring) and Elasticsearch "
+        f"(rank_vectors element_type {'byte' if spec.colbert_precision == 'int8' else 'bit'}) "
+        "store it; or use colbert_precision='float16' here (half the bytes)"
+    )
 
 
 def companion_fields(spec: IndexSpec) -> list[FieldDef]:

@@ -11,7 +11,12 @@ The Qdrant layout of a collection:
   (the stored weights ARE the lexical score).
 - ``spec.fields.colbert``: a named multivector, ``MultiVectorConfig(comparator=MAX_SIM)``,
   ``Distance.DOT``; ``hnsw_config.m=0`` (no graph: it only reranks or is scanned) unless
-  ``spec.colbert_index``; ``Datatype.FLOAT16`` when ``spec.colbert_precision="float16"``.
+  ``spec.colbert_index``; the storage of :func:`colbert_storage`: ``Datatype.FLOAT16`` for
+  ``colbert_precision="float16"``; for ``"int8"`` / ``"binary"`` float16 originals on disk
+  (``on_disk=True``) with Qdrant's scalar int8 / binary quantisation held in RAM
+  (``always_ram=True``), searched with ``rescore=True`` and the oversampling of
+  :data:`RESCORE_OVERSAMPLING` (:func:`colbert_search_params`), so scores stay MaxSim over
+  the float16 originals.
 - ``spec.fields.colbert_fde`` (only with ``spec.colbert_fde``): a named dense vector,
   ``Distance.DOT``, holding the document's MUVERA encoding (``m3vdb.schemas.muvera``): the
   first stage of ``mode="colbert"``, with Qdrant's default HNSW graph.
@@ -44,6 +49,11 @@ QDRANT_MAX_MULTIVECTOR_FLOATS = 1_048_576
 # Fixed namespace: the same document id maps to the same point id in every collection, on
 # every machine, forever. Changing it would orphan every stored point.
 M3VDB_NAMESPACE = uuid.UUID("5b0f3c1e-6d2a-5e8f-9a41-3c7d2b9e0f17")
+
+#: Candidates per result a quantised ColBERT search rescores with the originals (Qdrant's
+#: ``QuantizationSearchParams.oversampling``): binary codes rank coarsely (one bit a dimension),
+#: so more of them are rescored; int8 keeps the order nearly exact.
+RESCORE_OVERSAMPLING = {"int8": 2.0, "binary": 8.0}
 
 _PAYLOAD_TYPES: dict[MetadataType, str] = {
     "keyword": "keyword",
@@ -118,6 +128,33 @@ def dense_distance(spec: IndexSpec) -> models.Distance:
     return m.Distance.DOT if spec.dense_metric == "ip" else m.Distance.COSINE
 
 
+def colbert_storage(spec: IndexSpec) -> dict[str, Any]:
+    """How the ColBERT multivector stores ``spec.colbert_precision``, in plain words shared by
+    both Qdrant engines: ``datatype`` ("float16" or None for float32), ``quantization``
+    (None, "int8" or "binary") and ``on_disk`` (the originals memory-mapped: a quantised
+    search reads the quantised copy in RAM and only the candidates' originals)."""
+    precision = spec.colbert_precision
+    quantised = precision in ("int8", "binary")
+    return {
+        "datatype": "float16" if precision != "float32" else None,
+        "quantization": precision if quantised else None,
+        "on_disk": True if quantised else None,
+    }
+
+
+def colbert_search_params(spec: IndexSpec) -> models.SearchParams | None:
+    """qdrant-client's search params for a query over the ColBERT multivector: rescore the
+    quantised candidates with the originals (None when nothing is quantised)."""
+    if spec.colbert_precision not in RESCORE_OVERSAMPLING:
+        return None
+    m = qdrant_models()
+    return m.SearchParams(
+        quantization=m.QuantizationSearchParams(
+            rescore=True, oversampling=RESCORE_OVERSAMPLING[spec.colbert_precision]
+        )
+    )
+
+
 def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
     """The named dense vectors (dense, colbert multivector) of the collection."""
     m = qdrant_models()
@@ -125,6 +162,14 @@ def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
     if spec.dense:
         out[spec.fields.dense] = m.VectorParams(size=spec.dense_dim, distance=dense_distance(spec))
     if spec.colbert:
+        storage = colbert_storage(spec)
+        quantization: Any = None
+        if storage["quantization"] == "int8":
+            quantization = m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+            )
+        elif storage["quantization"] == "binary":
+            quantization = m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
         out[spec.fields.colbert] = m.VectorParams(
             size=spec.colbert_dim,
             # DOT on normalised rows is the cosine; MaxSim sums the best dot per query row.
@@ -133,7 +178,9 @@ def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
             # m=0: no HNSW graph over token rows (they rerank candidates or are scanned); an
             # index over every token of the corpus is large and rarely worth it.
             hnsw_config=None if spec.colbert_index else m.HnswConfigDiff(m=0),
-            datatype=m.Datatype.FLOAT16 if spec.colbert_precision == "float16" else None,
+            datatype=m.Datatype.FLOAT16 if storage["datatype"] == "float16" else None,
+            quantization_config=quantization,
+            on_disk=storage["on_disk"],
         )
     if spec.colbert_fde is not None:
         # DOT: the FDE inner product approximates MaxSim; the vectors are not normalised.
@@ -141,6 +188,13 @@ def vectors_config(spec: IndexSpec) -> dict[str, models.VectorParams]:
             size=spec.colbert_fde.dim, distance=m.Distance.DOT
         )
     return out
+
+
+def _precision_of(is_f16: bool, quantization: str | None) -> str:
+    """The colbert_precision a stored multivector config stands for (for messages)."""
+    if quantization is not None:
+        return quantization
+    return "float16" if is_f16 else "float32"
 
 
 def sparse_vectors_config(spec: IndexSpec) -> dict[str, models.SparseVectorParams]:
@@ -300,11 +354,23 @@ def validate_collection(
         )
         found = vectors.get(spec.fields.colbert)
         if found is not None:
+            storage = colbert_storage(spec)
             is_f16 = found.datatype == m.Datatype.FLOAT16
-            if is_f16 != (spec.colbert_precision == "float16"):
+            quantization = found.quantization_config
+            kind = (
+                "int8"
+                if isinstance(quantization, m.ScalarQuantization)
+                else "binary"
+                if isinstance(quantization, m.BinaryQuantization)
+                else None
+                if quantization is None
+                else type(quantization).__name__
+            )
+            if is_f16 != (storage["datatype"] == "float16") or kind != storage["quantization"]:
                 problems.append(
                     f"ColBERT multivector '{spec.fields.colbert}': datatype "
-                    f"{found.datatype or 'float32'}, expected {spec.colbert_precision}"
+                    f"{found.datatype or 'float32'}, quantisation {kind or 'none'} (precision "
+                    f"{_precision_of(is_f16, kind)}), expected {spec.colbert_precision}"
                 )
     if spec.colbert_fde is not None:
         check_dense_like(

@@ -33,6 +33,19 @@ class MetadataField:
     type: MetadataType = "keyword"
 
 
+#: The ColBERT storage precisions (``IndexSpec.colbert_precision``), largest first.
+COLBERT_PRECISIONS: tuple[str, ...] = ("float32", "float16", "int8", "binary")
+ColbertPrecision = Literal["float32", "float16", "int8", "binary"]
+
+
+def colbert_bytes_per_token(precision: str, dim: int) -> float:
+    """Bytes one ColBERT row of ``dim`` dimensions holds at ``precision`` (the vector the
+    search reads: for Qdrant's quantised precisions the quantised copy, see
+    ``docs/colbert.md`` for what each database also keeps on disk)."""
+    per_dim = {"float32": 4.0, "float16": 2.0, "int8": 1.0, "binary": 0.125}[precision]
+    return per_dim * dim
+
+
 #: The most dimensions a ColBERT FDE may have: Qdrant's limit on a dense vector (Milvus allows
 #: 32,768, Elasticsearch's ``dense_vector`` 4,096: those engines refuse more when they open).
 FDE_MAX_DIM = 65_536
@@ -121,8 +134,17 @@ class IndexSpec:
         colbert: store the ColBERT multivector.
         dense_metric: "ip" (dot product; equal to cosine on BGE-M3's normalised vectors) or
             "cosine".
-        colbert_precision: "float32" or "float16" storage of ColBERT rows, where the database
-            supports the choice.
+        colbert_precision: how ColBERT rows are stored, one of :data:`COLBERT_PRECISIONS`:
+            "float32" (4 bytes a dimension), "float16" (2), "int8" (1) or "binary" (1 bit),
+            each in the database's native type or quantisation (``docs/colbert.md``: Qdrant
+            keeps float16 originals for the rescore of int8 / binary; Elasticsearch's
+            ``rank_vectors`` element_type; Milvus's vector types). A database that cannot
+            store one raises UnsupportedCapabilityError when the collection is opened.
+            Recorded with the collection.
+        colbert_pool_factor: token pooling at index time: each document's ColBERT rows are
+            clustered (Ward hierarchical clustering) into about ``rows / factor`` groups,
+            each stored as its mean, re-normalised (:func:`m3vdb.schemas.pooling.pool_rows`);
+            1 stores every row. Queries are never pooled. Recorded with the collection.
         colbert_index: also build an ANN index over ColBERT rows (needed only when
             ``mode="colbert"`` must scale beyond a scan; rerank needs none).
         max_colbert_rows: refuse documents with more ColBERT rows than this (use the encoder's
@@ -144,15 +166,26 @@ class IndexSpec:
     sparse: bool = True
     colbert: bool = True
     dense_metric: Literal["ip", "cosine"] = "ip"
-    colbert_precision: Literal["float32", "float16"] = "float32"
+    colbert_precision: ColbertPrecision = "float32"
     colbert_index: bool = False
     max_colbert_rows: int = 1024
     metadata_fields: tuple[MetadataField, ...] = ()
     fields: FieldNames = field(default_factory=FieldNames)
     model: str | None = None
     colbert_fde: ColbertFde | None = None
+    colbert_pool_factor: int = 1
 
     def __post_init__(self) -> None:
+        if self.colbert_precision not in COLBERT_PRECISIONS:
+            raise InputError(
+                f"IndexSpec.colbert_precision is {self.colbert_precision!r}; use one of "
+                + ", ".join(repr(p) for p in COLBERT_PRECISIONS)
+            )
+        factor = self.colbert_pool_factor
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise InputError(
+                f"IndexSpec.colbert_pool_factor must be an int >= 1 (1: no pooling), got {factor!r}"
+            )
         if self.colbert_fde is not None:
             if not isinstance(self.colbert_fde, ColbertFde):
                 raise InputError(
@@ -182,6 +215,14 @@ class IndexSpec:
         ``Embeddings``, a LlamaIndex embed model, Haystack embedders): metric cosine, because
         such vectors need not be normalised (BGE-M3's are, so ``ip`` is its default)."""
         return cls(dense_dim=dim, sparse=False, colbert=False, dense_metric="cosine")
+
+    @property
+    def colbert_bytes_per_token(self) -> float:
+        """Bytes of one stored ColBERT row at :attr:`colbert_precision` (the vector a search
+        reads; 0 without ColBERT)."""
+        if not self.colbert:
+            return 0.0
+        return colbert_bytes_per_token(self.colbert_precision, self.colbert_dim)
 
     @property
     def default_mode(self) -> Literal["dense", "sparse", "colbert", "hybrid"]:

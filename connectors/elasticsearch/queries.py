@@ -12,13 +12,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from m3vdb.schemas.elasticsearch import dsl, sparse_source
+from m3vdb.schemas.elasticsearch import colbert_query_params, dsl, sparse_source
 from m3vdb.schemas.options import ElasticsearchOptions
 from m3vdb.schemas.spec import IndexSpec
 
 # MaxSim over rank_vectors; Elasticsearch refuses negative scores, so the script returns
 # exp(maxsim / n_query_rows) (> 0, monotonic), inverted by schemas.elasticsearch.colbert_from_es.
 COLBERT_SCRIPT = "Math.exp(maxSimDotProduct(params.query_vector, '{field}') / params.n)"
+# The same over int8 / bit rows: scale and shift map the quantised MaxSim back to the float
+# one's scale (schemas.elasticsearch.colbert_query_params).
+COLBERT_SCRIPT_QUANTISED = (
+    "Math.exp((maxSimDotProduct(params.query_vector, '{field}') * params.scale + params.shift)"
+    " / params.n)"
+)
 
 
 def knn_query(
@@ -80,9 +86,10 @@ def bm25_query(spec: IndexSpec, text: str, filters: list[dict[str, Any]]) -> dic
 
 def colbert_script(spec: IndexSpec, rows: np.ndarray) -> dict[str, Any]:
     _, _, types = dsl()
+    params = colbert_query_params(spec, rows)
+    script = COLBERT_SCRIPT_QUANTISED if "scale" in params else COLBERT_SCRIPT
     out: dict[str, Any] = types.Script(
-        source=COLBERT_SCRIPT.format(field=spec.fields.colbert),
-        params={"query_vector": np.asarray(rows, dtype=np.float32).tolist(), "n": len(rows)},
+        source=script.format(field=spec.fields.colbert), params=params
     ).to_dict()
     return out
 

@@ -286,6 +286,7 @@ class MilvusEngine(Engine):
                 f"max_colbert_rows={spec.max_colbert_rows} exceeds what one Milvus query returns "
                 f"({ms.QUERY_LIMIT}); split long texts into windows"
             )
+        ms.check_colbert_precision(spec, self._caps)
         self._spec = spec
         self._store = Store(self._client, self._collection, spec, self._caps, self.call)
 

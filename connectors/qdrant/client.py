@@ -490,9 +490,16 @@ class QdrantEngine(QdrantLayoutEngine):
         )
 
     def _query(
-        self, query: Any, *, limit: int, native_filter: Any, stages: Any = None
+        self,
+        query: Any,
+        *,
+        limit: int,
+        native_filter: Any,
+        stages: Any = None,
+        colbert: bool = False,
     ) -> list[Any]:
         vector, using = _split(query)
+        params = qschema.colbert_search_params(self._spec) if colbert else None
         response = self.call(
             "search",
             partial(
@@ -502,6 +509,7 @@ class QdrantEngine(QdrantLayoutEngine):
                 query=vector,
                 using=using,
                 query_filter=native_filter,
+                search_params=params,
                 limit=limit,
                 with_payload=True,
                 with_vectors=False,

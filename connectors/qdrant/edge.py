@@ -142,15 +142,21 @@ def edge_config(spec: IndexSpec, options: QdrantEdgeOptions) -> Any:
             size=spec.dense_dim, distance=distance, hnsw_config=hnsw
         )
     if spec.colbert:
+        storage = qschema.colbert_storage(spec)
+        quantization: Any = None
+        if storage["quantization"] == "int8":
+            quantization = e.ScalarQuantizationConfig(e.ScalarType.Int8, always_ram=True)
+        elif storage["quantization"] == "binary":
+            quantization = e.BinaryQuantizationConfig(always_ram=True)
         vectors[spec.fields.colbert] = e.EdgeVectorParams(
             size=spec.colbert_dim,
             distance=e.Distance.Dot,
             multivector_config=e.MultiVectorConfig(e.MultiVectorComparator.MaxSim),
             # m=0: no graph over token rows, as in the qdrant-client connector.
             hnsw_config=None if spec.colbert_index else _hnsw(e, 0, None),
-            datatype=e.VectorStorageDatatype.Float16
-            if spec.colbert_precision == "float16"
-            else None,
+            datatype=e.VectorStorageDatatype.Float16 if storage["datatype"] == "float16" else None,
+            quantization_config=quantization,
+            on_disk=storage["on_disk"],
         )
     if spec.colbert_fde is not None:
         # the MUVERA first stage: DOT (FDE inner products approximate MaxSim), default HNSW
@@ -206,11 +212,17 @@ def validate_config(config: dict[str, Any], spec: IndexSpec) -> list[str]:
     if spec.colbert:
         found = check(spec.fields.colbert, "ColBERT multivector", spec.colbert_dim, "Dot", True)
         if found:
+            storage = qschema.colbert_storage(spec)
             datatype = str(found.get("datatype") or "float32").lower()
-            if (datatype == "float16") != (spec.colbert_precision == "float16"):
+            quantization = found.get("quantization_config") or {}
+            kind = next(iter(quantization), None) if isinstance(quantization, dict) else None
+            kind = {"scalar": "int8"}.get(kind, kind) if kind else None
+            if (datatype == "float16") != (storage["datatype"] == "float16") or (
+                kind != storage["quantization"]
+            ):
                 problems.append(
                     f"ColBERT multivector '{spec.fields.colbert}': datatype {datatype}, "
-                    f"expected {spec.colbert_precision}"
+                    f"quantisation {kind or 'none'}, expected {spec.colbert_precision}"
                 )
     if spec.colbert_fde is not None:
         check(spec.fields.colbert_fde, "ColBERT FDE vector", spec.colbert_fde.dim, "Dot", False)
@@ -691,15 +703,32 @@ class QdrantEdgeEngine(QdrantLayoutEngine):
         return self._e.Prefetch(limit=limit, prefetches=stages, query=query, filter=native_filter)
 
     def _query(
-        self, query: Any, *, limit: int, native_filter: Any, stages: Any = None
+        self,
+        query: Any,
+        *,
+        limit: int,
+        native_filter: Any,
+        stages: Any = None,
+        colbert: bool = False,
     ) -> list[Any]:
         e = self._e
+        params = None
+        oversampling = qschema.RESCORE_OVERSAMPLING.get(self._spec.colbert_precision)
+        if colbert and oversampling is not None:
+            params = e.SearchParams(
+                quantization=e.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+            )
         if stages is None:
             request = e.QueryRequest(
-                limit=limit, query=query, filter=native_filter, with_payload=True
+                limit=limit, query=query, filter=native_filter, with_payload=True, params=params
             )
         else:
             request = e.QueryRequest(
-                limit=limit, prefetches=stages, query=query, filter=native_filter, with_payload=True
+                limit=limit,
+                prefetches=stages,
+                query=query,
+                filter=native_filter,
+                with_payload=True,
+                params=params,
             )
         return list(self.call("search", lambda: self._shard().query(request)))

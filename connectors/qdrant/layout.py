@@ -103,9 +103,16 @@ class QdrantLayoutEngine(Engine):
 
     @abstractmethod
     def _query(
-        self, query: Any, *, limit: int, native_filter: Any, stages: Any = None
+        self,
+        query: Any,
+        *,
+        limit: int,
+        native_filter: Any,
+        stages: Any = None,
+        colbert: bool = False,
     ) -> list[Any]:
-        """Runs one query; returns its scored points (with payload)."""
+        """Runs one query; returns its scored points (with payload). ``colbert``: the query is
+        over the ColBERT multivector (a quantised one is rescored with its originals)."""
 
     # -- Engine primitives, written once ----------------------------------------------
 
@@ -174,11 +181,20 @@ class QdrantLayoutEngine(Engine):
                 queries["fde"], limit=plan.candidates, native_filter=native_filter
             )
             points = self._query(
-                queries["colbert"], limit=plan.k, native_filter=native_filter, stages=[first]
+                queries["colbert"],
+                limit=plan.k,
+                native_filter=native_filter,
+                stages=[first],
+                colbert=True,
             )
             signal: str = "colbert"
         elif plan.mode != "hybrid":
-            points = self._query(queries[plan.mode], limit=plan.k, native_filter=native_filter)
+            points = self._query(
+                queries[plan.mode],
+                limit=plan.k,
+                native_filter=native_filter,
+                colbert=plan.mode == "colbert",
+            )
             signal = plan.mode
         else:
             stages, weights = [], []
@@ -196,7 +212,11 @@ class QdrantLayoutEngine(Engine):
                     fusion, limit=plan.candidates, native_filter=native_filter, stages=stages
                 )
                 points = self._query(
-                    queries["colbert"], limit=plan.k, native_filter=native_filter, stages=[fused]
+                    queries["colbert"],
+                    limit=plan.k,
+                    native_filter=native_filter,
+                    stages=[fused],
+                    colbert=True,
                 )
                 signal = "colbert"
             else:

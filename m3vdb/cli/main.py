@@ -129,6 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of scanning every entry (a new collection keeps it: later runs need not "
         "repeat it)",
     )
+    index.add_argument(
+        "--colbert-precision",
+        choices=("float32", "float16", "int8", "binary"),
+        default=None,
+        help="how a NEW collection stores ColBERT rows (default float32; an existing one keeps "
+        "its own): float16 halves the bytes; int8 and binary are Qdrant quantisations with "
+        "float16 originals for the rescore, or Elasticsearch rank_vectors byte / bit "
+        "(Milvus: float32 and float16 only)",
+    )
+    index.add_argument(
+        "--colbert-pool",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="token pooling for a NEW collection: cluster each entry's ColBERT rows into about "
+        "rows/N (Ward), stored as their re-normalised means (default 1: off; 2 halves the "
+        "rows); queries are never pooled",
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     search = commands.add_parser(
@@ -618,6 +636,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         from m3vdb.schemas.spec import ColbertFde
 
         spec = replace(spec, colbert_fde=ColbertFde())
+    if args.colbert_precision is not None or args.colbert_pool is not None:
+        from dataclasses import replace
+
+        spec = replace(
+            spec,
+            colbert_precision=args.colbert_precision or spec.colbert_precision,
+            colbert_pool_factor=args.colbert_pool or spec.colbert_pool_factor,
+        )
     if pool is None:  # (Ray: the actors' device, on their nodes)
         check_device(args.device)  # before anything is written: the model loads on first use
     if chunking is not None:

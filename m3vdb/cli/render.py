@@ -281,6 +281,7 @@ def _stores(spec: IndexSpec) -> dict[str, str]:
             f"{spec.colbert_dim}-d {spec.colbert_precision} rows, MaxSim, up to "
             f"{spec.max_colbert_rows} rows per entry, {index}"
         )
+        out["colbert_storage"] = colbert_storage_text(spec)
     fde = getattr(spec, "colbert_fde", None)
     if fde is not None:
         out["colbert_fde"] = (
@@ -290,6 +291,24 @@ def _stores(spec: IndexSpec) -> dict[str, str]:
             + f", seed={fde.seed}), {fde.candidates} candidates reranked by MaxSim"
         )
     return out
+
+
+def colbert_storage_text(spec: IndexSpec) -> str:
+    """The ColBERT storage settings in words: precision, bytes per token, pooling."""
+    pool = getattr(spec, "colbert_pool_factor", 1)
+    pooled = (
+        f"token pooling factor {pool} (about 1/{pool} of the rows)"
+        if pool > 1
+        else ("no token pooling")
+    )
+    return (
+        f"{spec.colbert_precision}, {_bytes(spec.colbert_bytes_per_token)} bytes per token "
+        f"({spec.colbert_dim}-d), {pooled}"
+    )
+
+
+def _bytes(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
 def info_text(info: dict[str, Any]) -> str:
@@ -387,6 +406,13 @@ def _collection_row(info: CollectionInfo) -> dict[str, Any]:
         "stores": [
             n for n in ("dense", "sparse", "colbert") if spec is not None and getattr(spec, n)
         ],
+        "colbert_precision": spec.colbert_precision if spec is not None and spec.colbert else None,
+        "colbert_pool_factor": spec.colbert_pool_factor
+        if spec is not None and spec.colbert
+        else None,
+        "colbert_bytes_per_token": spec.colbert_bytes_per_token
+        if spec is not None and spec.colbert
+        else None,
     }
 
 
@@ -405,6 +431,13 @@ def collections_table(found: Sequence[CollectionInfo]) -> str:
         row = _collection_row(info)
         dims = {"dense": row["dense_dim"], "colbert": row["colbert_dim"]}
         stores = ", ".join(f"{n} {dims[n]}-d" if dims.get(n) else n for n in row["stores"]) or "?"
+        if row["colbert_precision"] is not None:
+            pool = row["colbert_pool_factor"]
+            stores += (
+                f" ({row['colbert_precision']}, {_bytes(row['colbert_bytes_per_token'])} B/token"
+                + (f", pool {pool}" if pool > 1 else "")
+                + ")"
+            )
         model = visible(row["model"]) if row["model"] else "?"
         lines.append((visible(info.name), f"{info.entries:,}", model, stores))
     widths = [max(cell_width(line[i]) for line in lines) for i in range(len(header) - 1)]

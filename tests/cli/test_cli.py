@@ -375,6 +375,44 @@ def test_index_colbert_fde_is_recorded_shown_and_searched(
     assert run(capsys, "index", str(EXAMPLE), "--quiet")[0] == 0
 
 
+def test_index_colbert_precision_and_pool_are_recorded_and_shown(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--colbert-precision and --colbert-pool build the collection with them; info and list
+    show the precision, the pool factor and the bytes per token; a later run without the
+    flags keeps them; Milvus refuses int8 with the databases that store it."""
+    pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
+    db = f"qdrant+edge:{workdir / 'edge'}"
+    args = ["--db", db, "--quiet"]
+    assert (
+        run(
+            capsys,
+            "index",
+            str(EXAMPLE),
+            *args,
+            "--colbert-precision",
+            "int8",
+            "--colbert-pool",
+            "2",
+        )[0]
+        == 0
+    )
+    status, out, _ = run(capsys, "info", "--db", db, "--json")
+    storage = json.loads(out)["stores"]["colbert_storage"]
+    assert status == 0 and storage.startswith("int8, 32 bytes per token") and "factor 2" in storage
+    status, out, _ = run(capsys, "list", "--db", db, "--json")
+    (row,) = json.loads(out)
+    assert (row["colbert_precision"], row["colbert_pool_factor"]) == ("int8", 2)
+    assert row["colbert_bytes_per_token"] == 32
+    status, out, _ = run(capsys, "list", "--db", db)
+    assert "(int8, 32 B/token, pool 2)" in out
+    assert run(capsys, "index", str(EXAMPLE), *args)[0] == 0  # keeps int8 and pool 2
+    status, out, _ = run(capsys, "search", "Berliner Mauer", "--db", db, "--mode", "colbert")
+    assert status == 0 and out
+    status, _, err = run(capsys, "index", str(EXAMPLE), "--quiet", "--colbert-precision", "int8")
+    assert status != 0 and "Qdrant" in err and "Elasticsearch" in err
+
+
 @pytest.mark.parametrize("db", ["m3vdb.db", "qdrant"])
 def test_the_score_is_labelled_the_same_on_every_database(
     workdir: Path, capsys: pytest.CaptureFixture[str], db: str

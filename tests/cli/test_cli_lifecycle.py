@@ -67,6 +67,9 @@ def test_the_lifecycle_through_the_console_script(
         "dense_dim": 32,
         "colbert_dim": 32,
         "stores": ["dense", "sparse", "colbert"],
+        "colbert_precision": "float32",
+        "colbert_pool_factor": 1,
+        "colbert_bytes_per_token": 128.0,
     }
     assert "m3vdb" in ok("list", "--db", db)
     assert "dropped collection 'm3vdb'" in ok("drop", "--db", db, "--yes")

@@ -844,3 +844,32 @@ def test_fde_colbert_search_is_one_knn_with_a_maxsim_rescore() -> None:
     store.search(Q, 3, mode="colbert", hybrid=HybridOptions(candidates=20))
     assert client.calls[-1][1]["query"]["knn"]["k"] == 20
     assert client.calls[-1][1]["rescore"]["window_size"] == 20
+
+
+def test_quantised_colbert_mapping_rows_and_script() -> None:
+    """int8: rank_vectors byte, rows and query round(127 x), script divides by 127**2; binary:
+    bit, one hex string of sign bits per row, float query with the +-1/sqrt(dim) map."""
+    rows = np.array([[0.5, -0.5, 0.5, -0.5, 0.5, 0.5, -0.5, -0.5]], dtype=np.float32)
+    int8 = IndexSpec(dense_dim=8, colbert_dim=8, colbert_precision="int8")
+    binary = IndexSpec(dense_dim=8, colbert_dim=8, colbert_precision="binary")
+    assert (
+        es.mapping(int8, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"]["element_type"]
+        == "byte"
+    )
+    assert (
+        es.mapping(binary, es.ElasticsearchOptions(), TRIAL)["properties"]["colbert"][
+            "element_type"
+        ]
+        == "bit"
+    )
+    assert es.colbert_source(int8, rows) == [[64, -64, 64, -64, 64, 64, -64, -64]]
+    assert es.colbert_source(binary, rows) == ["ac"]  # bits 10101100
+    script = esq.colbert_script(int8, rows)
+    assert script["params"]["query_vector"] == [[64, -64, 64, -64, 64, 64, -64, -64]]
+    assert script["params"]["scale"] == pytest.approx(1 / 127**2)
+    # the bit script's value for the row itself: ES sums the query where a bit is set
+    script = esq.colbert_script(binary, rows)
+    p = script["params"]
+    es_sum = float(rows[0][rows[0] > 0].sum())
+    signs = np.where(rows[0] > 0, 1.0, -1.0) / np.sqrt(8)
+    assert es_sum * p["scale"] + p["shift"] == pytest.approx(float(rows[0] @ signs))
