@@ -42,7 +42,8 @@ def info_for_spec(spec: IndexSpec) -> FormatInfo:
         model=spec.model,
         dense_dim=spec.dense_dim if spec.dense else None,
         colbert_dim=spec.colbert_dim if spec.colbert else None,
-        colbert_type=spec.colbert_precision,
+        # int8 / binary collections keep (or give back) float originals: rows leave as float32
+        colbert_type="float16" if spec.colbert_precision == "float16" else "float32",
         spec=spec.to_record(),
     )
 
