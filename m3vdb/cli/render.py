@@ -253,6 +253,7 @@ def describe(connector: Connector, db: str) -> dict[str, Any]:
         "documents": documents(connector, entries := connector.count()),
         "entries": entries,
         "stores": _stores(spec),
+        "colbert_storage": colbert_storage_text(spec) if spec.colbert else None,
         "fields": vars(spec.fields).copy(),
         "metadata_indexes": {f.name: f.type for f in spec.metadata_fields},
     }
@@ -281,7 +282,6 @@ def _stores(spec: IndexSpec) -> dict[str, str]:
             f"{spec.colbert_dim}-d {spec.colbert_precision} rows, MaxSim, up to "
             f"{spec.max_colbert_rows} rows per entry, {index}"
         )
-        out["colbert_storage"] = colbert_storage_text(spec)
     fde = getattr(spec, "colbert_fde", None)
     if fde is not None:
         out["colbert_fde"] = (
@@ -324,6 +324,8 @@ def info_text(info: dict[str, Any]) -> str:
         ("entries", f"{info['entries']:,} (a long document is several windows)"),
     ]
     lines += [(name, what) for name, what in info["stores"].items()]
+    if info.get("colbert_storage"):
+        lines.append(("colbert storage", info["colbert_storage"]))
     lines.append(("fields", ", ".join(f"{k}={v}" for k, v in info["fields"].items())))
     indexes = info["metadata_indexes"]
     lines.append(
