@@ -602,8 +602,17 @@ def main() -> None:
         metavar="K_SIM,D_PROJ,REPS",
         help="the configs --sweep tries (default: a grid around the paper's)",
     )
+    parser.add_argument(
+        "--query-budget",
+        type=float,
+        default=QUERY_BUDGET_S,
+        help="seconds of searches per engine, setting and mode (at least --min-queries run)",
+    )
+    parser.add_argument("--min-queries", type=int, default=MIN_QUERIES)
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
+    global QUERY_BUDGET_S, MIN_QUERIES
+    QUERY_BUDGET_S, MIN_QUERIES = args.query_budget, args.min_queries
     if args.quick:
         args.docs, args.queries = 1000, 30
     cache = Path(args.cache)
