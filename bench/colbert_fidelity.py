@@ -574,6 +574,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    global QUERY_BUDGET_S, MIN_QUERIES
     parser = argparse.ArgumentParser(description="ColBERT fidelity per engine and setting")
     parser.add_argument("--model", help="the MiniLM checkpoint (built into the cache if absent)")
     parser.add_argument("--cache", default="bench/results/colbert-fidelity-cache")
@@ -611,7 +612,6 @@ def main() -> None:
     parser.add_argument("--min-queries", type=int, default=MIN_QUERIES)
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
-    global QUERY_BUDGET_S, MIN_QUERIES
     QUERY_BUDGET_S, MIN_QUERIES = args.query_budget, args.min_queries
     if args.quick:
         args.docs, args.queries = 1000, 30

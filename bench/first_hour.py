@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,14 +125,34 @@ def _size(paths: list[Path]) -> int:
     return total
 
 
+#: Seconds a step may take before it is recorded as "no answer" and killed (--step-timeout).
+STEP_TIMEOUT_S = 300.0
+
+
 def _m3vdb(root: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Runs ``m3vdb ARGS`` in ``root``; its wall time and stdout. A failure stops the bench."""
+    """Runs ``m3vdb ARGS`` in ``root``; its wall time and stdout, or (inf, "") when it gave
+    no answer within STEP_TIMEOUT_S (its process group is killed: Milvus Lite's server is a
+    child). Any other failure stops the bench."""
     m3vdb = shutil.which("m3vdb", path=str(Path(sys.executable).parent)) or "m3vdb"
     start = time.perf_counter()
-    done = subprocess.run(
-        [m3vdb, *args], cwd=root, env=env, capture_output=True, text=True, check=False
+    proc = subprocess.Popen(
+        [m3vdb, *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=STEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        print(f"  m3vdb {' '.join(args)}: no answer in {STEP_TIMEOUT_S:.0f} s", file=sys.stderr)
+        return math.inf, ""
     seconds = time.perf_counter() - start
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if done.returncode != 0:
         raise SystemExit(f"m3vdb {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     return seconds, done.stdout
@@ -149,7 +171,7 @@ def one_run(
     out["disk_bytes"] = _size(_paths_of(root, target))
     for mode in modes:
         out[f"search {mode}"], hits = _m3vdb(root, env, "search", QUERY, *db, "--mode", mode)
-        if not hits.strip():
+        if not hits.strip() and out[f"search {mode}"] != math.inf:
             raise SystemExit(f"search --mode {mode} on {engine} printed nothing")
     out["info"], _ = _m3vdb(root, env, "info", *db)
     out["list"], _ = _m3vdb(root, env, "list", *db)
@@ -172,10 +194,19 @@ def baseline(root: Path, env: dict[str, str], model: Path) -> float:
 
 
 def _cell(values: list[float]) -> str:
+    if math.inf in values:
+        answered = sum(v != math.inf for v in values)
+        return f"no answer in {STEP_TIMEOUT_S:.0f} s ({answered}/{len(values)} answered)"
     med = statistics.median(values)
     if len(values) == 1:
         return f"{med:.1f}"
     return f"{med:.1f} ({min(values):.1f}..{max(values):.1f})"
+
+
+def _total(values: list[float]) -> str:
+    if math.inf in values:
+        return f"> {STEP_TIMEOUT_S:.0f} s (a step gave no answer)"
+    return _cell(values)
 
 
 def table(runs: dict[str, list[dict[str, float]]], base: list[float]) -> str:
@@ -189,7 +220,7 @@ def table(runs: dict[str, list[dict[str, float]]], base: list[float]) -> str:
             _cell([r[step] for r in runs[e]]) if step in runs[e][0] else "not run" for e in engines
         ]
         lines.append(f"| `{step}` | " + " | ".join(cells) + " |")
-    totals = [_cell([sum(r.get(s, 0.0) for s in STEPS) for r in runs[e]]) for e in engines]
+    totals = [_total([sum(r.get(s, 0.0) for s in STEPS) for r in runs[e]]) for e in engines]
     lines.append("| **whole first hour** | " + " | ".join(f"**{t}**" for t in totals) + " |")
     sizes = [
         f"{statistics.median(r['disk_bytes'] for r in runs[e]) / 2**20:,.0f} MiB" for e in engines
@@ -203,6 +234,7 @@ def table(runs: dict[str, list[dict[str, float]]], base: list[float]) -> str:
 
 
 def main() -> None:
+    global STEP_TIMEOUT_S
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="/tmp/m3vdb-first-hour", help="work folder")
     parser.add_argument("--model", help="checkpoint (default: the wide one-layer one)")
@@ -211,8 +243,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT_S, help="seconds")
     parser.add_argument("--json", default=str(HERE / "results" / "first_hour.json"))
     args = parser.parse_args()
+    STEP_TIMEOUT_S = args.step_timeout
 
     root = Path(args.root).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Every public name -> the module that defines it. Resolved on first access (PEP 562), so
 # ``import m3vdb.schemas`` loads only the schemas layer and ``m3vdb.M3Encoder`` alone pulls

@@ -33,19 +33,28 @@ from m3vdb.cli.defaults import (
     DEFAULT_MODEL,
     DEFAULT_OVERLAP,
     DEFAULT_WINDOW,
+    LEGACY_DB,
+    resolve_db,
 )
 
 MODES = ("hybrid", "dense", "sparse", "colbert")
 
 _TARGETS_HELP = """\
 database targets (--db):
-  PATH.db | milvus-lite:PATH.db    Milvus Lite, embedded, a local file (default: ./m3vdb.db)
+  qdrant+edge:PATH                 Qdrant edge (Qdrant's Rust engine in-process), a folder
+                                   (default: qdrant+edge:./m3vdb.qdrant, or $M3VDB_DB)
+  PATH.db | milvus-lite:PATH.db    Milvus Lite, embedded, a local file
   milvus://HOST:19530              Milvus server (milvus+https:// for TLS)
   qdrant+local:PATH                Qdrant local mode, persisted in a folder
-  qdrant+edge:PATH                 Qdrant edge (Qdrant's Rust engine in-process), a folder
   qdrant://HOST:6333               Qdrant server (qdrant+https:// for TLS)
   elasticsearch://HOST:9200        Elasticsearch 9.x (elasticsearch+https:// for TLS)
 """
+
+
+_DB_HELP = (
+    f"database URL or folder (default: $M3VDB_DB, else {DEFAULT_DB}, embedded; an "
+    f"existing ./{LEGACY_DB} from before is kept)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,9 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument(
         "--db",
-        default=DEFAULT_DB,
         metavar="TARGET",
-        help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
+        help=_DB_HELP,
     )
     where.add_argument(
         "--collection",
@@ -189,9 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument(
         "--db",
-        default=DEFAULT_DB,
         metavar="TARGET",
-        help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
+        help=_DB_HELP,
     )
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.add_argument("--verbose", action="store_true", help="tracebacks and client logs")
@@ -338,9 +345,8 @@ def _add_transfer_parsers(commands: Any, where: argparse.ArgumentParser) -> None
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument(
         "--db",
-        default=DEFAULT_DB,
         metavar="TARGET",
-        help=f"database URL or Milvus Lite file (default: ./{DEFAULT_DB}, embedded)",
+        help=_DB_HELP,
     )
     db.add_argument(
         "--collection",
@@ -519,6 +525,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_warnings()
     args = build_parser().parse_args(argv)
     _quiet_clients(args.verbose)
+    if hasattr(args, "db"):
+        args.db, notice = resolve_db(args.db)
+        if notice:
+            print(f"m3vdb: {notice}", file=sys.stderr)
     run = COMMANDS[args.command]
     try:
         return run(args)

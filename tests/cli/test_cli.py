@@ -3,7 +3,8 @@ main job and the issue's "done when" scenario (long documents, two roots, an edi
 Ctrl-C) through the console script, then each command and error through ``main(argv)``.
 
 Troubleshooting: the console-script tests need ``pip install -e .`` (they skip otherwise);
-every test writes into its own temporary directory (``./m3vdb.db`` lands there)."""
+every test writes into its own temporary directory (the default ``./m3vdb.qdrant`` lands
+there)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from m3vdb.cli.defaults import DEFAULT_DB
 from m3vdb.cli.main import main
 from m3vdb.cli.render import cell_width, cut, hits_table, rows
 from m3vdb.connectors import connect
@@ -26,7 +28,8 @@ from m3vdb.encoder import M3Encoder
 from m3vdb.schemas.data import Document, Hit
 from m3vdb.schemas.spec import ColbertFde, IndexSpec
 
-pytest.importorskip("milvus_lite", reason="milvus-lite (the default embedded engine) is missing")
+pytest.importorskip("qdrant_edge", reason="qdrant-edge-py (the default embedded engine) is missing")
+pytest.importorskip("milvus_lite", reason="milvus-lite (the other embedded engine) is missing")
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "crosslingual.jsonl"
@@ -40,7 +43,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture()
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path) -> Path:
-    """A fresh working directory (the embedded default ./m3vdb.db lands here) with the tiny
+    """A fresh working directory (the embedded default ./m3vdb.qdrant lands here) with the tiny
     model as the default --model."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("M3VDB_MODEL", str(tiny_model_dir))
@@ -78,13 +81,13 @@ def _console(cwd: Path, model: Path, *argv: str) -> subprocess.CompletedProcess[
     )
 
 
-def _stored(db: Path, *ids: str) -> list[Document]:
-    with connect(str(db), collection="m3vdb", spec=SPEC, create=False) as store:
+def _stored(db: str, *ids: str) -> list[Document]:
+    with connect(db, collection="m3vdb", spec=SPEC, create=False) as store:
         return store.get(list(ids))
 
 
-def _count(db: Path) -> int:
-    with connect(str(db), collection="m3vdb", spec=SPEC, create=False) as store:
+def _count(db: str) -> int:
+    with connect(db, collection="m3vdb", spec=SPEC, create=False) as store:
         return store.count()
 
 
@@ -131,8 +134,8 @@ def test_done_when_long_documents_two_roots_an_edit_and_a_removal(
     assert long_hit["metadata"]["parent_id"] == "projA/long.md"
     assert long_hit["metadata"]["chunks"] == len(windows)
     assert search.stderr == ""  # no warning of a third-party library on the screen
-    # the database itself (read after the console script has exited: a Lite file has one user)
-    db = tmp_path / "m3vdb.db"
+    # the database itself (read after the console script has exited: a shard has one user)
+    db = f"qdrant+edge:{tmp_path / 'm3vdb.qdrant'}"
     readmes = _stored(db, "projA/README.md", "projB/README.md")
     assert [d.text[:4] for d in readmes] == ["Alph", "Beta"]
     notes = _stored(db, "projA/notes.txt")
@@ -149,7 +152,7 @@ def test_rechunking_replaces_every_entry_of_a_document(
     """No `kb-001` beside `kb-001#0`, no stale windows after the window changes."""
     text = " ".join(f"Sentence number {i} about vector databases." for i in range(12))
     (workdir / "kb-001.txt").write_text(text, encoding="utf-8")
-    db = workdir / "m3vdb.db"
+    db = DEFAULT_DB
     assert run(capsys, "index", "kb-001.txt", "--quiet")[0] == 0
     assert [d.id for d in _stored(db, "kb-001.txt", "kb-001.txt#0")] == ["kb-001.txt"]
     status, out, _ = run(capsys, "index", "kb-001.txt", "--chunk-tokens", "24", "--quiet")
@@ -191,6 +194,7 @@ def test_ctrl_c_mid_index_gives_one_line_130_and_a_consistent_collection(
     for i in range(n_docs):
         (corpus / f"d{i:02}.md").write_text(_long_text(60 + 30 * (i % 3), seed=i), "utf-8")
     argv = [_script(), "index", "corpus", "--model", str(tiny_model_dir), "--batch-size", "1"]
+    argv += ["--db", "m3vdb.db"]  # the slower engine, whose server is a child process
     proc = subprocess.Popen(
         argv,
         cwd=tmp_path,
@@ -287,7 +291,7 @@ def test_a_repeated_id_fails_before_anything_is_written(
     status, out, err = run(capsys, "index", "a.jsonl", "b.jsonl", "--quiet")
     assert status == 2 and out == ""
     assert "id 'x' appears twice: at a.jsonl:1 and at b.jsonl:2" in err
-    assert not (workdir / "m3vdb.db").exists()
+    assert not (workdir / "m3vdb.qdrant").exists()
 
 
 def test_a_bad_file_fails_the_run_with_nothing_written(
@@ -300,7 +304,7 @@ def test_a_bad_file_fails_the_run_with_nothing_written(
     status, out, err = run(capsys, "index", "docs", "--quiet")
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "docs/zz.txt: not UTF-8 text" in err
-    assert not (workdir / "m3vdb.db").exists()
+    assert not (workdir / "m3vdb.qdrant").exists()
 
 
 def test_no_chunk_refuses_a_long_document_with_its_true_length(
@@ -315,7 +319,7 @@ def test_no_chunk_refuses_a_long_document_with_its_true_length(
     assert f"'big.txt' has {n:,} tokens" in err and "leave --no-chunk out" in err
     # measured before anything was written; the collection made for the run is gone again,
     # and so is the Lite file it created
-    assert not (workdir / "m3vdb.db").exists() and not (workdir / ".m3vdb.db.lock").exists()
+    assert not (workdir / "m3vdb.qdrant").exists()
 
 
 def test_search_table_info_and_filters(
@@ -346,7 +350,7 @@ def test_search_table_info_and_filters(
     assert info["entries"] == 8 and set(info["stores"]) == {"dense", "sparse", "colbert"}
     assert info["stores"]["dense"].startswith("32-d")
     status, out, _ = run(capsys, "info")
-    assert re.search(r"^entries +8 ", out, re.M) and "MilvusEngine" in out
+    assert re.search(r"^entries +8 ", out, re.M) and "QdrantEdgeEngine" in out
 
 
 def test_index_colbert_fde_is_recorded_shown_and_searched(
@@ -365,8 +369,14 @@ def test_index_colbert_fde_is_recorded_shown_and_searched(
     hits = json.loads(out)
     assert status == 0 and len(hits) == 3 and {h["score_label"] for h in hits} == {"colbert"}
     spec = IndexSpec(dense_dim=32, colbert_dim=32, colbert_fde=ColbertFde())
-    with connect("m3vdb.db", collection="m3vdb", spec=spec, create=False) as store:
-        stored = store.get_embeddings([h["id"] for h in hits])
+    with connect(DEFAULT_DB, collection="m3vdb", spec=spec, create=False) as store:
+        wanted = {h["id"] for h in hits}
+        stored = {
+            doc.id: emb
+            for batch in store.scan_embeddings()
+            for doc, emb in batch
+            if doc.id in wanted
+        }
     query = tiny_encoder.encode(["AI transforms global society"])[0]
     for h in hits:
         exact = float((query.colbert @ stored[h["id"]].colbert.T).max(axis=1).sum())
@@ -411,7 +421,9 @@ def test_index_colbert_precision_and_pool_are_recorded_and_shown(
     assert run(capsys, "index", str(EXAMPLE), *args)[0] == 0  # keeps int8 and pool 2
     status, out, _ = run(capsys, "search", "Berliner Mauer", "--db", db, "--mode", "colbert")
     assert status == 0 and out
-    status, _, err = run(capsys, "index", str(EXAMPLE), "--quiet", "--colbert-precision", "int8")
+    status, _, err = run(
+        capsys, "index", str(EXAMPLE), "--quiet", "--colbert-precision", "int8", "--db", "m.db"
+    )
     assert status != 0 and "Qdrant" in err and "Elasticsearch" in err
 
 
@@ -436,7 +448,7 @@ def test_the_score_is_labelled_the_same_on_every_database(
 def test_drop_recreate_and_mismatch_messages_name_the_cli_fix(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with connect("m3vdb.db", collection="m3vdb", spec=IndexSpec()):  # BGE-M3's 1024-d
+    with connect(DEFAULT_DB, collection="m3vdb", spec=IndexSpec()):  # BGE-M3's 1024-d
         pass
     (workdir / "a.txt").write_text("some text", encoding="utf-8")
     status, _, err = run(capsys, "index", "a.txt", "--quiet")
@@ -455,7 +467,7 @@ def test_drop_recreate_and_mismatch_messages_name_the_cli_fix(
     status, _, err = run(capsys, "drop", "--yes")
     assert status == 2 and "nothing to drop" in err
     # a collection of another model can be dropped without that model
-    with connect("m3vdb.db", collection="m3vdb", spec=IndexSpec()):
+    with connect(DEFAULT_DB, collection="m3vdb", spec=IndexSpec()):
         pass
     assert run(capsys, "drop", "--yes")[0] == 0
     assert run(capsys, "index", "a.txt", "--quiet")[0] == 0
@@ -466,7 +478,8 @@ def test_info_and_drop_never_import_torch(workdir: Path, tiny_model_dir: Path) -
         "import sys\n"
         "from m3vdb import IndexSpec, connect\n"
         "from m3vdb.cli.main import main\n"
-        "connect('m3vdb.db', collection='m3vdb', spec=IndexSpec(dense_dim=32, colbert_dim=32))\n"
+        f"with connect({DEFAULT_DB!r}, collection='m3vdb', spec=IndexSpec(dense_dim=32, colbert_dim=32)):\n"
+        "    pass\n"
         "for argv in (['info', '--json'], ['drop', '--yes']):\n"
         "    assert main(argv) in (0, 2), argv\n"
         "heavy = sorted({'torch', 'transformers'} & set(sys.modules))\n"
@@ -520,8 +533,8 @@ def test_tables_are_measured_in_cells_and_fit_80_columns() -> None:
     [
         (["search", "q", "--filter", "{lang: en}"], 2, "--filter is not JSON"),
         (["search", "q", "--filter", '{"lang": {"like": "e"}}'], 2, "operators ['like']"),
-        (["search", "q", "--collection", "typo"], 2, "no collection 'typo' at m3vdb.db"),
-        (["info", "--collection", "typo"], 2, "no collection 'typo' at m3vdb.db"),
+        (["search", "q", "--collection", "typo"], 2, f"no collection 'typo' at {DEFAULT_DB}"),
+        (["info", "--collection", "typo"], 2, f"no collection 'typo' at {DEFAULT_DB}"),
         (["search", "q", "--collection", "empty"], 2, "holds no documents"),
         (["search", "q", "--db", "elsewhere.db"], 2, "no database at elsewhere.db"),
         (["search", "q", "--model", "./no-such-model"], 2, "no model directory"),
@@ -548,7 +561,7 @@ def test_errors_are_one_line_with_the_right_status(
     if "typo" in argv or "empty" in argv:
         assert run(capsys, "index", str(EXAMPLE), "--quiet")[0] == 0
     if "empty" in argv:  # a collection that exists and holds nothing
-        with connect("m3vdb.db", collection="empty", spec=SPEC):
+        with connect(DEFAULT_DB, collection="empty", spec=SPEC):
             pass
     got, out, err = run(capsys, *argv)
     assert (got, out) == (status, "")
@@ -557,14 +570,10 @@ def test_errors_are_one_line_with_the_right_status(
     assert "unexpected" not in err
     assert not (workdir / "elsewhere.db").exists()
     if "typo" in argv:  # searching a mistyped collection must not create it
-        from pymilvus import MilvusClient
+        from m3vdb.connectors import list_collections
 
-        client = MilvusClient(str(workdir / "m3vdb.db"))
-        try:
-            assert not client.has_collection("typo")
-            assert client.has_collection("m3vdb")
-        finally:
-            client.close()
+        names = {c.name for c in list_collections(DEFAULT_DB)}
+        assert "typo" not in names and "m3vdb" in names
 
 
 def test_device_cuda_without_cuda_is_the_users_error(
@@ -592,3 +601,50 @@ def test_a_qdrant_local_folder_in_use_is_named(
         holder.close()
     assert status == 1 and err.count("\n") == 1
     assert "in use by another process" in err and "unexpected" not in err
+
+
+def test_the_default_is_qdrant_edge_and_an_old_lite_file_is_kept(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --db the CLI uses Qdrant edge in ./m3vdb.qdrant; a ./m3vdb.db from before the
+    default changed (Milvus Lite) is still found, with one line saying so; $M3VDB_DB and
+    --db choose any target."""
+    status, out, err = run(capsys, "index", str(EXAMPLE), "--quiet")
+    assert status == 0 and err == "" and DEFAULT_DB in out
+    assert (workdir / "m3vdb.qdrant").is_dir() and not (workdir / "m3vdb.db").exists()
+
+    old = workdir / "old"
+    old.mkdir()
+    monkeypatch.chdir(old)
+    assert run(capsys, "index", str(EXAMPLE), "--db", "m3vdb.db", "--quiet")[0] == 0
+    status, out, err = run(capsys, "search", "Berliner Mauer", "--json", "-k", "1")
+    assert status == 0 and json.loads(out)
+    assert (
+        err == "m3vdb: using the Milvus Lite file ./m3vdb.db found here (the default is "
+        f"now {DEFAULT_DB}; pass --db to choose)\n"
+    )
+    assert not (old / "m3vdb.qdrant").exists()
+
+    monkeypatch.setenv("M3VDB_DB", f"qdrant+local:{workdir / 'chosen'}")
+    status, out, err = run(capsys, "index", str(EXAMPLE), "--quiet")
+    assert status == 0 and err == "" and (workdir / "chosen").is_dir()
+
+
+def test_without_qdrant_edge_the_default_falls_back_to_milvus_lite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where only the Milvus extra is installed (the README's command before 0.3), the default
+    stays a Milvus Lite file and says how to get the faster one. The missing package is
+    simulated: both are installed here."""
+    from m3vdb.cli import defaults
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("M3VDB_DB", raising=False)
+    assert defaults.resolve_db(None) == (DEFAULT_DB, None)
+    real = defaults.find_spec
+    monkeypatch.setattr(
+        defaults, "find_spec", lambda name: None if name == "qdrant_edge" else real(name)
+    )
+    db, notice = defaults.resolve_db(None)
+    assert db == "m3vdb.db" and notice and "pip install 'm3vdb[qdrant-edge]'" in notice
+    assert defaults.resolve_db("x.db") == ("x.db", None)
