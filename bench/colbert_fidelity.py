@@ -436,9 +436,18 @@ def run_one(
     return row
 
 
-def scale_run(n: int, cache: Path, workdir: Path, dim: int, n_queries: int) -> dict[str, Any]:
-    """MUVERA + rerank vs the full multivector scan on Qdrant edge at ``n`` synthetic docs."""
-    from m3vdb.connectors import connect
+def scale_run(
+    n: int,
+    cache: Path,
+    workdir: Path,
+    dim: int,
+    n_queries: int,
+    candidates: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    """MUVERA + rerank vs the full multivector scan on Qdrant edge at ``n`` synthetic docs;
+    ``candidates``: the FDE stage again with each of these (``HybridOptions.candidates``) on
+    the same shard."""
+    from m3vdb.connectors import HybridOptions, connect
     from m3vdb.schemas.spec import ColbertFde, IndexSpec
 
     # shorter texts than the fidelity corpus (16-48 tokens): the most documents that fit here
@@ -455,6 +464,9 @@ def scale_run(n: int, cache: Path, workdir: Path, dim: int, n_queries: int) -> d
         out["index_s"] = round(time.perf_counter() - started, 1)
         got, out["fde_p50_ms"] = timed_searches(store, queries, "colbert")
         out["fde_overlap"] = round(overlap(got, exact), 4)
+        for c in candidates:
+            got, ms = timed_searches(store, queries, "colbert", hybrid=HybridOptions(candidates=c))
+            out[f"fde_{c}"] = {"p50_ms": round(ms, 1), "overlap": round(overlap(got, exact), 4)}
         full, out["scan_p50_ms"] = timed_scan(store, queries, spec)
         out["scan_overlap"] = round(overlap(full, exact), 4)
     out["speedup"] = round(out["scan_p50_ms"] / out["fde_p50_ms"], 1)
@@ -595,6 +607,13 @@ def main() -> None:
         help="MUVERA vs full scan on Qdrant edge at these synthetic sizes",
     )
     parser.add_argument(
+        "--scale-candidates",
+        nargs="*",
+        type=int,
+        default=[],
+        help="with --scale: the FDE stage again with these candidate counts",
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="FDE configs x candidates in numpy, no engine"
     )
     parser.add_argument(
@@ -661,7 +680,10 @@ def main() -> None:
                     row["corpus"] = corpus
                     print(json.dumps(row), file=sys.stderr)
                     rows.append(row)
-        scale = [scale_run(n, cache, workdir, 384, args.queries) for n in args.scale]
+        scale = [
+            scale_run(n, cache, workdir, 384, args.queries, tuple(args.scale_candidates))
+            for n in args.scale
+        ]
         for s in scale:
             print(json.dumps(s), file=sys.stderr)
     finally:
