@@ -66,7 +66,8 @@ def start_server(
     script = Path(sys.executable).with_name("m3vdb")
     cmd = [str(script), "serve", "--model", model, "--port", str(port), "--dtype", "float32"]
     cmd += ["--max-wait-ms", str(max_wait_ms), "--device", "cpu"]
-    env = {**os.environ, "M3VDB_API_KEY": ""}
+    # no key: an empty $M3VDB_API_KEY is refused by the server (a typo must not disable auth)
+    env = {k: v for k, v in os.environ.items() if k != "M3VDB_API_KEY"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
