@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -347,22 +347,44 @@ class CompanionColbert(ColbertStrategy):
         return self._arrays({str(r[names.id]): str(r[version]) for r in rows})
 
     def _arrays(self, versions: Mapping[str, str]) -> dict[str, np.ndarray]:
-        """Doc id -> its ColBERT rows of the given version. One query per group of documents
-        whose rows fit Milvus's 16384-entity query limit (one for typical candidate sets)."""
-        per_query = max(1, ms.QUERY_LIMIT // self._spec.max_colbert_rows)
+        """Doc id -> its ColBERT rows of the given version: which rows exist first (queries
+        without vectors), then the vectors in queries of at most QUERY_VECTOR_BYTES."""
+        counts: dict[str, int] = {}
+        for row in self._rows_of_versions(list(versions), versions, ["doc_id", "version"]):
+            if versions.get(row["doc_id"]) == row["version"]:
+                counts[row["doc_id"]] = counts.get(row["doc_id"], 0) + 1
+        budget = max(1, int(QUERY_VECTOR_BYTES // self._spec.colbert_bytes_per_token))
+        fields = ["doc_id", "version", "row", ms.COLBERT_SUBFIELD]
         grouped: dict[str, list[Mapping[str, Any]]] = {}
-        for chunk in batched(list(versions), per_query):
-            for row in self._query_rows(chunk, sorted({versions[i] for i in chunk})):
+        for ids, rows in _read_plan(counts, budget):
+            for row in self._query_rows(ids, sorted({versions[i] for i in ids}), fields, rows):
                 if versions.get(row["doc_id"]) == row["version"]:
                     grouped.setdefault(row["doc_id"], []).append(row)
         return {doc_id: ms.colbert_from_rows(rows) for doc_id, rows in grouped.items()}
 
-    def _query_rows(self, ids: list[str], versions: list[str]) -> list[Mapping[str, Any]]:
+    def _rows_of_versions(
+        self, ids: list[str], versions: Mapping[str, str], fields: list[str]
+    ) -> list[Mapping[str, Any]]:
+        """The companion rows of ``ids`` that name one of their versions, ``fields`` only."""
+        per_query = max(1, ms.QUERY_LIMIT // self._spec.max_colbert_rows)
+        out: list[Mapping[str, Any]] = []
+        for chunk in batched(ids, per_query):
+            out += self._query_rows(chunk, sorted({versions[i] for i in chunk}), fields)
+        return out
+
+    def _query_rows(
+        self,
+        ids: list[str],
+        versions: list[str],
+        fields: list[str],
+        rows_range: tuple[int, int] | None = None,
+    ) -> list[Mapping[str, Any]]:
         c = self._store.client
         expr = ms.and_expressions(
             ms.ids_expression("doc_id", ids), ms.ids_expression("version", versions)
         )
-        fields = ["doc_id", "version", "row", ms.COLBERT_SUBFIELD]
+        if rows_range is not None:
+            expr = ms.and_expressions(expr, f"row >= {rows_range[0]} and row < {rows_range[1]}")
         rows = self._store.call(
             "query of ColBERT rows",
             lambda: c.query(
@@ -377,7 +399,9 @@ class CompanionColbert(ColbertStrategy):
                     f"{self._companion!r}; upsert it again to remove rows of old versions"
                 )
             half = len(ids) // 2
-            return self._query_rows(ids[:half], versions) + self._query_rows(ids[half:], versions)
+            return self._query_rows(ids[:half], versions, fields, rows_range) + self._query_rows(
+                ids[half:], versions, fields, rows_range
+            )
         return list(rows)
 
     # -- writes ---------------------------------------------------------------------
@@ -604,6 +628,35 @@ class CompanionColbert(ColbertStrategy):
                 hits.append(store.hit({"id": doc_id, "entity": row}, score, {"colbert": score}))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:k]
+
+
+#: Bytes of ColBERT vectors one companion query returns at most. Milvus Lite 2.5 answers a
+#: query whose vectors pass ~7 MB in ~20 s instead of ~1 s (1024-d float32 rows of 4 documents:
+#: 1,700 rows 1.0 s, 1,900 rows 20 s; an offset does not help, it counts towards the size),
+#: and a rerank read dozens of such results: a hybrid search took minutes. Reads stay below.
+QUERY_VECTOR_BYTES = 4 << 20
+
+
+def _read_plan(
+    counts: Mapping[str, int], budget: int
+) -> Iterator[tuple[list[str], tuple[int, int] | None]]:
+    """Queries that read the rows of every document in ``counts`` (doc id -> rows) with at
+    most ``budget`` rows each: documents grouped while they fit, a larger one alone in row
+    ranges."""
+    group: list[str] = []
+    size = 0
+    for doc_id, n in counts.items():
+        if n > budget:
+            for start in range(0, n, budget):
+                yield [doc_id], (start, start + budget)
+            continue
+        if size + n > budget and group:
+            yield group, None
+            group, size = [], 0
+        group.append(doc_id)
+        size += n
+    if group:
+        yield group, None
 
 
 def _row(fde: np.ndarray | None, i: int) -> np.ndarray | None:

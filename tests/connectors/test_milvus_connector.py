@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -375,3 +376,31 @@ def test_a_collection_from_before_the_ownership_record_still_works(lite, name):
     np.testing.assert_allclose(con.get_embeddings(["d0"])["d0"].colbert, new.colbert)
     con.drop()
     assert not lite.has_collection(name) and not lite.has_collection(companion)
+
+
+def test_colbert_rows_are_read_in_bounded_queries(lite, name, monkeypatch):
+    """Milvus Lite takes ~20 s for a query whose vectors pass ~7 MB, so the companion rows are
+    read in queries of at most QUERY_VECTOR_BYTES: documents grouped while they fit, a longer
+    one in row ranges. Here a budget of 3 rows forces both; the stored rows and the scores
+    must be those of one unbounded read."""
+    con = _connector(lite, name)
+    docs = [(Document(f"d{i}", f"t{i}"), _emb(i, rows=1 + i)) for i in range(6)]
+    con.upsert(docs)
+    query = _emb(99)
+    whole = con.search(query, 6, mode="colbert")
+    stored = {d.id: e for batch in con.scan_embeddings() for d, e in batch}
+    calls: list[str] = []
+    real_query = lite.query
+
+    def counting_query(collection_name: str, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("filter", ""))
+        return real_query(collection_name, **kwargs)
+
+    monkeypatch.setattr(colbert, "QUERY_VECTOR_BYTES", 3 * SPEC.colbert_bytes_per_token)
+    monkeypatch.setattr(lite, "query", counting_query)
+    bounded = con.search(query, 6, mode="colbert")
+    assert [(h.id, h.score) for h in bounded] == [(h.id, h.score) for h in whole]
+    for d, e in (pair for batch in con.scan_embeddings() for pair in batch):
+        assert np.array_equal(e.colbert, stored[d.id].colbert)
+    assert any("row >= 3 and row < 6" in c for c in calls)  # d5's 6 rows: two ranges
+    assert np.array_equal(stored["d5"].colbert, docs[5][1].colbert.astype(np.float32))
