@@ -28,7 +28,7 @@ def resolve_db(given: str | None) -> tuple[str, str | None]:
         return given, None
     if os.environ.get("M3VDB_DB"):
         return os.environ["M3VDB_DB"], None
-    if Path(LEGACY_DB).exists() and not Path("m3vdb.qdrant").exists():
+    if Path(LEGACY_DB).exists() and not Path(DEFAULT_DB.split(":", 1)[1]).exists():
         return LEGACY_DB, (
             f"using the Milvus Lite file ./{LEGACY_DB} found here (the default is now "
             f"{DEFAULT_DB}; pass --db to choose)"

@@ -513,6 +513,20 @@ def _ray_pool(args: argparse.Namespace) -> Any:
     )
 
 
+def _corpus(args: argparse.Namespace) -> Any:
+    """The sources of ``index`` / ``encode``, every file read and checked (m3vdb.indexing's
+    Corpus), with the command line's size bound, excludes and skip policy."""
+    from m3vdb.indexing import Corpus
+
+    return Corpus.from_paths(
+        args.paths,
+        max_file_bytes=args.max_file_size * 2**20,
+        exclude=args.exclude,
+        skip_errors=args.skip_errors,
+        on_skip=_print_skip,
+    )
+
+
 def _integer(value: str) -> int:
     try:
         return int(value)
@@ -624,20 +638,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     from m3vdb.cli.model import check_device
     from m3vdb.cli.render import summary_text
     from m3vdb.errors import M3VDBError
-    from m3vdb.indexing import Corpus, IndexReport, run
+    from m3vdb.indexing import IndexReport, run
     from m3vdb.indexing.chunking import check_chunking
     from m3vdb.indexing.run import check_plan
 
     chunking = _chunking(args)
     pool = _ray_pool(args) if args.ray is not None else None
     # every file read and checked, before the model is loaded and before anything is written
-    corpus = Corpus.from_paths(
-        args.paths,
-        max_file_bytes=args.max_file_size * 2**20,
-        exclude=args.exclude,
-        skip_errors=args.skip_errors,
-        on_skip=_print_skip,
-    )
+    corpus = _corpus(args)
     check_plan(corpus, chunking=chunking, prune=args.prune)
     spec = _spec(args)
     if args.colbert_fde:
@@ -908,17 +916,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     """``m3vdb encode PATH... --out OUT``: the entries ``index`` would store, to a file."""
     from m3vdb.cli.model import check_device
     from m3vdb.formats.transfer import encode
-    from m3vdb.indexing import Corpus
 
     chunking = _chunking(args)
     pool = _ray_pool(args) if args.ray is not None else None
-    corpus = Corpus.from_paths(
-        args.paths,
-        max_file_bytes=args.max_file_size * 2**20,
-        exclude=args.exclude,
-        skip_errors=args.skip_errors,
-        on_skip=_print_skip,
-    )
+    corpus = _corpus(args)
     if not args.encoder_url and pool is None:
         check_device(args.device)
     if pool is not None:
