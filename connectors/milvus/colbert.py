@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 # requests of 128-256 rows of 1,024 floats (0.5-1 MiB) insert 3-5x more rows per second than
 # requests of 1,024 rows (4 MiB), and 8 MiB falls off a cliff (gRPC "too_many_pings" resets).
 INSERT_BYTES = 2**20
+# Bytes of ColBERT vectors per query reply (rows read by primary key). Measured on Milvus Lite
+# 2.5.1, 1,024-d float32: a query's time grows with the square of its reply, with a cliff near
+# 7 MB (1,024 rows: 0.4 s; 1,700: 1.0 s; 1,900: 20 s; an offset counts towards the size), while
+# pages of 128 rows (512 KiB) read about 13,000 rows per second.
+FETCH_BYTES = 2**19
 #: Rounds of the companion layout's settling step before it leaves the rest to the other writer.
 SETTLE_ROUNDS = 8
 
@@ -347,46 +352,61 @@ class CompanionColbert(ColbertStrategy):
         return self._arrays({str(r[names.id]): str(r[version]) for r in rows})
 
     def _arrays(self, versions: Mapping[str, str]) -> dict[str, np.ndarray]:
-        """Doc id -> its ColBERT rows of the given version: which rows exist first (queries
-        without vectors), then the vectors in queries of at most QUERY_VECTOR_BYTES."""
-        counts: dict[str, int] = {}
-        for row in self._rows_of_versions(list(versions), versions, ["doc_id", "version"]):
-            if versions.get(row["doc_id"]) == row["version"]:
-                counts[row["doc_id"]] = counts.get(row["doc_id"], 0) + 1
-        budget = max(1, int(QUERY_VECTOR_BYTES // self._spec.colbert_bytes_per_token))
-        fields = ["doc_id", "version", "row", ms.COLBERT_SUBFIELD]
+        """Doc id -> its ColBERT rows of the given version: which rows exist first (their keys,
+        no vectors), then the vectors by key, a page of :data:`FETCH_BYTES` per query."""
         grouped: dict[str, list[Mapping[str, Any]]] = {}
-        for ids, rows in _read_plan(counts, budget):
-            for row in self._query_rows(ids, sorted({versions[i] for i in ids}), fields, rows):
-                if versions.get(row["doc_id"]) == row["version"]:
-                    grouped.setdefault(row["doc_id"], []).append(row)
+        for page in batched(self._row_keys(versions), self._rows_per_fetch()):
+            for row in self._fetch_rows(page):
+                grouped.setdefault(str(row["doc_id"]), []).append(row)
         return {doc_id: ms.colbert_from_rows(rows) for doc_id, rows in grouped.items()}
 
-    def _rows_of_versions(
-        self, ids: list[str], versions: Mapping[str, str], fields: list[str]
-    ) -> list[Mapping[str, Any]]:
-        """The companion rows of ``ids`` that name one of their versions, ``fields`` only."""
+    def _row_keys(self, versions: Mapping[str, str]) -> list[str]:
+        """The primary keys of the documents' rows of the given version. One query per group of
+        documents whose rows fit Milvus's 16384-entity query limit (one for typical candidate
+        sets); a retried insert's duplicate rows share a key, listed once."""
         per_query = max(1, ms.QUERY_LIMIT // self._spec.max_colbert_rows)
-        out: list[Mapping[str, Any]] = []
-        for chunk in batched(ids, per_query):
-            out += self._query_rows(chunk, sorted({versions[i] for i in chunk}), fields)
-        return out
+        keys: dict[str, None] = {}
+        for chunk in batched(list(versions), per_query):
+            for row in self._query_rows(chunk, sorted({versions[i] for i in chunk})):
+                if versions.get(row["doc_id"]) == row["version"]:
+                    keys[str(row["pk"])] = None
+        return list(keys)
 
-    def _query_rows(
-        self,
-        ids: list[str],
-        versions: list[str],
-        fields: list[str],
-        rows_range: tuple[int, int] | None = None,
-    ) -> list[Mapping[str, Any]]:
+    def _rows_per_fetch(self) -> int:
+        # at most IDS_PER_QUERY keys: Milvus parses long expressions slowly
+        rows = int(FETCH_BYTES // self._spec.colbert_bytes_per_token)
+        return max(1, min(IDS_PER_QUERY, rows))
+
+    def _fetch_rows(self, keys: list[str]) -> list[Mapping[str, Any]]:
+        """The rows with these primary keys, with their vectors (a key stored twice by a retried
+        insert returns two rows, which :func:`ms.colbert_from_rows` keeps once)."""
+        c = self._store.client
+        fields = ["doc_id", "row", ms.COLBERT_SUBFIELD]
+        return list(
+            self._store.call(
+                "query of ColBERT rows",
+                partial(
+                    c.query,
+                    self._companion,
+                    filter=ms.ids_expression("pk", keys),
+                    output_fields=fields,
+                    limit=ms.QUERY_LIMIT,
+                    # float32 vectors as numpy views of one array, not a Python list per row
+                    # (older pymilvus ignores the option; vector_from_milvus takes both)
+                    strict_float32=True,
+                ),
+            )
+        )
+
+    def _query_rows(self, ids: list[str], versions: list[str]) -> list[Mapping[str, Any]]:
+        """The keys of the rows of ``ids`` in any of ``versions`` (no vectors: a cheap reply)."""
         c = self._store.client
         expr = ms.and_expressions(
             ms.ids_expression("doc_id", ids), ms.ids_expression("version", versions)
         )
-        if rows_range is not None:
-            expr = ms.and_expressions(expr, f"row >= {rows_range[0]} and row < {rows_range[1]}")
+        fields = ["pk", "doc_id", "version"]
         rows = self._store.call(
-            "query of ColBERT rows",
+            "query of ColBERT row keys",
             lambda: c.query(
                 self._companion, filter=expr, output_fields=fields, limit=ms.QUERY_LIMIT
             ),
@@ -399,9 +419,7 @@ class CompanionColbert(ColbertStrategy):
                     f"{self._companion!r}; upsert it again to remove rows of old versions"
                 )
             half = len(ids) // 2
-            return self._query_rows(ids[:half], versions, fields, rows_range) + self._query_rows(
-                ids[half:], versions, fields, rows_range
-            )
+            return self._query_rows(ids[:half], versions) + self._query_rows(ids[half:], versions)
         return list(rows)
 
     # -- writes ---------------------------------------------------------------------
@@ -628,35 +646,6 @@ class CompanionColbert(ColbertStrategy):
                 hits.append(store.hit({"id": doc_id, "entity": row}, score, {"colbert": score}))
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:k]
-
-
-#: Bytes of ColBERT vectors one companion query returns at most. Milvus Lite 2.5 answers a
-#: query whose vectors pass ~7 MB in ~20 s instead of ~1 s (1024-d float32 rows of 4 documents:
-#: 1,700 rows 1.0 s, 1,900 rows 20 s; an offset does not help, it counts towards the size),
-#: and a rerank read dozens of such results: a hybrid search took minutes. Reads stay below.
-QUERY_VECTOR_BYTES = 4 << 20
-
-
-def _read_plan(
-    counts: Mapping[str, int], budget: int
-) -> Iterator[tuple[list[str], tuple[int, int] | None]]:
-    """Queries that read the rows of every document in ``counts`` (doc id -> rows) with at
-    most ``budget`` rows each: documents grouped while they fit, a larger one alone in row
-    ranges."""
-    group: list[str] = []
-    size = 0
-    for doc_id, n in counts.items():
-        if n > budget:
-            for start in range(0, n, budget):
-                yield [doc_id], (start, start + budget)
-            continue
-        if size + n > budget and group:
-            yield group, None
-            group, size = [], 0
-        group.append(doc_id)
-        size += n
-    if group:
-        yield group, None
 
 
 def _row(fde: np.ndarray | None, i: int) -> np.ndarray | None:

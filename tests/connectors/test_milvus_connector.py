@@ -379,28 +379,49 @@ def test_a_collection_from_before_the_ownership_record_still_works(lite, name):
 
 
 def test_colbert_rows_are_read_in_bounded_queries(lite, name, monkeypatch):
-    """Milvus Lite takes ~20 s for a query whose vectors pass ~7 MB, so the companion rows are
-    read in queries of at most QUERY_VECTOR_BYTES: documents grouped while they fit, a longer
-    one in row ranges. Here a budget of 3 rows forces both; the stored rows and the scores
-    must be those of one unbounded read."""
+    """Milvus Lite answers a query in a time that grows with the square of its reply (a
+    candidate set's rows in one query: no answer in minutes), so the companion's vectors are read
+    by primary key, a page of ``FETCH_BYTES`` per query. Here a page holds 3 rows: every row
+    must still arrive once (a row a retried insert stored twice too), and the scores must be the
+    exact MaxSim and those of one unbounded read.
+
+    Troubleshooting: a reply of more rows than a page means a vector read is not paged; a
+    missing or changed score, that pages lose or repeat rows (see ``CompanionColbert._arrays``).
+    """
+    companion = ms.companion_name(name)
     con = _connector(lite, name)
     docs = [(Document(f"d{i}", f"t{i}"), _emb(i, rows=1 + i)) for i in range(6)]
     con.upsert(docs)
-    query = _emb(99)
-    whole = con.search(query, 6, mode="colbert")
-    stored = {d.id: e for batch in con.scan_embeddings() for d, e in batch}
-    calls: list[str] = []
+    # a retried insert stores a row twice under the same key: it must be read once
+    twice = lite.query(companion, filter='doc_id == "d5" and row == 4', output_fields=["*"])
+    assert len(twice) == 1
+    lite.insert(companion, twice)
+    replies: list[int] = []
     real_query = lite.query
 
     def counting_query(collection_name: str, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("filter", ""))
-        return real_query(collection_name, **kwargs)
+        rows = real_query(collection_name, **kwargs)
+        if ms.COLBERT_SUBFIELD in kwargs.get("output_fields", []):
+            replies.append(len(rows))
+        return rows
 
-    monkeypatch.setattr(colbert, "QUERY_VECTOR_BYTES", 3 * SPEC.colbert_bytes_per_token)
     monkeypatch.setattr(lite, "query", counting_query)
-    bounded = con.search(query, 6, mode="colbert")
-    assert [(h.id, h.score) for h in bounded] == [(h.id, h.score) for h in whole]
-    for d, e in (pair for batch in con.scan_embeddings() for pair in batch):
-        assert np.array_equal(e.colbert, stored[d.id].colbert)
-    assert any("row >= 3 and row < 6" in c for c in calls)  # d5's 6 rows: two ranges
-    assert np.array_equal(stored["d5"].colbert, docs[5][1].colbert.astype(np.float32))
+    query = _emb(99)
+    modes = ("colbert", "hybrid")
+    whole = {mode: con.search(query, 6, mode=mode) for mode in modes}
+    assert len(replies) == 2 and min(replies) >= 21  # the default page holds all 21 rows
+
+    replies.clear()
+    monkeypatch.setattr(colbert, "FETCH_BYTES", 3 * SPEC.colbert_bytes_per_token)
+    stored = con.get_embeddings([d.id for d, _ in docs])
+    for d, e in docs:
+        np.testing.assert_array_equal(stored[d.id].colbert, e.colbert.astype(np.float32))
+    expected = {d.id: oracles.maxsim(query.colbert, e.colbert) for d, e in docs}
+    for mode in modes:
+        bounded = con.search(query, 6, mode=mode)
+        assert [(h.id, h.score) for h in bounded] == [(h.id, h.score) for h in whole[mode]]
+        assert sorted(h.id for h in bounded) == sorted(expected)
+        for h in bounded:
+            assert h.signal_scores["colbert"] == pytest.approx(expected[h.id], abs=1e-5)
+    # 7 pages of 3 keys per read (a key stored twice may come back twice; Lite 2.5 sends it once)
+    assert len(replies) == 3 * 7 and max(replies) <= 3 + 1
