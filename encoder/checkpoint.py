@@ -269,7 +269,10 @@ def _dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
 
 
 def load_checkpoint(
-    model: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+    model: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.float32,
+    attention: str = "sdpa",
 ) -> Checkpoint:
     """Loads tokenizer, backbone and heads of a BGE-M3 checkpoint (CPU, eval mode).
 
@@ -279,6 +282,8 @@ def load_checkpoint(
             safetensors checkpoint is read and cast tensor by tensor
             (:func:`read_safetensors`), so a bfloat16 load never holds a float32 copy of the
             model: its peak memory is about half a float32 load's.
+        attention: transformers' attention implementation for the backbone's own forward
+            ("sdpa"; the ONNX export traces "eager", whose graph ONNX Runtime fuses).
     """
     from transformers import AutoConfig, AutoModel
 
@@ -298,12 +303,15 @@ def load_checkpoint(
             if dtype != torch.float32:
                 # float32 keeps transformers' loader: it maps the file and is the reference
                 backbone = _load_backbone_cast(
-                    path, config, dtype, {"add_pooling_layer": False, "attn_implementation": "sdpa"}
+                    path,
+                    config,
+                    dtype,
+                    {"add_pooling_layer": False, "attn_implementation": attention},
                 )
             if backbone is None:
                 try:
                     backbone = AutoModel.from_pretrained(
-                        path, attn_implementation="sdpa", **options
+                        path, attn_implementation=attention, **options
                     )
                 except ValueError:  # a transformers without SDPA for this architecture
                     backbone = AutoModel.from_pretrained(path, **options)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3vdb.encoder.batching import plan_batches
+from m3vdb.encoder.batching import MAX_PADDING, MIN_PADDED_TOKENS, plan_batches, plan_padded_batches
 
 LENGTHS = [5, 300, 12, 8192, 40, 40, 7, 100, 290, 280, 11, 39]
 
@@ -35,3 +35,36 @@ def test_bad_arguments_are_refused():
         plan_batches([1], token_budget=0, max_batch_size=1)
     with pytest.raises(ValueError):
         plan_batches([1], token_budget=1, max_batch_size=0)
+
+
+def _padding(batch: list[int], lengths: list[int]) -> float:
+    return 1 - sum(lengths[i] for i in batch) / (len(batch) * max(lengths[i] for i in batch))
+
+
+def test_padded_batches_count_padding_against_the_budget_and_limit_it():
+    """ONNX Runtime pads every text to the batch's longest: the padded tokens stay within the
+    budget, a batch of more than MIN_PADDED_TOKENS padded tokens is at most MAX_PADDING
+    padding, and short texts of several lengths still share a batch."""
+    lengths = [300, 298, 297, 250, 249, 40, 39, 38, 12, 11, 10, 9, 8000, 260]
+    batches = plan_padded_batches(lengths, token_budget=1000, max_batch_size=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * longest <= 1000
+        assert len(batch) <= 8
+        assert len(batch) * longest <= MIN_PADDED_TOKENS or _padding(batch, lengths) <= MAX_PADDING
+    assert [[lengths[i] for i in b] for b in batches] == [
+        [8000],
+        [300, 298, 297],
+        [260, 250],
+        [249],
+        [40, 39, 38, 12, 11, 10],
+        [9],
+    ]
+    # the packed planner would have mixed them: padding is what the padded one avoids
+    assert any(
+        _padding(b, lengths) > MAX_PADDING
+        for b in plan_batches(lengths, token_budget=1000, max_batch_size=8)
+    )
+    with pytest.raises(ValueError):
+        plan_padded_batches([1], token_budget=0, max_batch_size=1)

@@ -1,10 +1,12 @@
 """The ONNX Runtime runtime: a checkpoint exported by ``export_onnx`` and loaded back with
 ``M3Encoder(folder)`` gives the torch float32 encoder's three outputs (to 1e-5), on mixed
-lengths (padding inside a batch), and its int8 export passes the int8 quality gate.
+lengths (padding inside a batch), its graph has ONNX Runtime's fused attention, and its int8
+export passes the int8 quality gate.
 
 Needs the ``onnx`` extra (onnxruntime, onnx); skipped with the reason without it. If parity
 fails after a transformers upgrade, look first at the traced attention mask: the graph is
-transformers' padded forward traced once on a batch with padding.
+transformers' padded forward (eager attention) traced once on a batch with padding, then fused
+by ONNX Runtime's transformer optimizer.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
 
 from m3vdb import InputError
 from m3vdb.encoder import M3Encoder
+from m3vdb.encoder.batching import plan_padded_batches
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
@@ -50,7 +53,11 @@ def test_float32_equals_the_torch_encoder(onnx_dir, tiny_encoder, float32_output
     assert enc.max_length == tiny_encoder.max_length
     assert enc.tokenize(SAMPLE_TEXTS) == tiny_encoder.tokenize(SAMPLE_TEXTS)
     got = enc.encode(SAMPLE_TEXTS, max_length=TEST_MAX_LENGTH)
-    assert len({len(x) for x in enc.tokenize(SAMPLE_TEXTS, max_length=TEST_MAX_LENGTH)}) > 1
+    lengths = [len(x) for x in enc.tokenize(SAMPLE_TEXTS, max_length=TEST_MAX_LENGTH)]
+    batches = plan_padded_batches(
+        lengths, token_budget=enc.token_budget, max_batch_size=enc.max_batch_size
+    )
+    assert any(len({lengths[i] for i in batch}) > 1 for batch in batches)  # padding ran
     for ref, emb in zip(float32_outputs, got):
         np.testing.assert_allclose(emb.dense, ref.dense, atol=1e-5, rtol=0)
         assert emb.sparse.keys() == ref.sparse.keys()
@@ -58,6 +65,24 @@ def test_float32_equals_the_torch_encoder(onnx_dir, tiny_encoder, float32_output
             assert abs(emb.sparse[token] - weight) <= 1e-5
         assert emb.colbert.shape == ref.colbert.shape and emb.colbert.dtype == np.float32
         np.testing.assert_allclose(emb.colbert, ref.colbert, atol=1e-5, rtol=0)
+
+
+def _op_types(folder) -> list[str]:
+    import onnx
+
+    return [n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node]
+
+
+def test_export_fuses_each_layers_attention(onnx_dir, tiny_model_dir):
+    """One ONNX Runtime Attention node per layer (its kernel takes the texts' lengths, not a
+    4-D mask): what makes the export as fast as the torch encoder; an unrecognised trace
+    would still be right, only slower, which this test catches."""
+    import json
+
+    layers = json.loads((tiny_model_dir / "config.json").read_text())["num_hidden_layers"]
+    ops = _op_types(onnx_dir)
+    assert ops.count("Attention") == layers
+    assert "SkipLayerNormalization" in ops and "Softmax" not in ops
 
 
 def test_outputs_asked_for_only(onnx_dir):
@@ -83,6 +108,7 @@ def test_int8_export_quantises_the_backbone_not_the_heads(onnx_int8_dir):
     quantised = [n.name for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeLinear")]
     heads = [n.name for n in nodes if n.name.startswith(("/colbert_linear/", "/sparse_linear/"))]
     assert quantised and heads
+    assert "QAttention" in _op_types(onnx_int8_dir)  # the fused attention's projections too
     assert not [n for n in heads if "quant" in n.lower() or "Integer" in n]
     assert {n.op_type for n in nodes if n.name in heads} & {"MatMul"}
 
