@@ -14,7 +14,10 @@ Per repeat and per client count C, alternating the order:
   real share.
 
 The ratio served / offline at 32 clients is the issue's target (>= 0.85). The mean batch size
-the server formed is read from its ``/metrics``.
+the server formed is read from its ``/metrics``. CPU milliseconds per text say where the
+served side's time goes (Linux): the server's forward pass (its batcher and torch threads),
+its event loop (HTTP, JSON, tokenising: the main thread) and the clients (this process),
+against the offline side's.
 
     python bench/serve.py --model /work/bench-ckpt-full --repeats 3 --json out.json
     python bench/serve.py --build small            # a random-weight 6 x 384 checkpoint
@@ -36,6 +39,7 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -204,6 +208,25 @@ def _batches(url: str) -> tuple[float, float]:
     return count, total
 
 
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of process ``pid`` so far (Linux ``/proc``; empty elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return seconds
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -276,7 +299,18 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     server = start_server(args.model, port, args.max_wait_ms, args.threads)
     results: dict[int, dict[str, list[float]]] = {
-        c: {"offline": [], "served": [], "p50": [], "p95": [], "batch": []} for c in args.clients
+        c: {
+            "offline": [],
+            "served": [],
+            "p50": [],
+            "p95": [],
+            "batch": [],
+            "loop_ms": [],
+            "model_ms": [],
+            "client_ms": [],
+            "offline_ms": [],
+        }
+        for c in args.clients
     }
     # the offline outputs, to check the served ones against (batching noise)
     reference = [e.dense for e in encoder.encode(texts, sparse=False, colbert=False)]
@@ -290,15 +324,27 @@ def main() -> None:
                 order = ("offline", "served") if repeat % 2 == 0 else ("served", "offline")
                 for side in order:
                     if side == "offline":
-                        t0 = time.perf_counter()
+                        t0, own_before = time.perf_counter(), _own_cpu()
                         for i in range(0, len(level), args.offline_batch):
                             chunk = level[i : i + args.offline_batch]
                             encoder.encode(chunk, sparse=False, colbert=False)
                         row["offline"].append(len(level) / (time.perf_counter() - t0))
+                        row["offline_ms"].append(1000 * (_own_cpu() - own_before) / len(level))
                     else:
                         before = _batches(url)
+                        cpu_before, own_before = _thread_cpu(server.pid), _own_cpu()
                         drive = _raw_clients if args.client == "raw" else _clients
                         wall, lat, vectors = asyncio.run(drive(url, level, clients))
+                        cpu = _thread_cpu(server.pid)
+                        per_thread = sorted(
+                            (cpu[t] - cpu_before.get(t, 0.0) for t in cpu), reverse=True
+                        )
+                        # the event loop is the server's main thread (tid = pid); the rest
+                        # is the batcher and torch's threads (the forward pass)
+                        loop = cpu.get(server.pid, 0.0) - cpu_before.get(server.pid, 0.0)
+                        row["loop_ms"].append(1000 * loop / len(level))
+                        row["model_ms"].append(1000 * (sum(per_thread) - loop) / len(level))
+                        row["client_ms"].append(1000 * (_own_cpu() - own_before) / len(level))
                         for got, want in zip(vectors, reference):
                             max_diff = max(max_diff, float(abs(got - want).max()))
                         after = _batches(url)
@@ -311,7 +357,9 @@ def main() -> None:
                     f"texts/s, served {row['served'][-1]:7.2f} texts/s "
                     f"({row['served'][-1] / row['offline'][-1]:.2f}x), p50 "
                     f"{1000 * row['p50'][-1]:.0f} ms, p95 {1000 * row['p95'][-1]:.0f} ms, mean "
-                    f"batch {row['batch'][-1]:.1f}",
+                    f"batch {row['batch'][-1]:.1f}; CPU ms per text: offline "
+                    f"{row['offline_ms'][-1]:.2f}, served: model {row['model_ms'][-1]:.2f} + "
+                    f"event loop {row['loop_ms'][-1]:.2f} + clients {row['client_ms'][-1]:.2f}",
                     flush=True,
                 )
     finally:
@@ -321,9 +369,9 @@ def main() -> None:
     print(f"\nmax |served - offline| over every dense vector: {max_diff:.2e}")
     print(
         "\n| clients | texts | offline texts/s | served texts/s | served / offline | "
-        "p50 ms | p95 ms | mean batch |"
+        "p50 ms | p95 ms | mean batch | CPU ms/text offline | served: model + loop + clients |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     summary: dict[str, Any] = {
         "model": args.model,
         "lengths": lengths,
@@ -341,7 +389,8 @@ def main() -> None:
             f"{max(row['offline']):.2f}) | {med['served']:.2f} ({min(row['served']):.2f}.."
             f"{max(row['served']):.2f}) | **{statistics.median(ratios):.2f}** "
             f"({min(ratios):.2f}..{max(ratios):.2f}) | {1000 * med['p50']:.0f} | "
-            f"{1000 * med['p95']:.0f} | {med['batch']:.1f} |"
+            f"{1000 * med['p95']:.0f} | {med['batch']:.1f} | {med['offline_ms']:.2f} | "
+            f"{med['model_ms']:.2f} + {med['loop_ms']:.2f} + {med['client_ms']:.2f} |"
         )
         summary["levels"][clients] = {**row, "ratio": ratios}
     if args.json:
