@@ -6,26 +6,36 @@ end up adjacent, where attention runs them as one batch) and a batch grows while
 tokens stay within the budget, which bounds activation memory whatever the input lengths.
 
 ONNX Runtime runs padded batches (every text as long as the batch's longest), so
-:func:`plan_padded_batches` counts the padded tokens against the budget and starts a new batch
-rather than pad a text by more than :data:`MAX_PADDING` of the batch. On mixed lengths that took
-the ONNX Runtime encoder from 0.8x to 1.0x the torch one (``bench/README.md``).
+``plan_batches(..., padded=True)`` counts the padded tokens against the budget and starts a new
+batch rather than pad a text by more than :data:`MAX_PADDING` of the batch. On mixed lengths
+that took the ONNX Runtime encoder from 0.8x to 1.0x the torch one (``bench/README.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: The share of a padded batch that may be padding before a shorter text starts a new batch.
+MAX_PADDING = 0.02
+#: Padded tokens up to which a batch may mix lengths freely: a batch of short texts of several
+#: lengths is cheaper than several batches too small to keep the cores busy.
+MIN_PADDED_TOKENS = 256
+
 
 def plan_batches(
-    lengths: Sequence[int], *, token_budget: int, max_batch_size: int
+    lengths: Sequence[int], *, token_budget: int, max_batch_size: int, padded: bool = False
 ) -> list[list[int]]:
     """Indices of ``lengths`` grouped into batches, longest texts first.
 
     Args:
         lengths: token count of each text (special tokens included).
-        token_budget: most tokens (the sum of the texts' lengths) in one batch; a text longer
-            than the budget still gets a batch of its own.
+        token_budget: most tokens (the sum of the texts' lengths; padded: the texts times the
+            longest length) in one batch; a text longer than the budget still gets a batch of
+            its own.
         max_batch_size: most texts in one batch.
+        padded: plan for a runtime that pads every text to the batch's longest (ONNX
+            Runtime): a text that would make a batch of more than :data:`MIN_PADDED_TOKENS`
+            padded tokens more than :data:`MAX_PADDING` padding starts the next batch.
     """
     if token_budget <= 0 or max_batch_size <= 0:
         raise ValueError("token_budget and max_batch_size must be positive")
@@ -34,7 +44,12 @@ def plan_batches(
     current: list[int] = []
     tokens = 0
     for index in order:
-        if current and (tokens + lengths[index] > token_budget or len(current) >= max_batch_size):
+        if current and (
+            len(current) >= max_batch_size
+            or not _fits(
+                len(current) + 1, lengths[current[0]], tokens + lengths[index], token_budget, padded
+            )
+        ):
             batches.append(current)
             current, tokens = [], 0
         current.append(index)
@@ -44,41 +59,13 @@ def plan_batches(
     return batches
 
 
-#: The share of a padded batch that may be padding before a shorter text starts a new batch.
-MAX_PADDING = 0.02
-#: Padded tokens up to which a batch may mix lengths freely: a batch of short texts of several
-#: lengths is cheaper than several batches too small to keep the cores busy.
-MIN_PADDED_TOKENS = 256
-
-
-def plan_padded_batches(
-    lengths: Sequence[int], *, token_budget: int, max_batch_size: int
-) -> list[list[int]]:
-    """Indices of ``lengths`` grouped into padded batches, longest texts first: a batch's
-    texts times its longest length stay within ``token_budget`` (a text longer than the
-    budget gets a batch of its own), and a text that would make a batch of more than
-    :data:`MIN_PADDED_TOKENS` padded tokens more than :data:`MAX_PADDING` padding starts the
-    next batch."""
-    if token_budget <= 0 or max_batch_size <= 0:
-        raise ValueError("token_budget and max_batch_size must be positive")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for index in order:
-        if current:
-            longest = lengths[current[0]]
-            padded = (len(current) + 1) * longest
-            padding = 1 - (real + lengths[index]) / padded
-            if (
-                padded > token_budget
-                or len(current) >= max_batch_size
-                or (padding > MAX_PADDING and padded > MIN_PADDED_TOKENS)
-            ):
-                batches.append(current)
-                current, real = [], 0
-        current.append(index)
-        real += lengths[index]
-    if current:
-        batches.append(current)
-    return batches
+def _fits(texts: int, longest: int, tokens: int, token_budget: int, padded: bool) -> bool:
+    """Whether a batch of ``texts`` texts holding ``tokens`` real tokens, the first (longest)
+    of ``longest``, is within the plan's limits."""
+    if not padded:
+        return tokens <= token_budget
+    padded_tokens = texts * longest
+    padding = 1 - tokens / padded_tokens
+    return padded_tokens <= token_budget and (
+        padding <= MAX_PADDING or padded_tokens <= MIN_PADDED_TOKENS
+    )

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from m3vdb.encoder.batching import plan_batches, plan_padded_batches
+from m3vdb.encoder.batching import plan_batches
 from m3vdb.encoder.checkpoint import load_checkpoint, load_tokenizer
 from m3vdb.encoder.int8 import Int8Choice, quantize_fastest
 from m3vdb.encoder.onnx_runtime import OnnxModel, onnx_folder
@@ -455,9 +455,12 @@ class M3Encoder:
     ) -> list[M3Embedding]:
         lengths = [len(x) for x in ids]
         results: list[M3Embedding | None] = [None] * len(ids)
-        # ONNX Runtime runs padded batches, torch packed ones
-        plan = plan_padded_batches if self._onnx is not None else plan_batches
-        batches = plan(lengths, token_budget=self.token_budget, max_batch_size=self.max_batch_size)
+        batches = plan_batches(
+            lengths,
+            token_budget=self.token_budget,
+            max_batch_size=self.max_batch_size,
+            padded=self._onnx is not None,  # ONNX Runtime runs padded batches, torch packed ones
+        )
         with tqdm(total=sum(lengths), unit="tok", disable=not show_progress, desc="encode") as bar:
             for batch in batches:
                 for index, emb in zip(

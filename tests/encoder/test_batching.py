@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3vdb.encoder.batching import MAX_PADDING, MIN_PADDED_TOKENS, plan_batches, plan_padded_batches
+from m3vdb.encoder.batching import MAX_PADDING, MIN_PADDED_TOKENS, plan_batches
 
 LENGTHS = [5, 300, 12, 8192, 40, 40, 7, 100, 290, 280, 11, 39]
 
@@ -46,7 +46,7 @@ def test_padded_batches_count_padding_against_the_budget_and_limit_it():
     budget, a batch of more than MIN_PADDED_TOKENS padded tokens is at most MAX_PADDING
     padding, and short texts of several lengths still share a batch."""
     lengths = [300, 298, 297, 250, 249, 40, 39, 38, 12, 11, 10, 9, 8000, 260]
-    batches = plan_padded_batches(lengths, token_budget=1000, max_batch_size=8)
+    batches = plan_batches(lengths, token_budget=1000, max_batch_size=8, padded=True)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         longest = max(lengths[i] for i in batch)
@@ -67,4 +67,4 @@ def test_padded_batches_count_padding_against_the_budget_and_limit_it():
         for b in plan_batches(lengths, token_budget=1000, max_batch_size=8)
     )
     with pytest.raises(ValueError):
-        plan_padded_batches([1], token_budget=0, max_batch_size=1)
+        plan_batches([1], token_budget=0, max_batch_size=1, padded=True)

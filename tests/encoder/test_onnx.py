@@ -17,7 +17,7 @@ from sample_texts import SAMPLE_TEXTS, TEST_MAX_LENGTH
 
 from m3vdb import InputError
 from m3vdb.encoder import M3Encoder
-from m3vdb.encoder.batching import plan_padded_batches
+from m3vdb.encoder.batching import plan_batches
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnx", reason="the onnx extra is not installed")
@@ -54,8 +54,8 @@ def test_float32_equals_the_torch_encoder(onnx_dir, tiny_encoder, float32_output
     assert enc.tokenize(SAMPLE_TEXTS) == tiny_encoder.tokenize(SAMPLE_TEXTS)
     got = enc.encode(SAMPLE_TEXTS, max_length=TEST_MAX_LENGTH)
     lengths = [len(x) for x in enc.tokenize(SAMPLE_TEXTS, max_length=TEST_MAX_LENGTH)]
-    batches = plan_padded_batches(
-        lengths, token_budget=enc.token_budget, max_batch_size=enc.max_batch_size
+    batches = plan_batches(
+        lengths, token_budget=enc.token_budget, max_batch_size=enc.max_batch_size, padded=True
     )
     assert any(len({lengths[i] for i in batch}) > 1 for batch in batches)  # padding ran
     for ref, emb in zip(float32_outputs, got):
