@@ -142,10 +142,16 @@ class ColbertStrategy(ABC):
 
     # -- writes ---------------------------------------------------------------------
 
-    @abstractmethod
     def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
         """Writes one validated batch: main entities (with their MUVERA encodings ``fde``, row
-        i for pair i, when the spec stores them) and ColBERT rows, no document half-written."""
+        i for pair i, when the spec stores them) and ColBERT rows, no document half-written.
+        Here: the main entities, which hold everything (no rows, or rows in a struct field)."""
+        self._upsert_main(
+            [
+                ms.main_row(d, e, self._spec, self.name, fde=_row(fde, i))
+                for i, (d, e) in enumerate(pairs)
+            ]
+        )
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes the ColBERT rows of ``ids`` (after their main entities were deleted)."""
@@ -179,14 +185,6 @@ class NoColbert(ColbertStrategy):
     """The collection stores no ColBERT rows (the plan refuses ColBERT queries before here)."""
 
     name = "none"
-
-    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
-        self._upsert_main(
-            [
-                ms.main_row(d, e, self._spec, self.name, fde=_row(fde, i))
-                for i, (d, e) in enumerate(pairs)
-            ]
-        )
 
     def rerank(
         self,
@@ -225,14 +223,6 @@ class StructColbert(ColbertStrategy):
             for row in rows
             if row.get(names.colbert)
         }
-
-    def write(self, pairs: Pairs, fde: np.ndarray | None = None) -> None:
-        self._upsert_main(
-            [
-                ms.main_row(d, e, self._spec, self.name, fde=_row(fde, i))
-                for i, (d, e) in enumerate(pairs)
-            ]
-        )
 
     def rerank(
         self,
