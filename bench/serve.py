@@ -336,14 +336,12 @@ def main() -> None:
                         drive = _raw_clients if args.client == "raw" else _clients
                         wall, lat, vectors = asyncio.run(drive(url, level, clients))
                         cpu = _thread_cpu(server.pid)
-                        per_thread = sorted(
-                            (cpu[t] - cpu_before.get(t, 0.0) for t in cpu), reverse=True
-                        )
+                        used = {t: cpu[t] - cpu_before.get(t, 0.0) for t in cpu}
                         # the event loop is the server's main thread (tid = pid); the rest
                         # is the batcher and torch's threads (the forward pass)
-                        loop = cpu.get(server.pid, 0.0) - cpu_before.get(server.pid, 0.0)
+                        loop = used.get(server.pid, 0.0)
                         row["loop_ms"].append(1000 * loop / len(level))
-                        row["model_ms"].append(1000 * (sum(per_thread) - loop) / len(level))
+                        row["model_ms"].append(1000 * (sum(used.values()) - loop) / len(level))
                         row["client_ms"].append(1000 * (_own_cpu() - own_before) / len(level))
                         for got, want in zip(vectors, reference):
                             max_diff = max(max_diff, float(abs(got - want).max()))

@@ -2,8 +2,9 @@
 the second runtime behind ``M3Encoder``, which picks it when given such a folder.
 
 ONNX Runtime takes padded batches (the graph is transformers' padded forward): a batch's
-texts, sorted by length by the planner, are padded to its longest, and the padding rows are
-dropped from the outputs here, so the three outputs are the torch encoder's.
+texts, planned by ``plan_batches(..., padded=True)`` (at most 2 % padding), are padded to its
+longest, and the padding rows are dropped from the outputs here, so the three outputs are the
+torch encoder's.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_window_arguments_are_checked(tiny_encoder):
     assert len(empty) == 1 and empty[0].token_end == 0 and empty[0].embedding.sparse == {}
 
 
-@pytest.mark.parametrize("copies", [1, 3])  # 13 texts: one by one; 39: encode_batch
+@pytest.mark.parametrize("copies", [1, 3])  # 13 and 39 texts
 def test_tokenize_gives_the_tokenizers_own_ids(tiny_encoder, copies):
     """``tokenize`` reads ids from a copy of the Rust tokenizer (half the cost per call):
     they equal transformers' call on every sample (empty, whitespace, NFKC, scripts, emoji),
